@@ -1,0 +1,222 @@
+"""The one typed configuration object, loaded from a TOML file in ``conf/``.
+
+Every key has a default here, and ``conf/unified-messaging.toml`` documents each of them (a test
+keeps the two in step).  Anything wrong in a file stops start-up with a ``ConfigError`` that names
+the key, the value found and what is expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_FILE_NAME = "unified-messaging.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else "one of " + ", ".join(repr(c) for c in choices)
+    return check
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 <= value <= 65535 else "a TCP port from 0 to 65535 (0 = any free port)"
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "a number greater than 0"
+
+
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "a number of 0 or more"
+
+
+def _url_or_empty(value: Any) -> str | None:
+    if value == "" or value.startswith(("http://", "https://")):
+        return None
+    return "an http:// or https:// URL, or \"\" for none"
+
+
+def _key(default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
+    return field(default=default, metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = _key("127.0.0.1")
+    port: int = _key(8080, _port)
+    public_base_url: str = _key("", _url_or_empty)
+    threads: int = _key(8, _positive)
+    max_request_bytes: int = _key(2 * 1024 * 1024, _positive)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    folder: str = _key("um-data")
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    mode: str = _key("simulator", _one_of("simulator", "remote"))
+    genericinsurability_url: str = _key("", _url_or_empty)
+    timeout_seconds: float = _key(20.0, _positive)
+    is_test: bool = _key(True)
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    host: str = _key("127.0.0.1")
+    port: int = _key(0, _port)
+    latency_ms: int = _key(0, _not_negative)
+
+
+@dataclass(frozen=True)
+class LicenceConfig:
+    username: str = _key("unified-messaging-demo")
+    password: str = _key("demo-licence-password")
+    package_name: str = _key("unified-messaging")
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    path: str = _key("")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = _key("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    licence: LicenceConfig = field(default_factory=LicenceConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: str = "built-in defaults"
+
+    @property
+    def data_folder(self) -> Path:
+        return Path(self.data.folder).expanduser().resolve()
+
+    @property
+    def journal_path(self) -> Path:
+        if self.journal.path:
+            return Path(self.journal.path).expanduser().resolve()
+        return self.data_folder / "journal.sqlite"
+
+    def replace(self, section: str, **values: Any) -> "Config":
+        """A copy with some keys of one section changed (used for command-line overrides)."""
+        current = getattr(self, section)
+        updated = dataclasses.replace(current, **values)
+        _check_section(section, updated)
+        return dataclasses.replace(self, **{section: updated})
+
+
+_SECTION_CLASSES = {
+    "server": ServerConfig, "data": DataConfig, "upstream": UpstreamConfig,
+    "simulator": SimulatorConfig, "licence": LicenceConfig, "journal": JournalConfig,
+    "logging": LoggingConfig,
+}
+
+
+def _type_name(tp: type) -> str:
+    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}[tp]
+
+
+def _coerce(section: str, name: str, tp: type, value: Any) -> Any:
+    where = f"[{section}] {name}"
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{where} = {value!r} is not valid: expected {_type_name(tp)}.")
+    return value
+
+
+def _check_section(section: str, obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        check = f.metadata.get("check")
+        value = getattr(obj, f.name)
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(f"[{section}] {f.name} = {value!r} is not valid: expected {problem}.")
+
+
+def _field_types(cls: type) -> dict[str, type]:
+    hints = {"str": str, "int": int, "float": float, "bool": bool}
+    return {f.name: hints[f.type] if isinstance(f.type, str) else f.type for f in dataclasses.fields(cls)}
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
+    """Build and check a Config from parsed TOML; unknown sections and keys are errors."""
+    sections: dict[str, Any] = {}
+    for section, values in raw.items():
+        cls = _SECTION_CLASSES.get(section)
+        if cls is None:
+            raise ConfigError(
+                f"[{section}] is not a known section: expected one of {', '.join(sorted(_SECTION_CLASSES))}."
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section} = {values!r} is not valid: expected a [{section}] table.")
+        types = _field_types(cls)
+        kwargs = {}
+        for name, value in values.items():
+            if name not in types:
+                raise ConfigError(
+                    f"[{section}] {name} is not a known key: expected one of {', '.join(sorted(types))}."
+                )
+            kwargs[name] = _coerce(section, name, types[name], value)
+        obj = cls(**kwargs)
+        _check_section(section, obj)
+        sections[section] = obj
+    return Config(source=source, **sections)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the configuration file; without a path, use ``default_config_path()`` if it exists."""
+    if path is None:
+        found = default_config_path()
+        if found is None:
+            return Config()
+        path = found
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"The configuration file {path} does not exist: give an existing file with --config.") from None
+    except OSError as exc:
+        raise ConfigError(f"The configuration file {path} cannot be read: {exc.strerror}.") from None
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
+    return config_from_dict(raw, source=str(path))
+
+
+def default_config_path() -> Path | None:
+    """``conf/unified-messaging.toml`` under the working directory, else the installed copy."""
+    for candidate in (
+        Path.cwd() / "conf" / DEFAULT_FILE_NAME,
+        Path(sys.prefix) / "share" / "unified-messaging" / "conf" / DEFAULT_FILE_NAME,
+    ):
+        if candidate.is_file():
+            return candidate
+    return None

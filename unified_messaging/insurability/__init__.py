@@ -1,0 +1,1 @@
+"""Insurability: the core service every interface calls, its folder interface and the legacy batch."""

@@ -1,0 +1,1 @@
+"""Invoicing: the eFact formats, the folder pipeline and the feedback it collects."""

@@ -1,0 +1,1 @@
+"""The journal: every consultation and file, in SQLite; written by the core, read by the UI."""

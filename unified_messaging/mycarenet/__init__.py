@@ -1,0 +1,1 @@
+"""The upstream MyCareNet client: transports, STS, WS-Security, GenericInsurability, GenAsync."""

@@ -1,0 +1,1 @@
+"""The secure space: users, certificates, access lists, establishments and mandates."""

@@ -1,0 +1,1 @@
+"""The built-in MyCareNet simulator: the embedded default upstream for demos and tests."""

@@ -1,0 +1,1 @@
+"""The legacy SOAP front: ConsultMyCareNet served with Spyne, its contract served verbatim from wsdl/."""

@@ -1,0 +1,1 @@
+"""Mybox, the web UI."""
