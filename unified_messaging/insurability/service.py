@@ -1,0 +1,165 @@
+"""The core insurability service: the one place every interface (SOAP, folders, batch) goes through.
+
+It checks what can be checked locally (identifiers, dates) so a typo costs no network round trip,
+calls MyCareNet through the upstream client, and writes one journal line per consultation.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from unified_messaging.identifiers import mask_ssin, nihii_problem, ssin_problem
+from unified_messaging.journal import Consultation, Journal
+from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.models import (
+    BusinessFault,
+    FaultDetail,
+    InsurabilityAnswer,
+    InsurabilityQuery,
+)
+
+log = logging.getLogger(__name__)
+
+KNOWN_QUALITIES = (
+    "labo", "nurse", "groupofnurses", "hospital", "doctor", "physiotherapist", "dentist",
+    "midwife", "pharmacy", "medicalhouse", "retirement", "ambulance", "psychologist",
+)
+
+LOCAL_SOURCE = "unified-messaging"
+
+
+class UpstreamInsurability(Protocol):
+    def get_insurability(self, query: InsurabilityQuery) -> InsurabilityAnswer: ...
+
+
+@dataclass(frozen=True)
+class LocalCheck:
+    """A problem found before any upstream call; ``code`` is from the catalogue below."""
+
+    code: str
+    location: str
+    message: str
+
+
+# Local refusal catalogue: code -> (location, what to do).  README lists it.
+LOCAL_CODES = {
+    "UM-SSIN": "Ssin",
+    "UM-MUTUALITY": "Mutuality",
+    "UM-REGNR": "RegistrationNumber",
+    "UM-PATIENT": "Ssin",
+    "UM-NIHII": "CareProvider/Nihii",
+    "UM-QUALITY": "CareProvider/Quality",
+    "UM-PERIOD": "PeriodEnd",
+}
+
+
+def local_checks(query: InsurabilityQuery) -> list[LocalCheck]:
+    """Everything wrong with the query that the gateway can see without asking MyCareNet."""
+    problems: list[LocalCheck] = []
+
+    def add(code: str, message: str) -> None:
+        problems.append(LocalCheck(code, LOCAL_CODES[code], message))
+
+    nihii = nihii_problem(query.care_provider.nihii)
+    if nihii:
+        add("UM-NIHII", nihii)
+    if query.care_provider.quality.lower() not in KNOWN_QUALITIES:
+        add("UM-QUALITY", f"The care provider quality '{query.care_provider.quality}' is not known; use one of "
+                          + ", ".join(KNOWN_QUALITIES) + ".")
+    if query.ssin:
+        problem = ssin_problem(query.ssin)
+        if problem:
+            add("UM-SSIN", problem)
+    elif query.mutuality or query.registration_number:
+        if not (query.mutuality and len(query.mutuality) == 3 and query.mutuality.isdigit()):
+            add("UM-MUTUALITY", "The mutuality code has 3 digits (for example 131 or 319).")
+        if not query.registration_number or len(query.registration_number) > 13:
+            add("UM-REGNR", "The registration number at the mutuality is required and has at most 13 characters.")
+    else:
+        add("UM-PATIENT", "Identify the patient by SSIN, or by mutuality and registration number.")
+    if query.period_end < query.period_start:
+        add("UM-PERIOD", "The period ends before it starts; PeriodEnd must be on or after PeriodStart.")
+    return problems
+
+
+class InsurabilityService:
+    """Consult insurability for any interface; never raises for business errors."""
+
+    def __init__(
+        self,
+        upstream: UpstreamInsurability,
+        journal: Journal,
+        *,
+        monotonic: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.upstream = upstream
+        self.journal = journal
+        self.monotonic = monotonic
+
+    def consult(self, query: InsurabilityQuery, *, interface: str) -> InsurabilityAnswer:
+        """Answer the query.  Raises only ``UpstreamUnavailable`` (nothing could be asked)."""
+        started = self.monotonic()
+        problems = local_checks(query)
+        if problems:
+            answer = InsurabilityAnswer(
+                query=query,
+                fault=BusinessFault(
+                    code="INPUT_ERROR",
+                    source=LOCAL_SOURCE,
+                    message="The request was not sent to MyCareNet: " + problems[0].message,
+                    details=tuple(FaultDetail(p.code, p.location, p.message) for p in problems),
+                ),
+            )
+            self._record(query, interface, started, "REJECTED", problems[0].code, None)
+            return answer
+        try:
+            answer = self.upstream.get_insurability(query)
+        except UpstreamUnavailable:
+            self._record(query, interface, started, "UNAVAILABLE", None, None)
+            raise
+        except UpstreamFault as fault:
+            self._record(query, interface, started, "FAULT", fault.code, None)
+            return InsurabilityAnswer(
+                query=query,
+                fault=BusinessFault(
+                    code=fault.code,
+                    source="MyCareNet",
+                    message=f"{fault.message} {fault.advice}".strip(),
+                    details=tuple(FaultDetail(fault.code, None, d) for d in fault.details),
+                ),
+            )
+        if answer.fault:
+            self._record(query, interface, started, "ERROR", answer.fault.code, answer.audit_reference)
+        else:
+            self._record(query, interface, started, "OK", None, answer.audit_reference)
+        return answer
+
+    def _record(
+        self, query: InsurabilityQuery, interface: str, started: float, outcome: str,
+        code: str | None, audit_reference: str | None,
+    ) -> None:
+        duration_ms = (self.monotonic() - started) * 1000
+        patient = mask_ssin(query.ssin) if query.ssin else f"{query.mutuality or ''}/{(query.registration_number or '')[:3]}***"
+        self.journal.record_consultation(
+            Consultation(
+                at=self.journal.clock().isoformat(timespec="milliseconds"),
+                interface=interface,
+                care_provider=query.care_provider.nihii,
+                quality=query.care_provider.quality,
+                patient=patient,
+                period_start=query.period_start.isoformat(),
+                period_end=query.period_end.isoformat(),
+                outcome=outcome,
+                code=code,
+                audit_reference=audit_reference,
+                reference=query.reference,
+                duration_ms=round(duration_ms, 2),
+            )
+        )
+        log.info(
+            "insurability %s via %s for %s patient %s: %s%s (%.0f ms)",
+            query.request_type.value, interface, query.care_provider.nihii, patient, outcome,
+            f" {code}" if code else "", duration_ms,
+        )

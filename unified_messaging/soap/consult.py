@@ -1,0 +1,108 @@
+"""The POST side of ConsultMyCareNet, served by Spyne.
+
+Operations take the body as ``AnyXml`` (bare): the whole wrapper element is validated against the
+contract XSD with lxml and the answer is built with lxml, so the wire format cannot drift from
+``wsdl/``.  Spyne supplies the SOAP 1.1 / 1.2 envelopes, dispatch by Body element and faults.
+"""
+from __future__ import annotations
+
+import logging
+
+from spyne import AnyXml, Application, ServiceBase, rpc
+from spyne.error import Fault
+from spyne.protocol.soap import Soap11, Soap12
+from spyne.server.wsgi import WsgiApplication
+
+from unified_messaging.insurability.contract_xml import E, answer_to_xml, query_from_xml
+from unified_messaging.insurability.service import InsurabilityService
+from unified_messaging.mycarenet.errors import UpstreamUnavailable
+from unified_messaging.soap.contract import TNS, Contract
+from unified_messaging.xmlsafe import UnsafeXml, parse_xml
+
+log = logging.getLogger(__name__)
+
+INTERFACE = "soap"
+
+
+class _HardenedParsing:
+    """Parse every incoming document with our hardened parser instead of Spyne's."""
+
+    def create_in_document(self, ctx, charset=None):  # noqa: ANN001 - Spyne's signature
+        data = b"".join(ctx.in_string)
+        if charset and not data.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml"):
+            data = data.decode(charset, errors="replace").encode("utf-8")
+        try:
+            root = parse_xml(data)
+        except UnsafeXml as exc:
+            raise Fault("Client.XMLSyntaxError", str(exc)) from None
+        ctx.in_document = (root, {})
+
+
+class HardenedSoap11(_HardenedParsing, Soap11):
+    pass
+
+
+class HardenedSoap12(_HardenedParsing, Soap12):
+    pass
+
+
+def _make_service(service: InsurabilityService, contract: Contract) -> type[ServiceBase]:
+    class ConsultMyCareNet(ServiceBase):
+        @rpc(AnyXml, _body_style="bare", _returns=AnyXml,
+             _in_message_name=f"{{{TNS}}}Echo", _out_message_name=f"{{{TNS}}}EchoResponse")
+        def Echo(ctx, message):  # noqa: N802, N805 - names fixed by the contract
+            _validate(ctx, contract)
+            text = message.text if message is not None else None
+            return E.EchoResult(text or "")
+
+        @rpc(AnyXml, _body_style="bare", _returns=AnyXml,
+             _in_message_name=f"{{{TNS}}}GetInsurability",
+             _out_message_name=f"{{{TNS}}}GetInsurabilityResponse")
+        def GetInsurability(ctx, request):  # noqa: N802, N805
+            _validate(ctx, contract)
+            query = query_from_xml(request)
+            try:
+                answer = service.consult(query, interface=INTERFACE)
+            except UpstreamUnavailable as exc:
+                raise Fault("Server.UpstreamUnavailable", str(exc)) from None
+            return answer_to_xml(answer)
+
+    return ConsultMyCareNet
+
+
+def _validate(ctx, contract: Contract) -> None:  # noqa: ANN001
+    problem = contract.validation_error(ctx.in_body_doc)
+    if problem:
+        raise Fault("Client.SchemaValidation", problem)
+
+
+def build_soap_apps(
+    service: InsurabilityService, contract: Contract, *, max_content_length: int
+) -> dict[str, WsgiApplication]:
+    """One Spyne WSGI application per SOAP version, keyed "1.1" and "1.2"."""
+    service_class = _make_service(service, contract)
+    apps = {}
+    for version, protocol in (("1.1", HardenedSoap11), ("1.2", HardenedSoap12)):
+        application = Application(
+            [service_class], tns=TNS, name=contract.service_name,
+            in_protocol=protocol(validator=None), out_protocol=protocol(),
+        )
+        apps[version] = WsgiApplication(application, max_content_length=max_content_length)
+    return apps
+
+
+def fault_envelope(version: str, code: str, text: str) -> bytes:
+    """A SOAP fault built without Spyne, for requests refused before they reach it."""
+    if version == "1.2":
+        env = "http://www.w3.org/2003/05/soap-envelope"
+        soap_code = "Sender" if code == "Client" else "Receiver"
+        doc = (f'<soap:Envelope xmlns:soap="{env}"><soap:Body><soap:Fault><soap:Code><soap:Value>'
+               f'soap:{soap_code}</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang="en">{{text}}'
+               f'</soap:Text></soap:Reason></soap:Fault></soap:Body></soap:Envelope>')
+    else:
+        env = "http://schemas.xmlsoap.org/soap/envelope/"
+        doc = (f'<soap:Envelope xmlns:soap="{env}"><soap:Body><soap:Fault><faultcode>soap:{code}</faultcode>'
+               f'<faultstring>{{text}}</faultstring></soap:Fault></soap:Body></soap:Envelope>')
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return ("<?xml version='1.0' encoding='UTF-8'?>\n" + doc.replace("{text}", escaped)).encode("utf-8")
+
