@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator, Union
+from collections.abc import Iterator
 
 __all__ = ["PropertiesError", "load_properties", "loads_properties", "read_properties_file"]
 
@@ -260,7 +260,7 @@ def load_properties(data: bytes, *, source: str | None = None) -> dict[str, str]
     return loads_properties(bytes(data).decode("iso-8859-1"), source=source)
 
 
-def read_properties_file(path: Union[str, "os.PathLike[str]"]) -> dict[str, str]:
+def read_properties_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """Read a ``.properties`` file like ``Properties.load(new FileInputStream(path))``.
 
     :raises OSError: if the file cannot be read.
