@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import waitress
+from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
 from unified_messaging.config import Config, ConfigError
@@ -36,9 +37,14 @@ class _RunningServer:
         return self.server.effective_port
 
     def close(self) -> None:
-        self.server.close()
-        self.server.task_dispatcher.shutdown()
+        """Close the listener and every open connection from waitress's own loop, then stop the workers.
+
+        waitress's loop runs until its socket map is empty; closing sockets from another thread
+        races with it ("Bad file descriptor"), so the closing is handed to the loop's trigger.
+        """
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
         self.thread.join(timeout=10)
+        self.server.task_dispatcher.shutdown()
 
 
 def _start(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str) -> _RunningServer:

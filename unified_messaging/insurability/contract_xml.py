@@ -33,7 +33,7 @@ REQUEST_TYPES = {"Information": RequestType.INFORMATION, "Invoicing": RequestTyp
 
 def _text(parent: etree._Element, path: str) -> str | None:
     found = parent.find(path, namespaces={"t": TNS})
-    if found is None or found.text is None:
+    if found is None or found.text is None or not found.text.strip():
         return None
     return found.text.strip()
 

@@ -68,7 +68,9 @@ def local_checks(query: InsurabilityQuery) -> list[LocalCheck]:
     if query.care_provider.quality.lower() not in KNOWN_QUALITIES:
         add("UM-QUALITY", f"The care provider quality '{query.care_provider.quality}' is not known; use one of "
                           + ", ".join(KNOWN_QUALITIES) + ".")
-    if query.ssin:
+    if query.ssin and (query.mutuality or query.registration_number):
+        add("UM-PATIENT", "Identify the patient by SSIN, or by mutuality and registration number, not both.")
+    elif query.ssin:
         problem = ssin_problem(query.ssin)
         if problem:
             add("UM-SSIN", problem)

@@ -1,0 +1,95 @@
+"""``unified-messaging serve`` as a user runs it: a real process, real signals."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+
+CLI = shutil.which("unified-messaging", path=str(Path(sys.executable).parent)) or "unified-messaging"
+ECHO = (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+        b'<Echo xmlns="http://unified-messaging.be/ConsultMyCareNet/"><message>ping</message></Echo>'
+        b"</s:Body></s:Envelope>")
+
+
+def _start(cwd: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([CLI, "serve", *args], cwd=cwd, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 30
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        seen.append(line)
+        found = re.search(r"serving (http://\S+)", line)
+        if found:
+            return process, found.group(1)
+        if process.poll() is not None:
+            break
+    process.kill()
+    pytest.fail("serve did not start: " + "".join(seen))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_on_defaults_answers_and_stops_cleanly(tmp_path, sig):
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    process, url = _start(tmp_path, "--port", "0")
+    try:
+        assert url.endswith("/unified-messaging/services")
+        response = requests.post(url + "/ConsultMyCareNetSoap", data=ECHO,
+                                 headers={"Content-Type": "text/xml"}, timeout=10)
+        assert b"ping" in response.content
+        assert (tmp_path / "um-data" / "journal.sqlite").exists()
+    finally:
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "stopped." in err
+
+
+def test_host_and_config_options(tmp_path):
+    conf = tmp_path / "custom.toml"
+    conf.write_text(f'[data]\nfolder = "{tmp_path / "elsewhere"}"\n[server]\nport = 1\n')
+    process, url = _start(tmp_path, "--config", str(conf), "--host", "127.0.0.1", "--port", "0")
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        assert (tmp_path / "elsewhere" / "journal.sqlite").exists()
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+@pytest.mark.parametrize("content, words", [
+    ('[server]\nport = "eighty"\n', "[server] port = 'eighty' is not valid: expected a whole number"),
+    ('[upstream]\nmode = "production"\n', "[upstream] mode = 'production' is not valid"),
+    ('[upstream]\nmode = "remote"\n', "genericinsurability_url"),
+])
+def test_wrong_configuration_stops_start_up_with_a_clear_message(tmp_path, content, words):
+    conf = tmp_path / "bad.toml"
+    conf.write_text(content)
+    result = subprocess.run([CLI, "serve", "--config", str(conf), "--port", "0"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_explained(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([CLI, "serve", "--port", str(port)], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=30)
+    assert result.returncode != 0
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -1,0 +1,436 @@
+"""The upstream client for MyCareNet GenericInsurability v1 (``getInsurability``, XML variant).
+
+zeep reads our own WSDL once per client and serialises each request from it, so the request
+always follows the contract.  The answer is read with the hardened parser and mapped with plain
+lxml: zeep 4.3 cannot deserialise the answer's ``choice`` between two sequences
+(``CareReceiverId``+``MessageFault`` or ``CareReceiverDetail``+``InsurabilityResponseDetail``).
+
+Outcomes:
+
+* an insurability answer or a business refusal (``MessageFault``) -> ``InsurabilityAnswer``
+  (a refusal is ``answer.fault``, never an exception);
+* a SOAP fault -> ``UpstreamFault`` with the platform's code (``SOA-xxxxx``) and advice;
+* no SOAP answer at all (connection refused, timeout, DNS, HTTP error page) -> ``UpstreamUnavailable``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import requests
+import zeep
+from lxml import etree
+from zeep import plugins as zeep_plugins
+
+from unified_messaging.identifiers import mask_ssin
+from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.models import (
+    BusinessFault,
+    FaultDetail,
+    GeneralSituation,
+    Hospitalized,
+    InsurabilityAnswer,
+    InsurabilityPeriod,
+    InsurabilityQuery,
+    MedicalHouse,
+    Patient,
+    Transfer,
+)
+from unified_messaging.mycarenet.transport import GatewayTransport
+from unified_messaging.xmlsafe import UnsafeXml, parse_xml
+
+log = logging.getLogger(__name__)
+
+SCHEMA_DIR = Path(__file__).resolve().with_name("schemas")
+WSDL_PATH = SCHEMA_DIR / "GenericInsurability-v1.wsdl"
+
+SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+PROTOCOL_NS = "urn:be:fgov:ehealth:genericinsurability:protocol:v1"
+CORE_NS = "urn:be:fgov:ehealth:genericinsurability:core:v1"
+SOA_ERRORS_NS = "urn:be:fgov:ehealth:errors:soa:v1"
+BINDING = f"{{{PROTOCOL_NS}}}GenericInsurabilitySoapBinding"
+OPERATION = "getInsurability"
+
+_PREFIXES = {"soapenv": SOAP11_ENV, "genins": PROTOCOL_NS, "gc": CORE_NS}
+
+MessageHook = Callable[[etree._Element, dict[str, str]], tuple[bytes, dict[str, str]]]
+"""Turns the finished envelope into the bytes to send (and may change the HTTP headers).
+
+The default writes the envelope as UTF-8. A signing layer that must place a SAML assertion
+byte for byte can take over serialisation here.
+"""
+
+
+class InputReferences:
+    """Fresh numeric references (at most 14 digits) for ``RecordCommonInput/InputReference``.
+
+    Milliseconds since the epoch (13 digits), bumped by one when two calls fall in the same
+    millisecond, so references never repeat within a process and rarely across restarts.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, int(time.time() * 1000))
+            return self._last
+
+
+_REFERENCE_REFUSED = re.compile(r"[^0-9A-ZÖËÜ '.*+,\-/:;=?()\[\]<>]")
+
+
+def insurability_reference(reference: str | None) -> str | None:
+    """The caller's reference in the alphabet the protocol allows (upper case, 25 characters)."""
+    if not reference:
+        return None
+    cleaned = _REFERENCE_REFUSED.sub(" ", reference.upper())[:25].strip()
+    return cleaned or None
+
+
+class GenericInsurabilityClient:
+    """Calls GenericInsurability for the gateway; one instance serves all server threads."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        licence_username: str,
+        licence_password: str,
+        package_name: str = "unified-messaging",
+        is_test: bool = True,
+        timeout: float = 20.0,
+        plugins: list | None = None,
+        message_hook: MessageHook | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._licence_username = licence_username
+        self._licence_password = licence_password
+        self._package_name = package_name
+        self._is_test = is_test
+        self._message_hook = message_hook
+        self._transport = GatewayTransport(timeout=timeout)
+        settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        self._zeep = zeep.Client(str(WSDL_PATH), transport=self._transport, plugins=list(plugins or []),
+                                 settings=settings)
+        self._operation = self._zeep.wsdl.bindings[BINDING].get(OPERATION)
+        self._binding_options = {"address": endpoint}
+        self._references = InputReferences()
+
+    def get_insurability(self, query: InsurabilityQuery) -> InsurabilityAnswer:
+        """Ask MyCareNet; business refusals come back in ``answer.fault``."""
+        started = time.perf_counter()
+        reference = self._references.next()
+        payload, headers = self.create_message(query, reference)
+        try:
+            answer = self._read_reply(query, self._post(payload, headers))
+        except UpstreamUnavailable as exc:
+            log.warning("genins %s for %s: unavailable, %s (%.0f ms)", reference, _who(query), exc.reason,
+                        _ms(started))
+            raise
+        except UpstreamFault as fault:
+            log.warning("genins %s for %s: SOAP fault %s (%.0f ms)", reference, _who(query), fault.code,
+                        _ms(started))
+            raise
+        outcome = answer.fault.code if answer.fault else f"{len(answer.insurabilities)} item(s)"
+        log.info("genins %s for %s: %s, NIP reference %s (%.0f ms)", reference, _who(query), outcome,
+                 answer.audit_reference, _ms(started))
+        return answer
+
+    def create_message(self, query: InsurabilityQuery, input_reference: int) -> tuple[bytes, dict[str, str]]:
+        """Build the request: the one place where a message is made (plugins, then the message hook)."""
+        envelope = self._operation.create(**self._request_values(query, input_reference)).content
+        etree.cleanup_namespaces(envelope, top_nsmap=_PREFIXES)
+        headers = {
+            "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": f'"{self._operation.soapaction}"',
+        }
+        envelope, headers = zeep_plugins.apply_egress(self._zeep, envelope, headers, self._operation,
+                                                      self._binding_options)
+        if self._message_hook is not None:
+            return self._message_hook(envelope, headers)
+        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), headers
+
+    def close(self) -> None:
+        """Close the pooled connections of every thread."""
+        self._transport.close()
+
+    def _request_values(self, query: InsurabilityQuery, input_reference: int) -> dict:
+        if query.ssin:
+            receiver = {"Inss": query.ssin}
+        else:
+            receiver = {"RegNrWithMut": query.registration_number, "Mutuality": query.mutuality}
+        detail = {
+            "InsurabilityRequestType": query.request_type.value,
+            "Period": {"PeriodStart": query.period_start, "PeriodEnd": query.period_end},
+            "InsurabilityContactType": query.contact_type.value,
+        }
+        reference = insurability_reference(query.reference)
+        if reference:
+            detail["InsurabilityReference"] = reference
+        return {
+            "CommonInput": {
+                "Request": {"IsTest": self._is_test},
+                "Origin": {
+                    "Package": {
+                        "Name": {"_value_1": self._package_name},
+                        "License": {"Username": self._licence_username, "Password": self._licence_password},
+                    },
+                    "CareProvider": {
+                        "Nihii": {"Quality": query.care_provider.quality,
+                                  "Value": {"_value_1": query.care_provider.nihii}},
+                    },
+                },
+                "InputReference": str(input_reference),
+            },
+            "RecordCommonInput": {"InputReference": input_reference},
+            "Request": {"CareReceiverId": receiver, "InsurabilityRequestDetail": detail},
+        }
+
+    def _post(self, payload: bytes, headers: dict[str, str]) -> requests.Response:
+        try:
+            return self._transport.post(self.endpoint, payload, headers)
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(self.endpoint, _network_reason(exc, self.timeout)) from None
+
+    def _read_reply(self, query: InsurabilityQuery, response: requests.Response) -> InsurabilityAnswer:
+        envelope = self._soap_envelope(response)
+        envelope, _ = zeep_plugins.apply_ingress(self._zeep, envelope, response.headers, self._operation)
+        fault = envelope.find(f"{{{SOAP11_ENV}}}Body/{{{SOAP11_ENV}}}Fault")
+        if fault is not None:
+            raise soap_fault(fault)
+        if response.status_code != 200:
+            raise UpstreamUnavailable(self.endpoint, f"HTTP {response.status_code} without a SOAP fault")
+        payload = envelope.find(f"{{{SOAP11_ENV}}}Body/{{{PROTOCOL_NS}}}GetInsurabilityResponse")
+        if payload is None:
+            raise UpstreamFault("UM-UNEXPECTED-ANSWER", "MyCareNet answered without a GetInsurabilityResponse",
+                                "Check that the [upstream] address points at the GenericInsurability v1 service.")
+        try:
+            return AnswerReader(query).read(payload)
+        except (AttributeError, ValueError) as exc:
+            raise UpstreamFault("UM-UNEXPECTED-ANSWER", f"The insurability answer could not be read ({exc})",
+                                "Report this to the gateway's administrator with the time of the call.") from None
+
+    def _soap_envelope(self, response: requests.Response) -> etree._Element:
+        """The answer's SOAP envelope, or ``UpstreamUnavailable`` when it is none (an error page...)."""
+        what = f"HTTP {response.status_code}"
+        if response.content.strip():
+            try:
+                envelope = parse_xml(response.content)
+            except UnsafeXml as exc:
+                raise UpstreamUnavailable(self.endpoint, f"{what}, the answer is not acceptable XML: {exc}") from None
+            if envelope.tag == f"{{{SOAP11_ENV}}}Envelope":
+                return envelope
+            raise UpstreamUnavailable(self.endpoint, f"{what}, the answer is not a SOAP message")
+        raise UpstreamUnavailable(self.endpoint, f"{what} with an empty answer")
+
+
+class AnswerReader:
+    """Maps a GetInsurabilityResponse element onto ``InsurabilityAnswer``."""
+
+    def __init__(self, query: InsurabilityQuery) -> None:
+        self.query = query
+
+    def read(self, payload: etree._Element) -> InsurabilityAnswer:
+        audit_reference = _text(payload, "genins:CommonOutput/gc:NIPReference")
+        response = payload.find("genins:Response", _NS)
+        if response is None:
+            raise ValueError("no Response element")
+        fault = response.find("gc:MessageFault", _NS)
+        if fault is not None:
+            ssin = _text(response, "gc:CareReceiverId/gc:Inss")
+            return InsurabilityAnswer(
+                query=self.query, audit_reference=audit_reference,
+                patient=Patient(ssin=ssin) if ssin else None, fault=self._fault(fault),
+            )
+        detail = response.find("gc:InsurabilityResponseDetail", _NS)
+        if detail is None:
+            raise ValueError("neither MessageFault nor InsurabilityResponseDetail")
+        payment_by_io = _boolean(_text(detail, "gc:Payment/gc:PaymentByIo"))
+        extra: dict[str, str] = {}
+        special = _text(detail, "gc:Payment/gc:SpecialSocialCategory")
+        if special is not None:
+            extra["special_social_category"] = "true" if _boolean(special) else "false"
+        listing = detail.find("gc:InsurabilityList", _NS)
+        if listing is not None and _boolean(listing.get("Truncated")):
+            extra["truncated"] = "true"
+        return InsurabilityAnswer(
+            query=self.query,
+            audit_reference=audit_reference,
+            patient=self._patient(response.find("gc:CareReceiverDetail", _NS)),
+            insurabilities=tuple(
+                self._item(item, payment_by_io)
+                for item in detail.iterfind("gc:InsurabilityList/gc:InsurabilityItem", _NS)
+            ),
+            general_situation=self._situation(detail.find("gc:GeneralSituation", _NS)),
+            payment_by_io=payment_by_io,
+            max_invoiced_years=tuple(
+                int(year.text.strip()[:4]) for year in detail.iterfind("gc:Payment/gc:MaxInvoiced", _NS)
+            ),
+            medical_house=self._medical_house(detail.find("gc:MedicalHouse", _NS)),
+            hospitalized=self._hospitalized(detail.find("gc:Hospitalized", _NS)),
+            extra=extra,
+        )
+
+    @staticmethod
+    def _fault(node: etree._Element) -> BusinessFault:
+        return BusinessFault(
+            code=_text(node, "gc:FaultCode") or "",
+            source=_text(node, "gc:FaultSource") or "",
+            message=_text(node, "gc:Message") or "",
+            details=tuple(
+                FaultDetail(_text(d, "gc:DetailCode") or "", _text(d, "gc:Location"), _text(d, "gc:Message"))
+                for d in node.iterfind("gc:Details/gc:Detail", _NS)
+            ),
+            multi_io=tuple(io.text.strip() for io in node.iterfind("gc:MultiIO/gc:IO", _NS) if io.text),
+        )
+
+    @staticmethod
+    def _patient(node: etree._Element | None) -> Patient | None:
+        if node is None:
+            return None
+        return Patient(
+            ssin=_text(node, "gc:Inss"),
+            last_name=_text(node, "gc:LastName"),
+            first_name=_text(node, "gc:FirstName"),
+            birth_date=_date(_text(node, "gc:Birthday")),
+            sex=_text(node, "gc:Sex"),
+            deceased_date=_date(_text(node, "gc:Deceased")),
+        )
+
+    def _item(self, node: etree._Element, payment_by_io: bool | None) -> InsurabilityPeriod:
+        """One InsurabilityItem; the answer-wide PaymentByIo is repeated on each item."""
+        return InsurabilityPeriod(
+            mutuality=_text(node, "gc:Mutuality") or "",
+            registration_number=_text(node, "gc:RegNrWithMut") or "",
+            period_start=_date(_text(node, "gc:Period/gc:PeriodStart")) or self.query.period_start,
+            period_end=_date(_text(node, "gc:Period/gc:PeriodEnd")),
+            ct1=_text(node, "gc:CT1") or "",
+            ct2=_text(node, "gc:CT2") or "",
+            payment_by_io=payment_by_io,
+            insurability_date=_date(_text(node, "gc:InsurabilityDate")),
+        )
+
+    @staticmethod
+    def _situation(node: etree._Element | None) -> GeneralSituation | None:
+        if node is None:
+            return None
+        return GeneralSituation(
+            event=node.get("Event", ""),
+            transfers=tuple(
+                Transfer(t.get("Direction", ""), _text(t, "gc:InsuranceOrg"), _date(_text(t, "gc:TransferDate")))
+                for t in node.iterfind("gc:Transfer", _NS)
+            ),
+        )
+
+    @staticmethod
+    def _medical_house(node: etree._Element | None) -> MedicalHouse | None:
+        if node is None:
+            return None
+        return MedicalHouse(
+            period_start=_date(_text(node, "gc:PeriodStart")),
+            period_end=_date(_text(node, "gc:PeriodEnd")),
+            nurse=bool(_boolean(node.get("Nurse"))),
+            medical=bool(_boolean(node.get("Medical"))),
+            kine=bool(_boolean(node.get("Kine"))),
+        )
+
+    @staticmethod
+    def _hospitalized(node: etree._Element | None) -> Hospitalized | None:
+        if node is None:
+            return None
+        return Hospitalized(
+            hospital=_text(node, "gc:Hospital") or "",
+            admission_date=_date(_text(node, "gc:AdmissionDate")),
+            admission_service=_text(node, "gc:AdmissionService"),
+        )
+
+
+_NS = {"genins": PROTOCOL_NS, "gc": CORE_NS, "err": SOA_ERRORS_NS}
+
+_ADVICE = {
+    "SOA-00": "Call the MyCareNet helpdesk and quote the ticket number.",
+    "SOA-01": "Check the eHealth certificate, its token and the MyCareNet licence in the gateway's settings; "
+              "call the eHealth helpdesk if they are right.",
+    "SOA-02": "The service is not available at the moment: try again in a few minutes, and call the MyCareNet "
+              "helpdesk if it lasts.",
+    "SOA-03": "MyCareNet did not accept the message the gateway sent: report it to the gateway's administrator "
+              "with the ticket number.",
+    "Client": "MyCareNet refused the message the gateway sent: report it to the gateway's administrator.",
+    "Server": "MyCareNet could not answer: try again later, and call the MyCareNet helpdesk if it lasts.",
+}
+
+
+def soap_fault(node: etree._Element) -> UpstreamFault:
+    """An ``UpstreamFault`` from a SOAP 1.1 Fault: the eHealth ``SystemError`` detail when there is
+    one (code ``SOA-xxxxx``), else the plain faultcode (``Client``/``Server``) and faultstring."""
+    faultcode = (node.findtext("faultcode") or "").strip()
+    faultstring = (node.findtext("faultstring") or "").strip()
+    plain_code = faultcode.rpartition(":")[2] or "Server"
+    error = next((e for e in node.iterfind("detail/*") if etree.QName(e).namespace == SOA_ERRORS_NS), None)
+    if error is None:
+        return UpstreamFault(plain_code, faultstring or "no reason given", _ADVICE.get(plain_code, _ADVICE["Server"]))
+    code = (error.findtext("Code") or plain_code).strip()
+    message = (error.findtext("Message") or faultstring or "no reason given").strip()
+    origin = (error.findtext("Origin") or plain_code).strip()
+    advice = _ADVICE.get(code[:6]) or _ADVICE.get(origin) or _ADVICE["Server"]
+    details = tuple(
+        text for text in (
+            f"eHealth ticket {error.get('Id')}" if error.get("Id") else None,
+            f"environment {error.findtext(f'{{{SOA_ERRORS_NS}}}Environment')}"
+            if error.findtext(f"{{{SOA_ERRORS_NS}}}Environment") else None,
+        ) if text
+    )
+    return UpstreamFault(code, message, advice, details)
+
+
+def _network_reason(exc: requests.RequestException, timeout: float) -> str:
+    """A short reason for a failed HTTP exchange; never the request itself."""
+    text = str(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"no connection within {timeout:g} s"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed (certificate or protocol)"
+    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
+        return "the host name cannot be resolved (DNS)"
+    if "refused" in text.lower():
+        return "connection refused: nothing listens at that address"
+    if isinstance(exc, requests.ConnectionError):
+        return "the connection failed or was closed before an answer"
+    return f"HTTP exchange failed ({type(exc).__name__})"
+
+
+def _text(node: etree._Element, path: str) -> str | None:
+    found = node.find(path, _NS)
+    if found is None or found.text is None:
+        return None
+    return found.text.strip()
+
+
+def _date(text: str | None) -> date | None:
+    return date.fromisoformat(text[:10]) if text else None
+
+
+def _boolean(text: str | None) -> bool | None:
+    if text is None:
+        return None
+    return text.strip() in ("true", "1")
+
+
+def _who(query: InsurabilityQuery) -> str:
+    if query.ssin:
+        return mask_ssin(query.ssin)
+    return f"{query.mutuality}/{(query.registration_number or '')[:3]}***"
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,61 @@
+"""HTTP transport for the upstream zeep clients.
+
+One ``GatewayTransport`` serves one client instance that many server threads use at once.
+``requests.Session`` is not documented as thread-safe, so each thread gets its own session (and
+so its own keep-alive connections); sessions are created on first use and closed by ``close()``.
+Unlike zeep's default transport, nothing here logs message bodies: they carry the licence
+password and patients' SSINs.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+import requests
+import zeep
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "unified-messaging"
+CONNECTIONS_PER_HOST = 2
+
+
+class GatewayTransport(zeep.Transport):
+    """A zeep transport with one ``requests.Session`` per thread and a single timeout."""
+
+    def __init__(self, *, timeout: float) -> None:
+        # zeep's constructor would create one shared Session; set its attributes ourselves instead.
+        self.cache = None
+        self.load_timeout = timeout
+        self.operation_timeout = timeout
+        self.logger = log
+        self._close_session = False
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._sessions: list[requests.Session] = []
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=CONNECTIONS_PER_HOST, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = USER_AGENT
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
+        return self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout)
+
+    def close(self) -> None:
+        """Close every thread's session (their pooled connections)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()

@@ -1,0 +1,243 @@
+"""The platform's security checks on a business call, as the simulator performs them.
+
+``SecurityCheck.check(envelope_bytes)`` returns who called (``CallerInfo``) or raises
+``SimulatedFault`` with a platform-style code and a readable English message.  It is also a
+simulator interceptor: ``simulator.interceptors.append(security_check)`` runs it on every SOAP
+call before dispatch and leaves the caller in ``request.context["caller"]``.
+
+What is checked, in order: the WS-Security signature (``wsse.verify_envelope``: structure, Body and
+Timestamp signed, digests, signature by the holder-of-key of the SAML assertion, no wrapping), the
+timestamp, the holder's certificate (issued by the simulator's CA, within its dates), the
+assertion (signed by the simulator's STS, within its dates), then the MyCareNet licence:
+``Origin/Package/License/Username`` and ``Password``, looked up by local names anywhere in the
+Body, so that GenericInsurability (``CommonInput/Origin/...``) and GenAsync (``CommonInput/Origin``
+for post, ``Origin`` for get and confirm) are read alike.
+
+The eHealth SOA error families are real (``SOA-01xxx`` security, ``SOA-03xxx`` message); the
+numbers within ``SOA-01`` are the simulator's own, one per refusal so that tests and support staff
+can tell them apart.  The platform's real answers are less detailed.
+
+=========  =================================================================================
+code       refusal
+=========  =================================================================================
+SOA-01001  the message is not signed (no ``wsse:Security`` header, or no signature in it)
+SOA-01002  the signature value does not verify with the holder's key
+SOA-01003  a signed part (Body, Timestamp, token) was changed after signing (digest mismatch)
+SOA-01004  the Body, the Timestamp (or the STS request's token) is not covered by the signature
+SOA-01005  a reference is ambiguous or points outside the expected elements (signature wrapping)
+SOA-01006  an algorithm is refused (SHA-1, inclusive C14N...): RSA/ECDSA with SHA-2 and exclusive C14N only
+SOA-01007  the Timestamp is missing or incomplete
+SOA-01008  the Timestamp has expired
+SOA-01009  the Timestamp is in the future (the sender's clock is ahead)
+SOA-01010  no usable token: the signature names no SAML assertion or certificate found in the message
+SOA-01011  the SAML assertion is not usable (no AssertionID, no holder-of-key certificate...)
+SOA-01012  the SAML assertion was issued by another STS than the simulator's
+SOA-01013  the SAML assertion's signature does not verify (altered)
+SOA-01014  the SAML assertion has expired
+SOA-01015  the SAML assertion is not valid yet
+SOA-01016  the holder's certificate was not issued by the simulator's CA
+SOA-01017  the holder's certificate has expired or is not valid yet
+SOA-01018  no MyCareNet licence (``Origin/Package/License``) in the request
+SOA-01019  the licence username or password is wrong
+SOA-01020  (STS only) the RequestSecurityToken is not one the STS can answer
+SOA-03001  the message is not well-formed XML or not a SOAP envelope
+=========  =================================================================================
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from cryptography import x509
+from lxml import etree
+
+from unified_messaging.mycarenet.keystore import Identity, describe_certificate
+from unified_messaging.mycarenet.wsse import (
+    DEFAULT_CLOCK_SKEW, RefusalCode, SecurityRefusal, VerifiedCaller, utc_now, verify_envelope,
+)
+from unified_messaging.simulator.soap import SoapFault
+
+logger = logging.getLogger(__name__)
+
+UNSIGNED = "SOA-01001"
+SIGNATURE_INVALID = "SOA-01002"
+TAMPERED = "SOA-01003"
+PART_NOT_SIGNED = "SOA-01004"
+AMBIGUOUS_REFERENCE = "SOA-01005"
+ALGORITHM_REFUSED = "SOA-01006"
+TIMESTAMP_MISSING = "SOA-01007"
+TIMESTAMP_EXPIRED = "SOA-01008"
+TIMESTAMP_NOT_YET_VALID = "SOA-01009"
+TOKEN_MISSING = "SOA-01010"
+ASSERTION_INVALID = "SOA-01011"
+ASSERTION_FOREIGN = "SOA-01012"
+ASSERTION_SIGNATURE_INVALID = "SOA-01013"
+ASSERTION_EXPIRED = "SOA-01014"
+ASSERTION_NOT_YET_VALID = "SOA-01015"
+CERTIFICATE_UNTRUSTED = "SOA-01016"
+CERTIFICATE_EXPIRED = "SOA-01017"
+LICENCE_MISSING = "SOA-01018"
+LICENCE_REFUSED = "SOA-01019"
+STS_INVALID_REQUEST = "SOA-01020"
+MALFORMED = "SOA-03001"
+
+CODES: Mapping[RefusalCode, str] = {
+    RefusalCode.MALFORMED: MALFORMED,
+    RefusalCode.UNSIGNED: UNSIGNED,
+    RefusalCode.SIGNATURE_INVALID: SIGNATURE_INVALID,
+    RefusalCode.DIGEST_MISMATCH: TAMPERED,
+    RefusalCode.PART_NOT_SIGNED: PART_NOT_SIGNED,
+    RefusalCode.AMBIGUOUS_REFERENCE: AMBIGUOUS_REFERENCE,
+    RefusalCode.ALGORITHM_REFUSED: ALGORITHM_REFUSED,
+    RefusalCode.TIMESTAMP_MISSING: TIMESTAMP_MISSING,
+    RefusalCode.TIMESTAMP_EXPIRED: TIMESTAMP_EXPIRED,
+    RefusalCode.TIMESTAMP_NOT_YET_VALID: TIMESTAMP_NOT_YET_VALID,
+    RefusalCode.TOKEN_MISSING: TOKEN_MISSING,
+    RefusalCode.ASSERTION_INVALID: ASSERTION_INVALID,
+    RefusalCode.ASSERTION_FOREIGN: ASSERTION_FOREIGN,
+    RefusalCode.ASSERTION_SIGNATURE_INVALID: ASSERTION_SIGNATURE_INVALID,
+    RefusalCode.ASSERTION_EXPIRED: ASSERTION_EXPIRED,
+    RefusalCode.ASSERTION_NOT_YET_VALID: ASSERTION_NOT_YET_VALID,
+    RefusalCode.CERTIFICATE_UNTRUSTED: CERTIFICATE_UNTRUSTED,
+    RefusalCode.CERTIFICATE_EXPIRED: CERTIFICATE_EXPIRED,
+}
+
+
+class SimulatedFault(SoapFault):
+    """A security refusal, answered like the platform does (a ``Client`` SOAP fault with a SOA code)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__("Client", code, message)
+
+
+def fault_for(refusal: SecurityRefusal) -> SimulatedFault:
+    return SimulatedFault(CODES[refusal.code], refusal.message)
+
+
+class CounterSink(Protocol):
+    def increment(self, name: str, by: int = 1) -> None: ...
+
+
+class SecurityCounters(Mapping[str, int]):
+    """Thread-safe counters read like a dict (``counters["sts.issued"]``; 0 for names never counted)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, int] = {}
+
+    def increment(self, name: str, by: int = 1) -> None:
+        with self._lock:
+            self._values[name] = self._values.get(name, 0) + by
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._values.get(name, 0)
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._values))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._values)
+
+    def __repr__(self) -> str:
+        with self._lock:
+            return f"SecurityCounters({self._values!r})"
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class CallerInfo:
+    """Who made an accepted business call."""
+
+    certificate: x509.Certificate
+    identity: Identity | None
+    assertion_id: str
+    attributes: Mapping[str, tuple[str, ...]]
+    licence_username: str
+    verified: VerifiedCaller
+
+    def __repr__(self) -> str:
+        return (f"CallerInfo({describe_certificate(self.certificate)!r}, assertion={self.assertion_id!r}, "
+                f"licence={self.licence_username!r})")
+
+
+class SecurityCheck:
+    """The platform's checks on a signed business call (see the module docstring for the codes)."""
+
+    def __init__(self, ca_certificate: x509.Certificate, sts_certificate: x509.Certificate, *,
+                 licences: Mapping[str, str], now: Callable[[], datetime] = utc_now,
+                 max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW, counters: CounterSink | None = None) -> None:
+        self._ca = ca_certificate
+        self._sts = sts_certificate
+        self._licences = dict(licences)
+        self._now = now
+        self._skew = max_clock_skew
+        self.counters: CounterSink = counters if counters is not None else SecurityCounters()
+
+    def check(self, envelope_bytes: bytes) -> CallerInfo:
+        """Who called, or ``SimulatedFault`` naming the first problem found."""
+        try:
+            caller = self._check(envelope_bytes)
+        except SimulatedFault as fault:
+            self.counters.increment(f"security.refused.{fault.code}")
+            logger.warning("Business call refused: %s %s", fault.code, fault.message)
+            raise
+        self.counters.increment("security.accepted")
+        logger.debug("Business call from %s accepted", describe_certificate(caller.certificate))
+        return caller
+
+    def __call__(self, request: Any) -> None:
+        """The simulator interceptor form: checks ``request.raw``, sets ``request.context["caller"]``."""
+        request.context["caller"] = self.check(request.raw)
+
+    def _check(self, envelope_bytes: bytes) -> CallerInfo:
+        try:
+            verified = verify_envelope(envelope_bytes, trusted_ca=self._ca, now=self._now, max_clock_skew=self._skew,
+                                       sts_certificate=self._sts)
+        except SecurityRefusal as refusal:
+            raise fault_for(refusal) from None
+        if verified.assertion is None:
+            raise SimulatedFault(TOKEN_MISSING, "The message is signed with a certificate, not with a SAML holder-of-key "
+                                                "token of the eHealth STS; ask the STS for a token and sign with it.")
+        username = self._check_licence(verified.body)
+        return CallerInfo(certificate=verified.certificate, identity=verified.identity,
+                          assertion_id=verified.assertion.assertion_id, attributes=verified.assertion.attributes,
+                          licence_username=username, verified=verified)
+
+    def _check_licence(self, body: etree._Element) -> str:
+        licences = [element for element in body.iter(tag=etree.Element) if _is_licence(element)]
+        if not licences:
+            raise SimulatedFault(LICENCE_MISSING, "The request carries no MyCareNet licence (Origin/Package/License with "
+                                                  "Username and Password).")
+        if len(licences) > 1:
+            raise SimulatedFault(LICENCE_MISSING, "The request carries several MyCareNet licences; send exactly one.")
+        username = _child_text(licences[0], "Username")
+        password = _child_text(licences[0], "Password")
+        expected = self._licences.get(username)
+        if not username or expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            raise SimulatedFault(LICENCE_REFUSED, "The MyCareNet licence username or password is not recognised; check "
+                                                  "the licence in the gateway's settings.")
+        return username
+
+
+def _local(element: etree._Element | None) -> str:
+    return etree.QName(element).localname if element is not None else ""
+
+
+def _is_licence(element: etree._Element) -> bool:
+    package = element.getparent()
+    origin = package.getparent() if package is not None else None
+    return _local(element) == "License" and _local(package) == "Package" and _local(origin) == "Origin"
+
+
+def _child_text(element: etree._Element, name: str) -> str:
+    for child in element:
+        if isinstance(child.tag, str) and _local(child) == name:
+            return (child.text or "").strip()
+    return ""
