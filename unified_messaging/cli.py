@@ -72,7 +72,8 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     click.echo(f"unified-messaging {__version__} serving {gateway.services_url}", err=True)
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)
     if gateway.simulator is not None:
-        click.echo("upstream: built-in MyCareNet simulator (test patients are listed in README.md)", err=True)
+        click.echo(f"upstream: built-in MyCareNet simulator at {gateway.simulator_url} "
+                   "(test patients are listed in README.md)", err=True)
     click.echo("Press Ctrl-C to stop.", err=True)
     stop.wait()
     click.echo("stopping...", err=True)

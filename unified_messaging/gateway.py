@@ -82,6 +82,7 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.simulator: Simulator | None = None
+        self.simulator_url: str | None = None
         self._servers: list[_RunningServer] = []
         self._main: _RunningServer | None = None
         self.journal: Journal | None = None
@@ -112,6 +113,7 @@ class Gateway:
                              max_body=self.config.server.max_request_bytes * 4, name="um-simulator")
             self._servers.append(running)
             base = f"http://{self._display_host(sim.host)}:{running.port}"
+            self.simulator_url = base
             log.info("MyCareNet simulator listening on %s", base)
             return base + Simulator.GENERICINSURABILITY_PATH
         if not upstream.genericinsurability_url:

@@ -1,0 +1,44 @@
+"""MyCareNet unreachable: a SOAP Server fault that says what to do, and the journal says so too."""
+from __future__ import annotations
+
+import socket
+
+import requests
+from lxml import etree
+
+from tests.conftest import make_config
+from tests.test_soap_clients import ACTION, _envelope, _get_insurability_body
+from unified_messaging.gateway import Gateway
+from unified_messaging.simulator.population import TEST_PATIENTS
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/GenericInsurability/v1"
+    config = make_config(tmp_path, upstream={"mode": "remote", "genericinsurability_url": url,
+                                             "timeout_seconds": 2.0})
+    ssin = TEST_PATIENTS[0].ssin
+    with Gateway(config) as gw:
+        assert gw.simulator is None
+        for content_type, endpoint, version in (("text/xml; charset=utf-8", "ConsultMyCareNetSoap", "1.1"),
+                                                ("application/soap+xml; charset=utf-8", "ConsultMyCareNetSoap12", "1.2")):
+            response = requests.post(f"{gw.services_url}/{endpoint}", timeout=30,
+                                     data=_envelope(_get_insurability_body(ssin), version=version).encode(),
+                                     headers={"Content-Type": content_type, "SOAPAction": ACTION})
+            assert response.status_code == 500
+            doc = etree.fromstring(response.content)
+            text = " ".join(doc.itertext())
+            assert "Server" in text or "Receiver" in text
+            assert "MyCareNet cannot be reached" in text and "[upstream]" in text
+            assert ssin not in response.text
+        row = gw.journal.consultations(limit=1)[0]
+        assert row["outcome"] == "UNAVAILABLE"
+        # Echo still answers: the gateway itself is healthy
+        echo = _envelope("<tns:Echo><tns:message>up</tns:message></tns:Echo>")
+        assert b"up" in requests.post(f"{gw.services_url}/ConsultMyCareNetSoap", data=echo.encode(),
+                                      headers={"Content-Type": "text/xml"}, timeout=10).content
