@@ -34,5 +34,5 @@ class UpstreamFault(UpstreamError):
         self.message = message
         self.advice = advice
         self.details = details
-        text = f"MyCareNet refused the request ({code}): {message}"
+        text = f"MyCareNet refused the request ({code}): {message.rstrip('. ')}"
         super().__init__(f"{text}. {advice}" if advice else text)

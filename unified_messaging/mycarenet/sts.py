@@ -66,7 +66,7 @@ HOLDER_SSIN = "urn:be:fgov:ehealth:1.0:certificateholder:person:ssin"
 PERSON_SSIN = "urn:be:fgov:person:ssin"
 
 DEFAULT_TOKEN_LIFETIME = timedelta(hours=24)
-_REQUEST_TTL = timedelta(minutes=5)
+_REQUEST_TTL = timedelta(seconds=60)
 _ADVICE = ("Check that the eHealth keystore is the right one and still valid, and that this computer's clock "
            "is right; call the eHealth helpdesk if it lasts.")
 
@@ -172,9 +172,7 @@ def _request_security_token(certificate: x509.Certificate, claims: Sequence[Clai
     etree.SubElement(period, f"{{{WSU_NS}}}Expires", nsmap={"wsu": WSU_NS}).text = format_instant(now + lifetime)
     etree.SubElement(rst, f"{{{WST_NS}}}KeyType").text = PUBLIC_KEY
     use_key = etree.SubElement(rst, f"{{{WST_NS}}}UseKey")
-    key_token = binary_security_token(certificate)
-    del key_token.attrib[WSU_ID]
-    use_key.append(key_token)
+    use_key.append(binary_security_token(certificate, with_id=False))
     return rst
 
 
@@ -196,7 +194,8 @@ def parse_response(data: bytes, *, endpoint: str = "the STS", status: int = 200)
         raise _fault(fault)
     assertions = envelope.findall(f"{{{SOAP11_NS}}}Body//{{{WST_NS}}}RequestedSecurityToken/{{{SAML_NS}}}Assertion")
     if len(assertions) != 1:
-        raise UpstreamFault("UM-STS-NO-TOKEN", f"The STS answer holds {len(assertions)} SAML 1.1 assertions instead of one",
+        raise UpstreamFault("UM-STS-NO-TOKEN",
+                            f"The STS answer holds {len(assertions)} SAML 1.1 assertions instead of one",
                             "Check that the [sts] address points at the eHealth STS (WS-Trust, SAML 1.1 tokens).")
     assertion = assertions[0]
     try:
@@ -355,7 +354,7 @@ class _Slot:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     token: SamlToken | None = None
-    attempts: int = 0
+    finished: int = 0
     failure: UpstreamError | None = None
 
 
@@ -381,25 +380,27 @@ class TokenCache:
     def get(self, entry: KeyEntry) -> SamlToken:
         """A token for ``entry`` valid for more than ``renew_before``, from the cache or the STS."""
         slot = self._slot(entry)
-        attempts_seen = slot.attempts
+        finished_before = slot.finished
         with slot.lock:
             now = self._now()
             if slot.token is not None and now < slot.token.not_after - self.renew_before:
                 return slot.token
-            if slot.failure is not None and slot.attempts != attempts_seen:
-                raise _replay(slot.failure)
-            slot.attempts += 1
-            try:
-                token = self._sts.request_token(entry)
-            except UpstreamError as exc:
-                slot.failure = exc
-                if slot.token is not None and now < slot.token.not_after - self._LAST_RESORT_MARGIN:
-                    logger.warning("Token renewal for %s failed (%s); using the current token until %s",
-                                   describe_certificate(entry.certificate), exc, format_instant(slot.token.not_after))
+            error = None
+            if slot.failure is not None and slot.finished != finished_before:
+                error = _replay(slot.failure)
+            else:
+                try:
+                    slot.token, slot.failure = self._sts.request_token(entry), None
                     return slot.token
-                raise
-            slot.token, slot.failure = token, None
-            return token
+                except UpstreamError as exc:
+                    slot.failure = error = exc
+                finally:
+                    slot.finished += 1
+            if slot.token is not None and now < slot.token.not_after - self._LAST_RESORT_MARGIN:
+                logger.warning("Token renewal for %s failed (%s); using the current token until %s",
+                               describe_certificate(entry.certificate), error, format_instant(slot.token.not_after))
+                return slot.token
+            raise error
 
     def token_provider(self, entry: KeyEntry) -> Callable[[], SigningCredential]:
         """What ``wsse.WsseSigningPlugin`` needs: the current token with ``entry``'s key."""

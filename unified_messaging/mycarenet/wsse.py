@@ -13,9 +13,9 @@ The profile (MYCARENET.md §1, and what the eHealth platform accepts since SHA-1
 * the STS request (see ``sts.py``) uses the same building blocks with a ``BinarySecurityToken``
   (the authentication certificate) as the key, itself signed with the Timestamp and the Body.
 
-The assertion is inserted as received: its bytes are parsed and that element is moved into the
-header.  Nothing in it is re-indented or re-declared, and its own enveloped signature (exclusive
-C14N) still verifies in its new place.
+The assertion is inserted as received: ``sign_envelope`` splices its bytes into the serialised
+envelope and parses the result, so that nothing in it is re-indented, re-declared or dropped (see
+``sign_envelope``), and its own enveloped signature (exclusive C14N) still verifies in its new place.
 
 Why our own XML-DSig code (lxml's C14N + ``cryptography``) rather than a general library: the
 profile is small and fixed, and verification must resolve a reference only to the elements where
@@ -308,7 +308,8 @@ def _inclusive_prefixes(method_element: etree._Element) -> list[str]:
 def _only_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
     found = _children(parent, tag)
     if len(found) != 1:
-        raise SecurityRefusal(RefusalCode.MALFORMED, f"The signature must hold exactly one {what} ({len(found)} found).")
+        raise SecurityRefusal(RefusalCode.MALFORMED,
+                              f"The signature must hold exactly one {what} ({len(found)} found).")
     return found[0]
 
 
@@ -351,7 +352,8 @@ def verify_signature(signature: etree._Element, *, public_key: PublicKeyTypes,
     method = _only_child(signed_info, f"{{{DS_NS}}}SignatureMethod", "SignatureMethod").get("Algorithm") or ""
     if method not in _SIGNATURE_METHODS:
         raise SecurityRefusal(RefusalCode.ALGORITHM_REFUSED,
-                              f"The signature method {method or '(none)'} is refused; use RSA-SHA256 or ECDSA-SHA256/384.")
+                              f"The signature method {method or '(none)'} is refused; use RSA-SHA256 or "
+                              "ECDSA-SHA256/384.")
     references = _children(signed_info, f"{{{DS_NS}}}Reference")
     if not references:
         raise SecurityRefusal(RefusalCode.MALFORMED, "The signature references nothing.")
@@ -372,7 +374,8 @@ def _check_reference(reference: etree._Element, signature: etree._Element,
     uri = reference.get("URI") or ""
     if not uri.startswith("#") or len(uri) < 2:
         raise SecurityRefusal(RefusalCode.AMBIGUOUS_REFERENCE,
-                              f"The reference URI {uri!r} is refused: only '#Id' references to elements of the message are accepted.")
+                              f"The reference URI {uri!r} is refused: only '#Id' references to elements of the "
+                              "message are accepted.")
     target = resolve(uri[1:])
     transforms = [t for t in reference.iterfind(f"{{{DS_NS}}}Transforms/{{{DS_NS}}}Transform")]
     algorithms = [t.get("Algorithm") for t in transforms]
@@ -393,7 +396,8 @@ def _check_reference(reference: etree._Element, signature: etree._Element,
     expected_digest = _decode_base64(reference.findtext(f"{{{DS_NS}}}DigestValue"), f"digest of {uri}")
     if not hmac.compare_digest(_digest(digest_method, data), expected_digest):
         raise SecurityRefusal(RefusalCode.DIGEST_MISMATCH,
-                              f"The signed element {etree.QName(target).localname} ({uri}) was changed after it was signed.")
+                              f"The signed element {etree.QName(target).localname} ({uri}) was changed after it "
+                              "was signed.")
     return target
 
 
@@ -465,7 +469,8 @@ def _holder_certificate(assertion: etree._Element) -> x509.Certificate | None:
                 found.append(certificate_from_base64(text.text))
             except ValueError as exc:
                 raise SecurityRefusal(RefusalCode.ASSERTION_INVALID,
-                                      f"The holder-of-key certificate of the assertion cannot be read: {exc}.") from None
+                                      f"The holder-of-key certificate of the assertion cannot be read: {exc}."
+                                      ) from None
     if any(certificate != found[0] for certificate in found[1:]):
         raise SecurityRefusal(RefusalCode.ASSERTION_INVALID, "The assertion names several holder-of-key certificates.")
     return found[0] if found else None
@@ -577,11 +582,14 @@ def add_timestamp(security: etree._Element, *, now: datetime, ttl: timedelta) ->
     return timestamp
 
 
-def binary_security_token(certificate: x509.Certificate) -> etree._Element:
-    """A ``wsse:BinarySecurityToken`` holding ``certificate`` (X.509 v3, base64), with a ``wsu:Id``."""
-    token = etree.Element(f"{{{WSSE_NS}}}BinarySecurityToken", nsmap={"wsse": WSSE_NS, "wsu": WSU_NS},
+def binary_security_token(certificate: x509.Certificate, *, with_id: bool = True) -> etree._Element:
+    """A ``wsse:BinarySecurityToken`` holding ``certificate`` (X.509 v3, base64), with a fresh
+    ``wsu:Id`` unless ``with_id`` is false."""
+    token = etree.Element(f"{{{WSSE_NS}}}BinarySecurityToken",
+                          nsmap={"wsse": WSSE_NS, "wsu": WSU_NS} if with_id else {"wsse": WSSE_NS},
                           EncodingType=BASE64_BINARY, ValueType=X509_V3)
-    token.set(WSU_ID, new_id("X509"))
+    if with_id:
+        token.set(WSU_ID, new_id("X509"))
     token.text = certificate_base64(certificate)
     return token
 
@@ -646,28 +654,66 @@ class SigningCredential:
 
 def sign_envelope(envelope: etree._Element, *, assertion_xml: bytes, key: PrivateKeyTypes,
                   certificate: x509.Certificate, ttl_seconds: int = 60, now: Clock = utc_now) -> etree._Element:
-    """Sign a SOAP envelope in place with a SAML holder-of-key token; return it.
+    """Return a signed copy of a SOAP envelope (``envelope`` itself is left as it was).
 
-    Adds to ``Header/wsse:Security``: a Timestamp (``ttl_seconds``), the assertion parsed from
-    ``assertion_xml`` and a signature over the Body and the Timestamp made with ``key``, whose
-    KeyInfo names the assertion.  ``certificate`` must be ``key``'s certificate and the assertion's
-    holder-of-key certificate: a mismatch raises ``ValueError`` here rather than a refusal upstream.
+    The copy's ``Header/wsse:Security`` gets a Timestamp (``ttl_seconds``), the assertion and a
+    signature over the Body and the Timestamp made with ``key``, whose KeyInfo names the assertion.
+    ``certificate`` must be ``key``'s certificate and the assertion's holder-of-key certificate: a
+    mismatch raises ``ValueError`` here rather than a refusal upstream.
+
+    Why a copy: lxml drops the namespace declarations of an element moved into a tree that already
+    declares them, which would change the assertion's bytes (not its canonical form).  So the
+    header is prepared, the envelope serialised, the assertion's bytes spliced in as received, and
+    the result parsed again; nothing is moved after that, and serialising the result writes the
+    assertion as it came.
     """
     assertion = _parse_assertion(assertion_xml)
     _check_credential(key, certificate, assertion)
-    security = security_header(envelope)
+    prepared = deepcopy(envelope)
+    security = security_header(prepared)
     if _children(security, f"{{{DS_NS}}}Signature"):
         raise ValueError("the envelope is already signed")
     for old in _children(security, f"{{{SAML_NS}}}Assertion"):
         security.remove(old)
-    _, _, body = soap_parts(envelope)
-    body = _body_with_wsu_prefix(body)
-    body_id = identify(body, "id")
+    _, _, body = soap_parts(prepared)
+    identify(_body_with_wsu_prefix(body), "id")
     timestamp = add_timestamp(security, now=_aware(now()), ttl=timedelta(seconds=ttl_seconds))
-    security.insert(security.index(timestamp) + 1, assertion)
-    sign_elements(security, [(body_id, body), (timestamp.get(WSU_ID), timestamp)], key=key,
+    marker = etree.Comment(f"assertion-{uuid.uuid4().hex}")
+    security.insert(security.index(timestamp) + 1, marker)
+    serialised = etree.tostring(prepared, encoding="UTF-8")
+    spliced = serialised.replace(etree.tostring(marker, encoding="UTF-8", with_tail=False),
+                                 _assertion_bytes(assertion_xml, assertion), 1)
+    signed = etree.fromstring(spliced, parser=_OWN_XML_PARSER)
+    _, _, body = soap_parts(signed)
+    security = security_header(signed)
+    timestamp = _children(security, f"{{{WSU_NS}}}Timestamp")[0]
+    sign_elements(security, [(body.get(WSU_ID), body), (timestamp.get(WSU_ID), timestamp)], key=key,
                   key_info=assertion_reference(assertion.get("AssertionID")), signature_id=new_id("SIG"))
-    return envelope
+    return signed
+
+
+# Re-reads what this module has just written (the assertion in it was checked by ``parse_xml``):
+# no entities, no network, CDATA kept, and no size limit on the text of large GenAsync blobs.
+_OWN_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True,
+                                  strip_cdata=False, remove_blank_text=False)
+_XML_DECLARATION = re.compile(rb"^\s*<\?xml\s[^?]*\?>")
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _assertion_bytes(assertion_xml: bytes, assertion: etree._Element) -> bytes:
+    """The assertion's bytes without BOM and XML declaration, when they are UTF-8 (else its UTF-8 form)."""
+    data = assertion_xml.removeprefix(b"\xef\xbb\xbf")
+    declaration = _XML_DECLARATION.match(data)
+    if declaration:
+        encoding = _ENCODING.search(declaration.group(0))
+        if encoding and encoding.group(1).decode("ascii").lower() not in ("utf-8", "utf8", "us-ascii", "ascii"):
+            return etree.tostring(assertion, encoding="UTF-8")
+        data = data[declaration.end():]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return etree.tostring(assertion, encoding="UTF-8")
+    return data.strip()
 
 
 def _parse_assertion(assertion_xml: bytes) -> etree._Element:
@@ -693,8 +739,9 @@ class WsseSigningPlugin(Plugin):
     """A zeep plugin that signs every outgoing message with the token of ``token_provider()``.
 
     ``token_provider`` returns a ``SigningCredential`` (``sts.TokenCache.token_provider(entry)``
-    gives one that renews the token when needed).  zeep serialises the envelope after the plugins
-    without pretty-printing, and exclusive C14N makes the signature independent of where the
+    gives one that renews the token when needed).  The plugin returns the signed copy, which zeep
+    (and ``apply_egress``) send instead of the original; zeep serialises it after the plugins
+    without pretty-printing, and exclusive C14N keeps the signature independent of where
     namespaces end up being declared.
     """
 
@@ -707,9 +754,9 @@ class WsseSigningPlugin(Plugin):
     def egress(self, envelope: etree._Element, http_headers: dict, operation: Any,
                binding_options: Any) -> tuple[etree._Element, dict]:
         credential = self._token_provider()
-        sign_envelope(envelope, assertion_xml=credential.assertion_xml, key=credential.private_key,
-                      certificate=credential.certificate, ttl_seconds=self._ttl_seconds, now=self._now)
-        return envelope, http_headers
+        signed = sign_envelope(envelope, assertion_xml=credential.assertion_xml, key=credential.private_key,
+                               certificate=credential.certificate, ttl_seconds=self._ttl_seconds, now=self._now)
+        return signed, http_headers
 
 
 # --------------------------------------------------------------------------------------------
@@ -746,18 +793,22 @@ def verify_envelope(envelope_bytes: bytes, *, trusted_ca: x509.Certificate, now:
     """Verify a WS-Security signed SOAP message; raise ``SecurityRefusal`` with a distinct code per problem.
 
     Checks, in order: the SOAP structure (one Header with one ``wsse:Security`` holding one
-    Timestamp and one Signature); the signer's key (a SAML assertion named by its AssertionID, a
+    Signature and one Timestamp, which must be there); the signer's key (a SAML assertion named by its AssertionID, a
     BinarySecurityToken, or an X509 certificate in KeyInfo); every reference, resolved by Id only
     to the Envelope's Body, the Security header's Timestamp or tokens, or a header block, with an Id
     that occurs once in the whole message; the digests and the signature value; that the Body and
     the Timestamp (and, with ``require_signed_token``, the BinarySecurityToken) are signed; the
     Timestamp against ``now`` give or take ``max_clock_skew``; the signer's certificate dates and
     its chain to ``trusted_ca``; and a SAML assertion's own signature and validity (see
-    ``verify_assertion``; with ``sts_certificate`` it must be issued by that STS).
+    ``verify_assertion``; with ``sts_certificate`` it must be issued by that STS).  ``now`` is a
+    clock (a callable) or an instant.
     """
     moment = _aware(now() if callable(now) else now)
     envelope = _parse_envelope(envelope_bytes)
     structure = _Structure.of(envelope)
+    if structure.timestamp is None:
+        raise SecurityRefusal(RefusalCode.TIMESTAMP_MISSING,
+                              "The WS-Security header has no Timestamp; every message must carry a signed one.")
     certificate, assertion, token = _signer(structure)
     covered = verify_signature(structure.signature, public_key=certificate.public_key(), resolve=structure.resolve)
     _require_covered(covered, structure, token if require_signed_token else None)
@@ -829,13 +880,13 @@ class _Structure:
         found = self.ids.get(reference_id, [])
         if len(found) != 1:
             raise SecurityRefusal(RefusalCode.AMBIGUOUS_REFERENCE,
-                                  f"The signature references #{reference_id}, which {len(found)} elements of the message "
-                                  "carry: an Id must designate exactly one element.")
+                                  f"The signature references #{reference_id}, which {len(found)} elements of the "
+                                  "message carry: an Id must designate exactly one element.")
         target = found[0]
         if not any(target is allowed for allowed in self.allowed_targets()):
             raise SecurityRefusal(RefusalCode.AMBIGUOUS_REFERENCE,
-                                  f"The signature references #{reference_id}, a {etree.QName(target).localname} that is "
-                                  "neither the SOAP Body nor a security header element.")
+                                  f"The signature references #{reference_id}, a {etree.QName(target).localname} "
+                                  "that is neither the SOAP Body nor a security header element.")
         return target
 
 
@@ -868,18 +919,23 @@ def _signer(structure: _Structure) -> tuple[x509.Certificate, etree._Element | N
     if certificate is not None:
         return certificate, None, None
     raise SecurityRefusal(RefusalCode.TOKEN_MISSING,
-                          "The signature's KeyInfo names neither a SAML assertion, nor a BinarySecurityToken, nor a certificate.")
+                          "The signature's KeyInfo names neither a SAML assertion, nor a BinarySecurityToken, nor a "
+                          "certificate.")
 
 
-def _assertion_signer(structure: _Structure, identifier: etree._Element) -> tuple[x509.Certificate, etree._Element, None]:
+def _assertion_signer(structure: _Structure,
+                      identifier: etree._Element) -> tuple[x509.Certificate, etree._Element, None]:
     if identifier.get("ValueType") != SAML_ASSERTION_ID:
         raise SecurityRefusal(RefusalCode.TOKEN_MISSING,
-                              f"The KeyIdentifier type {identifier.get('ValueType')} is not supported; a SAML AssertionID is expected.")
+                              f"The KeyIdentifier type {identifier.get('ValueType')} is not supported; a SAML "
+                              "AssertionID is expected.")
     assertion_id = (identifier.text or "").strip()
-    assertions = [a for a in _children(structure.security, f"{{{SAML_NS}}}Assertion") if a.get("AssertionID") == assertion_id]
+    assertions = [assertion for assertion in _children(structure.security, f"{{{SAML_NS}}}Assertion")
+                  if assertion.get("AssertionID") == assertion_id]
     if not assertions:
         raise SecurityRefusal(RefusalCode.TOKEN_MISSING,
-                              f"The signature names the SAML assertion {assertion_id}, which is not in the WS-Security header.")
+                              f"The signature names the SAML assertion {assertion_id}, which is not in the "
+                              "WS-Security header.")
     if len(assertions) > 1 or len(structure.ids.get(assertion_id, [])) != 1:
         raise SecurityRefusal(RefusalCode.AMBIGUOUS_REFERENCE,
                               f"Several elements of the message carry the assertion id {assertion_id}.")
@@ -903,7 +959,8 @@ def _token_signer(structure: _Structure, reference: etree._Element) -> tuple[x50
                               f"The signature's token reference {uri} does not designate a BinarySecurityToken of the "
                               "WS-Security header.")
     if token.get("ValueType") != X509_V3:
-        raise SecurityRefusal(RefusalCode.TOKEN_MISSING, f"The BinarySecurityToken type {token.get('ValueType')} is not supported.")
+        raise SecurityRefusal(RefusalCode.TOKEN_MISSING,
+                              f"The BinarySecurityToken type {token.get('ValueType')} is not supported.")
     try:
         return certificate_from_base64(token.text), None, token
     except ValueError as exc:
@@ -911,9 +968,6 @@ def _token_signer(structure: _Structure, reference: etree._Element) -> tuple[x50
 
 
 def _require_covered(covered: list[etree._Element], structure: _Structure, token: etree._Element | None) -> None:
-    if structure.timestamp is None:
-        raise SecurityRefusal(RefusalCode.TIMESTAMP_MISSING,
-                              "The WS-Security header has no Timestamp; every message must carry a signed one.")
     required = [("SOAP Body", structure.body), ("Timestamp", structure.timestamp)]
     if token is not None:
         required.append(("BinarySecurityToken", token))

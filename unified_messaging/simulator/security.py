@@ -186,7 +186,7 @@ class SecurityCheck:
             caller = self._check(envelope_bytes)
         except SimulatedFault as fault:
             self.counters.increment(f"security.refused.{fault.code}")
-            logger.warning("Business call refused: %s %s", fault.code, fault.message)
+            logger.info("Business call refused: %s %s", fault.code, fault.message)
             raise
         self.counters.increment("security.accepted")
         logger.debug("Business call from %s accepted", describe_certificate(caller.certificate))
@@ -203,8 +203,9 @@ class SecurityCheck:
         except SecurityRefusal as refusal:
             raise fault_for(refusal) from None
         if verified.assertion is None:
-            raise SimulatedFault(TOKEN_MISSING, "The message is signed with a certificate, not with a SAML holder-of-key "
-                                                "token of the eHealth STS; ask the STS for a token and sign with it.")
+            raise SimulatedFault(TOKEN_MISSING, "The message is signed with a certificate, not with a SAML "
+                                                "holder-of-key token of the eHealth STS; ask the STS for a token "
+                                                "and sign with it.")
         username = self._check_licence(verified.body)
         return CallerInfo(certificate=verified.certificate, identity=verified.identity,
                           assertion_id=verified.assertion.assertion_id, attributes=verified.assertion.attributes,
@@ -213,8 +214,8 @@ class SecurityCheck:
     def _check_licence(self, body: etree._Element) -> str:
         licences = [element for element in body.iter(tag=etree.Element) if _is_licence(element)]
         if not licences:
-            raise SimulatedFault(LICENCE_MISSING, "The request carries no MyCareNet licence (Origin/Package/License with "
-                                                  "Username and Password).")
+            raise SimulatedFault(LICENCE_MISSING, "The request carries no MyCareNet licence "
+                                                  "(Origin/Package/License with Username and Password).")
         if len(licences) > 1:
             raise SimulatedFault(LICENCE_MISSING, "The request carries several MyCareNet licences; send exactly one.")
         username = _child_text(licences[0], "Username")

@@ -37,14 +37,14 @@ from unified_messaging.mycarenet.sts import (
     organisation_number, organisation_recognised, professional_boolean, professional_nihii,
 )
 from unified_messaging.mycarenet.wsse import (
-    DEFAULT_CLOCK_SKEW, DS_NS, HOLDER_OF_KEY, SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSSE_NS, WSU_NS,
+    DEFAULT_CLOCK_SKEW, DS_NS, HOLDER_OF_KEY, SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSSE_NS, WSU_ID, WSU_NS,
     SecurityRefusal, certificate_base64, certificate_from_base64, format_instant, parse_instant, sign_elements,
     utc_now, verify_envelope,
 )
 from unified_messaging.simulator.security import (
     STS_INVALID_REQUEST, CounterSink, SecurityCounters, SimulatedFault, fault_for,
 )
-from unified_messaging.simulator.soap import CONTENT_TYPE, fault_envelope
+from unified_messaging.simulator.soap import CONTENT_TYPE, UNDEFINED, SoapFault, fault_envelope
 from unified_messaging.xmlsafe import parse_xml
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,10 @@ class SimulatedSts:
             self.counters.increment(f"sts.refused.{fault.code}")
             logger.warning("STS refused a token: %s %s", fault.code, fault.message)
             return "500 Internal Server Error", fault_envelope(fault)
+        except Exception:
+            logger.exception("The simulated STS failed to answer")
+            fault = SoapFault.server(UNDEFINED, "The simulated STS could not answer this request; see its log.")
+            return "500 Internal Server Error", fault_envelope(fault)
         self.counters.increment("sts.issued")
         return "200 OK", answer
 
@@ -105,7 +109,8 @@ class SimulatedSts:
         identity = _identity(certificate)
         assertion_id = f"_{uuid.uuid4().hex}"
         assertion = etree.Element(f"{{{SAML_NS}}}Assertion", nsmap={None: SAML_NS}, AssertionID=assertion_id,
-                                  IssueInstant=format_instant(instant), Issuer=ISSUER, MajorVersion="1", MinorVersion="1")
+                                  IssueInstant=format_instant(instant), Issuer=ISSUER, MajorVersion="1",
+                                  MinorVersion="1")
         etree.SubElement(assertion, f"{{{SAML_NS}}}Conditions", NotBefore=format_instant(instant - _BACKDATE),
                          NotOnOrAfter=format_instant(not_after))
         statement = etree.SubElement(assertion, f"{{{SAML_NS}}}AuthenticationStatement",
@@ -140,7 +145,7 @@ class SimulatedSts:
         _expect(rst, "RequestType", ISSUE)
         if rst.find(f"{{{WST_NS}}}KeyType") is not None:
             _expect(rst, "KeyType", PUBLIC_KEY)
-        _check_use_key(rst, verified.certificate)
+        _check_use_key(rst, verified.certificate, verified.token)
         now = self._now()
         assertion = self.issue_assertion(verified.certificate, _claims(rst), issue_instant=now,
                                          lifetime=_lifetime(rst, now, self.token_lifetime))
@@ -171,9 +176,13 @@ def _expect(rst: etree._Element, name: str, expected: str) -> None:
         raise SimulatedFault(STS_INVALID_REQUEST, f"The STS answers {name} {expected}, not {value or '(none)'}.")
 
 
-def _check_use_key(rst: etree._Element, signer: x509.Certificate) -> None:
+def _check_use_key(rst: etree._Element, signer: x509.Certificate, signing_token: etree._Element) -> None:
+    """``UseKey`` (when present) must hold the signer's certificate or refer to its BinarySecurityToken."""
     use_key = rst.find(f"{{{WST_NS}}}UseKey")
     if use_key is None:
+        return
+    reference = use_key.find(f"{{{WSSE_NS}}}SecurityTokenReference/{{{WSSE_NS}}}Reference")
+    if reference is not None and reference.get("URI") == f"#{signing_token.get(WSU_ID)}":
         return
     text = use_key.find(f"{{{WSSE_NS}}}BinarySecurityToken")
     if text is None:
@@ -181,10 +190,11 @@ def _check_use_key(rst: etree._Element, signer: x509.Certificate) -> None:
     try:
         wanted = certificate_from_base64(text.text if text is not None else None)
     except ValueError:
-        raise SimulatedFault(STS_INVALID_REQUEST, "UseKey must hold the certificate of the key to bind the token to.") from None
+        raise SimulatedFault(STS_INVALID_REQUEST,
+                             "UseKey must hold the certificate of the key to bind the token to.") from None
     if wanted != signer:
-        raise SimulatedFault(STS_INVALID_REQUEST, "UseKey names another certificate than the one that signed the request: "
-                                                  "a token can only be bound to the key that signed.")
+        raise SimulatedFault(STS_INVALID_REQUEST, "UseKey names another certificate than the one that signed the "
+                                                  "request: a token can only be bound to the key that signed.")
 
 
 def _claims(rst: etree._Element) -> list[Claim] | None:
@@ -232,7 +242,8 @@ def _attributes(identity: Identity | None, claims: Sequence[Claim] | None) -> li
     names = list(known) if claims is None else [claim.uri for claim in claims if claim.uri in known]
     for claim in claims or ():
         if claim.value is not None and claim.uri in known and claim.value != known[claim.uri][1]:
-            raise SimulatedFault(STS_INVALID_REQUEST, f"The claim {claim.uri} does not match the certificate's identity.")
+            raise SimulatedFault(STS_INVALID_REQUEST,
+                                 f"The claim {claim.uri} does not match the certificate's identity.")
     return [(name, known[name][0], known[name][1]) for name in dict.fromkeys(names)]
 
 
