@@ -70,7 +70,7 @@ def test_host_and_config_options(tmp_path):
 @pytest.mark.parametrize("content, words", [
     ('[server]\nport = "eighty"\n', "[server] port = 'eighty' is not valid: expected a whole number"),
     ('[upstream]\nmode = "production"\n', "[upstream] mode = 'production' is not valid"),
-    ('[upstream]\nmode = "remote"\n', "genericinsurability_url"),
+    ('[upstream]\nmode = "remote"\n', '[upstream] sts_url = "" is not valid when [upstream] mode = "remote"'),
 ])
 def test_wrong_configuration_stops_start_up_with_a_clear_message(tmp_path, content, words):
     conf = tmp_path / "bad.toml"

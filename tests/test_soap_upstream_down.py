@@ -9,6 +9,7 @@ from lxml import etree
 from tests.conftest import make_config
 from tests.test_soap_clients import ACTION, _envelope, _get_insurability_body
 from unified_messaging.gateway import Gateway
+from unified_messaging.mycarenet.devpki import make_dev_pki
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 
@@ -19,9 +20,12 @@ def _closed_port() -> int:
 
 
 def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path):
-    url = f"http://127.0.0.1:{_closed_port()}/GenericInsurability/v1"
-    config = make_config(tmp_path, upstream={"mode": "remote", "genericinsurability_url": url,
-                                             "timeout_seconds": 2.0})
+    base = f"http://127.0.0.1:{_closed_port()}"
+    pki = make_dev_pki(tmp_path / "pki")
+    config = make_config(tmp_path, upstream={"mode": "remote", "timeout_seconds": 2.0,
+                                             "sts_url": base + "/IAM/SecurityTokenService/v1",
+                                             "genericinsurability_url": base + "/GenericInsurability/v1"},
+                         identity={"keystore": str(pki.lab.path), "keystore_password": pki.password})
     ssin = TEST_PATIENTS[0].ssin
     with Gateway(config) as gw:
         assert gw.simulator is None

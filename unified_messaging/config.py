@@ -66,7 +66,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class UpstreamConfig:
     mode: str = _key("simulator", _one_of("simulator", "remote"))
+    sts_url: str = _key("", _url_or_empty)
     genericinsurability_url: str = _key("", _url_or_empty)
+    trace_folder: str = _key("")
     timeout_seconds: float = _key(20.0, _positive)
     is_test: bool = _key(True)
 
@@ -86,6 +88,12 @@ class LicenceConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    keystore: str = _key("")
+    keystore_password: str = _key("")
+
+
+@dataclass(frozen=True)
 class JournalConfig:
     path: str = _key("")
 
@@ -102,6 +110,7 @@ class Config:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     licence: LicenceConfig = field(default_factory=LicenceConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "built-in defaults"
@@ -126,7 +135,8 @@ class Config:
 
 _SECTION_CLASSES = {
     "server": ServerConfig, "data": DataConfig, "upstream": UpstreamConfig,
-    "simulator": SimulatorConfig, "licence": LicenceConfig, "journal": JournalConfig,
+    "simulator": SimulatorConfig, "licence": LicenceConfig, "identity": IdentityConfig,
+    "journal": JournalConfig,
     "logging": LoggingConfig,
 }
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Iterable
 
+import requests
 import waitress
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer
@@ -19,7 +22,13 @@ from unified_messaging.config import Config, ConfigError
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.journal import Journal
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
+from unified_messaging.mycarenet.keystore import KeystoreError, describe_certificate, read_keystore
+from unified_messaging.mycarenet.sts import StsClient, TokenCache
+from unified_messaging.mycarenet.trace import ExchangeTracer
+from unified_messaging.mycarenet.wsse import WsseSigningPlugin
+from unified_messaging.secrets import SecretError, resolve_secret
 from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
 from unified_messaging.soap.consult import build_soap_apps
 from unified_messaging.soap.contract import Contract
 from unified_messaging.soap.router import PREFIXES, ServicesRouter
@@ -76,13 +85,34 @@ class GatewayApp:
         return [body]
 
 
-class Gateway:
-    """Build with a Config, then ``start()``; ``stop()`` closes servers and the journal."""
+@dataclass(frozen=True)
+class UpstreamPlan:
+    """Where the upstream services are and which keystore acts there."""
 
-    def __init__(self, config: Config) -> None:
+    sts_url: str
+    genericinsurability_url: str
+    keystore_path: Path
+    keystore_password: str
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Gateway:
+    """Build with a Config, then ``start()``; ``stop()`` closes servers and the journal.
+
+    ``simulator`` replaces the simulated platform the gateway would build itself (tests give one
+    with another clock); ``clock`` is the gateway's time (timestamps, token renewal).
+    """
+
+    def __init__(self, config: Config, *, simulator: Simulator | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.config = config
-        self.simulator: Simulator | None = None
+        self.clock = clock
+        self.simulator: Simulator | None = simulator
         self.simulator_url: str | None = None
+        self.token_cache: TokenCache | None = None
         self._servers: list[_RunningServer] = []
         self._main: _RunningServer | None = None
         self.journal: Journal | None = None
@@ -104,40 +134,86 @@ class Gateway:
     def _display_host(host: str) -> str:
         return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
-    def _upstream_endpoint(self) -> str:
-        upstream = self.config.upstream
-        if upstream.mode == "simulator":
-            sim = self.config.simulator
-            self.simulator = Simulator(latency_ms=sim.latency_ms)
-            running = _start(self.simulator, sim.host, sim.port, threads=max(8, self.config.server.threads),
-                             max_body=self.config.server.max_request_bytes * 4, name="um-simulator")
-            self._servers.append(running)
-            base = f"http://{self._display_host(sim.host)}:{running.port}"
-            self.simulator_url = base
-            log.info("MyCareNet simulator listening on %s", base)
-            return base + Simulator.GENERICINSURABILITY_PATH
-        if not upstream.genericinsurability_url:
-            raise ConfigError(
-                '[upstream] genericinsurability_url = "" is not valid when [upstream] mode = "remote": '
-                "expected the GenericInsurability address of the MyCareNet platform."
-            )
-        return upstream.genericinsurability_url
+    def _secret(self, value: str, key: str) -> str:
+        try:
+            secret = resolve_secret(value, key=key, data_folder=self.config.data_folder)
+        except SecretError as exc:
+            raise ConfigError(str(exc)) from None
+        if secret.origin == "clear" and self.config.upstream.mode == "remote":
+            log.warning("%s is written in clear in %s; encrypt it with 'unified-messaging secret encrypt'",
+                        key, self.config.source)
+        return secret.value
+
+    def _start_simulator(self, licence_password: str) -> UpstreamPlan:
+        cfg = self.config
+        pki = demo_pki(cfg.data_folder)
+        if self.simulator is None:
+            self.simulator = build_platform(pki, licences={cfg.licence.username: licence_password},
+                                            latency_ms=cfg.simulator.latency_ms)
+        running = _start(self.simulator, cfg.simulator.host, cfg.simulator.port,
+                         threads=max(8, cfg.server.threads), max_body=cfg.server.max_request_bytes * 4,
+                         name="um-simulator")
+        self._servers.append(running)
+        base = f"http://{self._display_host(cfg.simulator.host)}:{running.port}"
+        self.simulator_url = base
+        log.info("MyCareNet simulator listening on %s (demo keystores in %s)", base, pki.folder)
+        lab = pki.lab
+        return UpstreamPlan(
+            sts_url=base + STS_PATH,
+            genericinsurability_url=base + Simulator.GENERICINSURABILITY_PATH,
+            keystore_path=Path(cfg.identity.keystore) if cfg.identity.keystore else lab.path,
+            keystore_password=(self._secret(cfg.identity.keystore_password, "[identity] keystore_password")
+                               if cfg.identity.keystore_password else pki.password),
+        )
+
+    def _remote_plan(self) -> UpstreamPlan:
+        cfg = self.config
+        for key in ("sts_url", "genericinsurability_url"):
+            if not getattr(cfg.upstream, key):
+                raise ConfigError(f'[upstream] {key} = "" is not valid when [upstream] mode = "remote": '
+                                  "expected the address of that MyCareNet service.")
+        for key in ("keystore", "keystore_password"):
+            if not getattr(cfg.identity, key):
+                raise ConfigError(f'[identity] {key} = "" is not valid when [upstream] mode = "remote": '
+                                  "expected the eHealth keystore of the care provider and its password.")
+        return UpstreamPlan(cfg.upstream.sts_url, cfg.upstream.genericinsurability_url,
+                            Path(cfg.identity.keystore),
+                            self._secret(cfg.identity.keystore_password, "[identity] keystore_password"))
+
+    def _insurability_client(self) -> GenericInsurabilityClient:
+        cfg = self.config
+        licence_password = self._secret(cfg.licence.password, "[licence] password")
+        plan = self._start_simulator(licence_password) if cfg.upstream.mode == "simulator" else self._remote_plan()
+        try:
+            entry = read_keystore(plan.keystore_path, plan.keystore_password).authentication
+        except KeystoreError as exc:
+            raise ConfigError(f"[identity] keystore = {str(plan.keystore_path)!r} cannot be used: {exc}") from None
+        tracer = ExchangeTracer(Path(cfg.upstream.trace_folder)) if cfg.upstream.trace_folder else None
+        sts_session = requests.Session()
+        if tracer is not None:
+            tracer.attach(sts_session)
+        self.token_cache = TokenCache(
+            StsClient(plan.sts_url, session=sts_session, timeout=cfg.upstream.timeout_seconds, now=self.clock),
+            now=self.clock,
+        )
+        log.info("acting upstream as %s", describe_certificate(entry.certificate))
+        return GenericInsurabilityClient(
+            plan.genericinsurability_url,
+            licence_username=cfg.licence.username,
+            licence_password=licence_password,
+            package_name=cfg.licence.package_name,
+            is_test=cfg.upstream.is_test,
+            timeout=cfg.upstream.timeout_seconds,
+            plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],
+            tracer=tracer,
+        )
 
     def start(self) -> "Gateway":
         cfg = self.config
         cfg.data_folder.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(cfg.journal_path)
         try:
-            endpoint = self._upstream_endpoint()
-            client = GenericInsurabilityClient(
-                endpoint,
-                licence_username=cfg.licence.username,
-                licence_password=cfg.licence.password,
-                package_name=cfg.licence.package_name,
-                is_test=cfg.upstream.is_test,
-                timeout=cfg.upstream.timeout_seconds,
-            )
-            service = InsurabilityService(client, self.journal)
+            service = InsurabilityService(self._insurability_client(), self.journal)
             contract = Contract()
             apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
             router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,

@@ -29,6 +29,7 @@ from zeep import plugins as zeep_plugins
 
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.faults import soap_fault
 from unified_messaging.mycarenet.models import (
     BusinessFault,
     FaultDetail,
@@ -41,6 +42,7 @@ from unified_messaging.mycarenet.models import (
     Patient,
     Transfer,
 )
+from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
@@ -108,6 +110,7 @@ class GenericInsurabilityClient:
         timeout: float = 20.0,
         plugins: list | None = None,
         message_hook: MessageHook | None = None,
+        tracer: ExchangeTracer | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
@@ -116,7 +119,7 @@ class GenericInsurabilityClient:
         self._package_name = package_name
         self._is_test = is_test
         self._message_hook = message_hook
-        self._transport = GatewayTransport(timeout=timeout)
+        self._transport = GatewayTransport(timeout=timeout, tracer=tracer)
         settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
         self._zeep = zeep.Client(str(WSDL_PATH), transport=self._transport, plugins=list(plugins or []),
                                  settings=settings)
@@ -354,42 +357,6 @@ class AnswerReader:
 
 
 _NS = {"genins": PROTOCOL_NS, "gc": CORE_NS, "err": SOA_ERRORS_NS}
-
-_ADVICE = {
-    "SOA-00": "Call the MyCareNet helpdesk and quote the ticket number.",
-    "SOA-01": "Check the eHealth certificate, its token and the MyCareNet licence in the gateway's settings; "
-              "call the eHealth helpdesk if they are right.",
-    "SOA-02": "The service is not available at the moment: try again in a few minutes, and call the MyCareNet "
-              "helpdesk if it lasts.",
-    "SOA-03": "MyCareNet did not accept the message the gateway sent: report it to the gateway's administrator "
-              "with the ticket number.",
-    "Client": "MyCareNet refused the message the gateway sent: report it to the gateway's administrator.",
-    "Server": "MyCareNet could not answer: try again later, and call the MyCareNet helpdesk if it lasts.",
-}
-
-
-def soap_fault(node: etree._Element) -> UpstreamFault:
-    """An ``UpstreamFault`` from a SOAP 1.1 Fault: the eHealth ``SystemError`` detail when there is
-    one (code ``SOA-xxxxx``), else the plain faultcode (``Client``/``Server``) and faultstring."""
-    faultcode = (node.findtext("faultcode") or "").strip()
-    faultstring = (node.findtext("faultstring") or "").strip()
-    plain_code = faultcode.rpartition(":")[2] or "Server"
-    error = next((e for e in node.iterfind("detail/*") if etree.QName(e).namespace == SOA_ERRORS_NS), None)
-    if error is None:
-        return UpstreamFault(plain_code, faultstring or "no reason given", _ADVICE.get(plain_code, _ADVICE["Server"]))
-    code = (error.findtext("Code") or plain_code).strip()
-    message = (error.findtext("Message") or faultstring or "no reason given").strip()
-    origin = (error.findtext("Origin") or plain_code).strip()
-    advice = _ADVICE.get(code[:6]) or _ADVICE.get(origin) or _ADVICE["Server"]
-    details = tuple(
-        text for text in (
-            f"eHealth ticket {error.get('Id')}" if error.get("Id") else None,
-            f"environment {error.findtext(f'{{{SOA_ERRORS_NS}}}Environment')}"
-            if error.findtext(f"{{{SOA_ERRORS_NS}}}Environment") else None,
-        ) if text
-    )
-    return UpstreamFault(code, message, advice, details)
-
 
 def _network_reason(exc: requests.RequestException, timeout: float) -> str:
     """A short reason for a failed HTTP exchange; never the request itself."""

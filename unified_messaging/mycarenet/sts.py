@@ -40,6 +40,7 @@ from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.mycarenet.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.faults import soap_fault
 from unified_messaging.mycarenet.keystore import IdentifierKind, Identity, KeyEntry, describe_certificate
 from unified_messaging.mycarenet.wsse import (
     SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSU_ID, WSU_NS, Clock, SecurityRefusal, SigningCredential,
@@ -191,7 +192,7 @@ def parse_response(data: bytes, *, endpoint: str = "the STS", status: int = 200)
         raise UpstreamUnavailable(endpoint, f"HTTP {status}, the answer is not a SOAP message")
     fault = envelope.find(f"{{{SOAP11_NS}}}Body/{{{SOAP11_NS}}}Fault")
     if fault is not None:
-        raise _fault(fault)
+        raise soap_fault(fault, default_advice=_ADVICE)
     assertions = envelope.findall(f"{{{SOAP11_NS}}}Body//{{{WST_NS}}}RequestedSecurityToken/{{{SAML_NS}}}Assertion")
     if len(assertions) != 1:
         raise UpstreamFault("UM-STS-NO-TOKEN",
@@ -211,15 +212,6 @@ def parse_response(data: bytes, *, endpoint: str = "the STS", status: int = 200)
         not_after=info.not_on_or_after,
         attributes=info.attributes,
     )
-
-
-def _fault(fault: etree._Element) -> UpstreamFault:
-    faultcode = (fault.findtext("faultcode") or "").strip().rpartition(":")[2] or "Server"
-    faultstring = (fault.findtext("faultstring") or "").strip()
-    error = next((e for e in fault.iterfind("detail/*") if etree.QName(e).namespace == SOA_ERRORS_NS), None)
-    code = (error.findtext("Code") or "").strip() if error is not None else ""
-    message = (error.findtext("Message") or "").strip() if error is not None else ""
-    return UpstreamFault(code or faultcode, mask_ssins_in_text(message or faultstring or "no reason given"), _ADVICE)
 
 
 def received_bytes(data: bytes, element: etree._Element) -> bytes:

@@ -15,6 +15,8 @@ import requests
 import zeep
 from requests.adapters import HTTPAdapter
 
+from unified_messaging.mycarenet.trace import ExchangeTracer
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "unified-messaging"
@@ -24,7 +26,7 @@ CONNECTIONS_PER_HOST = 2
 class GatewayTransport(zeep.Transport):
     """A zeep transport with one ``requests.Session`` per thread and a single timeout."""
 
-    def __init__(self, *, timeout: float) -> None:
+    def __init__(self, *, timeout: float, tracer: ExchangeTracer | None = None) -> None:
         # zeep's constructor would create one shared Session; set its attributes ourselves instead.
         self.cache = None
         self.load_timeout = timeout
@@ -34,6 +36,7 @@ class GatewayTransport(zeep.Transport):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._sessions: list[requests.Session] = []
+        self._tracer = tracer
 
     @property
     def session(self) -> requests.Session:
@@ -44,6 +47,8 @@ class GatewayTransport(zeep.Transport):
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = USER_AGENT
+            if self._tracer is not None:
+                self._tracer.attach(session)
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)

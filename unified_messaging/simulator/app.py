@@ -8,9 +8,7 @@ through the endpoint's operation registry.  Any ``SoapFault`` becomes the platfo
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable
@@ -20,6 +18,7 @@ from wsgiref.util import request_uri
 from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
+from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.genins import REQUEST_ELEMENT, SCHEMA_DIR, GenericInsurabilityService
 from unified_messaging.simulator.soap import (
     CONTENT_TYPE,
@@ -44,38 +43,6 @@ Handler = Callable[[SoapRequest], etree._Element]
 
 _XSD_NS = "http://www.w3.org/2001/XMLSchema"
 _WSDL_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
-
-
-class Counters(Mapping[str, int]):
-    """Thread-safe call counters, read like a dict (``counters["genericinsurability.getInsurability"]``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, int] = {}
-
-    def register(self, name: str) -> None:
-        with self._lock:
-            self._values.setdefault(name, 0)
-
-    def increment(self, name: str, by: int = 1) -> None:
-        with self._lock:
-            self._values[name] = self._values.get(name, 0) + by
-
-    def __getitem__(self, name: str) -> int:
-        with self._lock:
-            return self._values[name]
-
-    def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            return iter(list(self._values))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._values)
-
-    def __repr__(self) -> str:
-        with self._lock:
-            return f"Counters({self._values!r})"
 
 
 @dataclass(frozen=True)
@@ -135,6 +102,7 @@ class Simulator:
         self.genericinsurability = GenericInsurabilityService(today=today or date.today)
         self._contracts = ContractFiles()
         self._endpoints: dict[str, Endpoint] = {}
+        self._mounts: dict[str, Callable[..., Any]] = {}
         genins = self.add_endpoint(GENERICINSURABILITY_PATH, "genericinsurability", "GenericInsurability-v1.wsdl")
         self.add_operation(genins, REQUEST_ELEMENT, "getInsurability", self.genericinsurability.get_insurability)
 
@@ -149,7 +117,14 @@ class Simulator:
         endpoint.operations[element] = operation
         self.counters.register(operation.counter)
 
+    def mount(self, path: str, app: Callable[..., Any]) -> None:
+        """Serve another WSGI application (the STS) at ``path``, beside the SOAP registry."""
+        self._mounts[path] = app
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        mounted = self._mounts.get(environ.get("PATH_INFO") or "/")
+        if mounted is not None:
+            return mounted(environ, start_response)
         endpoint = self._endpoints.get(environ.get("PATH_INFO") or "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if endpoint is None:

@@ -47,8 +47,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -60,6 +59,7 @@ from unified_messaging.mycarenet.keystore import Identity, describe_certificate
 from unified_messaging.mycarenet.wsse import (
     DEFAULT_CLOCK_SKEW, RefusalCode, SecurityRefusal, VerifiedCaller, utc_now, verify_envelope,
 )
+from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.soap import SoapFault
 
 logger = logging.getLogger(__name__)
@@ -123,34 +123,6 @@ class CounterSink(Protocol):
     def increment(self, name: str, by: int = 1) -> None: ...
 
 
-class SecurityCounters(Mapping[str, int]):
-    """Thread-safe counters read like a dict (``counters["sts.issued"]``; 0 for names never counted)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, int] = {}
-
-    def increment(self, name: str, by: int = 1) -> None:
-        with self._lock:
-            self._values[name] = self._values.get(name, 0) + by
-
-    def __getitem__(self, name: str) -> int:
-        with self._lock:
-            return self._values.get(name, 0)
-
-    def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            return iter(list(self._values))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._values)
-
-    def __repr__(self) -> str:
-        with self._lock:
-            return f"SecurityCounters({self._values!r})"
-
-
 @dataclass(frozen=True, repr=False, eq=False)
 class CallerInfo:
     """Who made an accepted business call."""
@@ -178,7 +150,7 @@ class SecurityCheck:
         self._licences = dict(licences)
         self._now = now
         self._skew = max_clock_skew
-        self.counters: CounterSink = counters if counters is not None else SecurityCounters()
+        self.counters: CounterSink = counters if counters is not None else Counters()
 
     def check(self, envelope_bytes: bytes) -> CallerInfo:
         """Who called, or ``SimulatedFault`` naming the first problem found."""

@@ -41,8 +41,9 @@ from unified_messaging.mycarenet.wsse import (
     SecurityRefusal, certificate_base64, certificate_from_base64, format_instant, parse_instant, sign_elements,
     utc_now, verify_envelope,
 )
+from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.security import (
-    STS_INVALID_REQUEST, CounterSink, SecurityCounters, SimulatedFault, fault_for,
+    STS_INVALID_REQUEST, CounterSink, SimulatedFault, fault_for,
 )
 from unified_messaging.simulator.soap import CONTENT_TYPE, UNDEFINED, SoapFault, fault_envelope
 from unified_messaging.xmlsafe import parse_xml
@@ -67,7 +68,7 @@ class SimulatedSts:
         self.token_lifetime = token_lifetime
         self._now = now
         self._skew = max_clock_skew
-        self.counters: CounterSink = counters if counters is not None else SecurityCounters()
+        self.counters: CounterSink = counters if counters is not None else Counters()
 
     @property
     def certificate(self) -> x509.Certificate:

@@ -1,0 +1,1 @@
+"""Benchmark scripts that print figures (run them directly; pytest does not collect ``bench_*.py``)."""

@@ -1,0 +1,65 @@
+"""The simulated MyCareNet platform as the gateway embeds it: services, STS and security checks.
+
+``build_platform`` wires one ``Simulator`` with the eHealth STS mounted beside GenericInsurability
+and the platform's security checks (signature, timestamp, token, certificate, licence) run before
+every business call.  The keys come from a development PKI (``mycarenet.devpki``) kept in the data
+folder; the simulator trusts that PKI's CA only.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Mapping
+
+from unified_messaging.mycarenet.devpki import DevPki, load_dev_pki, make_dev_pki
+from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.security import SecurityCheck
+from unified_messaging.simulator.sts import SimulatedSts
+
+log = logging.getLogger(__name__)
+
+STS_PATH = "/IAM/SecurityTokenService/v1"
+DEMO_PKI_FOLDER = "demo-pki"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def demo_pki(data_folder: Path, *, now: Callable[[], datetime] = _utc_now) -> DevPki:
+    """The demo PKI in ``<data>/demo-pki``: made on first use, made again once its keys expire."""
+    folder = Path(data_folder) / DEMO_PKI_FOLDER
+    if (folder / "manifest.json").exists():
+        pki = load_dev_pki(folder)
+        lab_certificate = pki.load("lab").authentication.certificate
+        if lab_certificate.not_valid_after_utc > now() + timedelta(days=7):
+            return pki
+        log.info("the demo keystores in %s expire soon; making new ones", folder)
+    else:
+        log.info("making the demo PKI (test CA and eHealth-like keystores) in %s", folder)
+    return make_dev_pki(folder, today=now().date())
+
+
+def build_platform(
+    pki: DevPki,
+    *,
+    licences: Mapping[str, str],
+    latency_ms: int = 0,
+    now: Callable[[], datetime] = _utc_now,
+    today: Callable[[], date] | None = None,
+    token_lifetime: timedelta = timedelta(hours=8),
+    max_clock_skew: timedelta | None = None,
+) -> Simulator:
+    """A simulator that checks every call like the platform: STS at ``STS_PATH``, secured services."""
+    simulator = Simulator(latency_ms=latency_ms, today=today)
+    skew = {} if max_clock_skew is None else {"max_clock_skew": max_clock_skew}
+    sts_entry = pki.load("sts").authentication
+    sts = SimulatedSts(pki.ca_certificate(), sts_entry, token_lifetime=token_lifetime, now=now,
+                       counters=simulator.counters, **skew)
+    simulator.mount(STS_PATH, sts)
+    simulator.interceptors.append(
+        SecurityCheck(pki.ca_certificate(), sts.certificate, licences=licences, now=now,
+                      counters=simulator.counters, **skew)
+    )
+    return simulator
