@@ -1,0 +1,251 @@
+"""Issue 3 end to end: each refusal of the platform, through the real gateway and the real simulator.
+
+The simulated platform runs on its own port (as MyCareNet would); the gateway is configured for a
+remote upstream pointing at it. Where a refusal needs a broken message, a small HTTP proxy between
+the two changes the bytes in flight; where it needs time to pass, the platform's clock is moved.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import pytest
+import requests
+import waitress
+import zeep
+from waitress import wasyncore
+
+from tests.conftest import make_config
+from tests.test_soap_clients import LAB
+from unified_messaging.gateway import Gateway
+from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.platform import STS_PATH, build_platform
+from unified_messaging.simulator.security import SecurityCheck
+from unified_messaging.simulator.population import TEST_PATIENTS
+from unified_messaging.simulator.sts import SimulatedSts
+
+LICENCE = ("lab-software", "the-right-licence-password")
+INSURED = next(p for p in TEST_PATIENTS if p.scenario == "insured")
+GENINS = "/GenericInsurability/v1"
+
+
+class MovableClock:
+    """The platform's clock, which a test can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc) + self.offset
+
+
+@contextmanager
+def serving(app: Callable) -> Iterator[str]:
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        thread.join(timeout=5)
+        server.task_dispatcher.shutdown(timeout=2)
+
+
+def tampering_proxy(target: str, change: Callable[[bytes], bytes]) -> Callable:
+    """A WSGI app forwarding POSTs to ``target`` after ``change`` rewrote the body."""
+
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        headers = {k: environ[v] for k, v in (("Content-Type", "CONTENT_TYPE"), ("SOAPAction", "HTTP_SOAPACTION"))
+                   if environ.get(v)}
+        answer = requests.post(target + environ["PATH_INFO"], data=change(body), headers=headers, timeout=10)
+        start_response(f"{answer.status_code} X", [("Content-Type", answer.headers.get("Content-Type", "text/xml"))])
+        return [answer.content]
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_dev_pki(tmp_path_factory.mktemp("pki"))
+
+
+@contextmanager
+def gateway_against(tmp_path, pki, *, sts_url: str, genins_url: str, keystore: str = "lab",
+                    licence_password: str = LICENCE[1], clock=None) -> Iterator[Gateway]:
+    config = make_config(
+        tmp_path,
+        upstream={"mode": "remote", "sts_url": sts_url, "genericinsurability_url": genins_url, "timeout_seconds": 5.0},
+        identity={"keystore": str(pki.keystores[keystore].path), "keystore_password": pki.password},
+        licence={"username": LICENCE[0], "password": licence_password},
+    )
+    gateway = Gateway(config, **({"clock": clock} if clock else {})).start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+def consult(gateway: Gateway):
+    client = zeep.Client(f"{gateway.services_url}/ConsultMyCareNetSoap?wsdl")
+    return client.service.GetInsurability(request={"CareProvider": LAB, "Ssin": INSURED.ssin,
+                                                   "PeriodStart": dt.date.today()})
+
+
+def refused_with(result, code: str, *advice_words: str) -> None:
+    assert result.Status == "ERROR"
+    message = result.Messages.Message[0]
+    assert message.Code == code, message
+    assert message.Location == "MyCareNet"
+    for word in advice_words:
+        assert word in message.Text, message.Text
+    assert INSURED.ssin not in message.Text
+
+
+@pytest.fixture()
+def platform(pki):
+    clock = MovableClock()
+    simulator = build_platform(pki, licences=dict([LICENCE]), now=clock)
+    with serving(simulator) as url:
+        yield simulator, url, clock
+
+
+def test_a_good_setup_is_accepted_and_one_token_serves_many_calls(tmp_path, pki, platform):
+    simulator, url, _ = platform
+    with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
+        client = zeep.Client(f"{gateway.services_url}/ConsultMyCareNetSoap?wsdl").service
+        results = []
+
+        def ask():
+            for _ in range(5):
+                results.append(client.GetInsurability(request={"CareProvider": LAB, "Ssin": INSURED.ssin,
+                                                               "PeriodStart": dt.date.today()}).Status)
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == ["OK"] * 40
+        assert simulator.counters["sts.issued"] == 1
+        assert simulator.counters["genericinsurability.getInsurability"] == 40
+
+
+def test_unsigned_message_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+
+    def strip_security(body: bytes) -> bytes:
+        return re.sub(rb"<wsse:Security\b.*?</wsse:Security>", b"", body, flags=re.S)
+
+    with serving(tampering_proxy(url, strip_security)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        refused_with(consult(gateway), "SOA-01001", "proxy")
+
+
+def test_tampered_body_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+    other = next(p for p in TEST_PATIENTS if p.scenario == "deceased")
+
+    def swap_patient(body: bytes) -> bytes:
+        return body.replace(INSURED.ssin.encode(), other.ssin.encode())
+
+    with serving(tampering_proxy(url, swap_patient)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        refused_with(consult(gateway), "SOA-01003", "changed on its way")
+
+
+def test_expired_timestamp_is_refused(tmp_path, pki, platform):
+    _, url, clock = platform
+    with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
+        assert consult(gateway).Status == "OK"  # the token is now cached
+        clock.offset = dt.timedelta(minutes=15)  # the platform is 15 minutes ahead of the gateway
+        refused_with(consult(gateway), "SOA-01008", "clock")
+
+
+def test_timestamp_from_the_future_is_refused(tmp_path, pki, platform):
+    _, url, clock = platform
+    with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
+        assert consult(gateway).Status == "OK"
+        clock.offset = -dt.timedelta(minutes=15)
+        refused_with(consult(gateway), "SOA-01009", "clock")
+
+
+def test_expired_assertion_is_refused(tmp_path, pki):
+    """An STS whose clock is two hours behind issues one-hour tokens that are already over."""
+    sts_clock = MovableClock()
+    sts_clock.offset = -dt.timedelta(hours=2)
+    simulator = Simulator()
+    sts = SimulatedSts(pki.ca_certificate(), pki.load("sts").authentication, token_lifetime=dt.timedelta(hours=1),
+                       now=sts_clock, max_clock_skew=dt.timedelta(hours=3), counters=simulator.counters)
+    simulator.mount(STS_PATH, sts)
+    simulator.interceptors.append(SecurityCheck(pki.ca_certificate(), sts.certificate, licences=dict([LICENCE]),
+                                                counters=simulator.counters))
+    with serving(simulator) as url, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
+        refused_with(consult(gateway), "SOA-01014", "session")
+
+
+def test_assertion_from_another_sts_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+    foreign = SimulatedSts(pki.ca_certificate(), pki.load("nurse").authentication)  # right CA, wrong STS key
+    with serving(foreign) as foreign_url, \
+            gateway_against(tmp_path, pki, sts_url=foreign_url, genins_url=url + GENINS) as gateway:
+        refused_with(consult(gateway), "SOA-01012", "sts_url")
+
+
+def test_certificate_from_another_ca_is_refused(tmp_path, pki, platform):
+    simulator, url, _ = platform
+    with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS,
+                         keystore="untrusted") as gateway:
+        refused_with(consult(gateway), "SOA-01016", "certificate")
+    assert simulator.counters["sts.refused.SOA-01016"] == 1
+
+
+def test_expired_certificate_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+    with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS,
+                         keystore="expired") as gateway:
+        refused_with(consult(gateway), "SOA-01017", "renew")
+
+
+def test_wrong_licence_is_refused(tmp_path, pki, platform):
+    simulator, url, _ = platform
+    with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS,
+                         licence_password="an-old-licence") as gateway:
+        result = consult(gateway)
+        refused_with(result, "SOA-01019", "[licence]")
+        assert "an-old-licence" not in str(result)
+        row = gateway.journal.consultations(limit=1)[0]
+        assert (row["outcome"], row["code"]) == ("FAULT", "SOA-01019")
+    assert simulator.counters["security.refused.SOA-01019"] == 1
+
+
+def test_tracing_writes_masked_exchanges(tmp_path, pki, platform):
+    _, url, _ = platform
+    trace = tmp_path / "trace"
+    config_extra = {"trace_folder": str(trace)}
+    config = make_config(
+        tmp_path,
+        upstream={"mode": "remote", "sts_url": url + STS_PATH, "genericinsurability_url": url + GENINS, **config_extra},
+        identity={"keystore": str(pki.lab.path), "keystore_password": pki.password},
+        licence={"username": LICENCE[0], "password": LICENCE[1]},
+    )
+    with Gateway(config) as gateway:
+        assert consult(gateway).Status == "OK"
+    files = sorted(p.name for p in trace.iterdir())
+    assert any("IAM-SecurityTokenService" in f for f in files)
+    assert any("GenericInsurability" in f and f.endswith("-request.xml") for f in files)
+    assert any("GenericInsurability" in f and f.endswith("-response.xml") for f in files)
+    everything = b"".join(p.read_bytes() for p in trace.iterdir())
+    assert LICENCE[1].encode() not in everything
+    assert INSURED.ssin.encode() not in everything
+    assert b"masked" in everything and b"Password" in everything
+    lab_certificate = pki.load("lab").authentication.certificate
+    from cryptography.hazmat.primitives.serialization import Encoding
+    import base64
+    assert base64.b64encode(lab_certificate.public_bytes(Encoding.DER))[:60] not in everything
