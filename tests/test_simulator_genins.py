@@ -6,26 +6,23 @@ itself (official schemas and error table from ``../shared/reference``, skipped w
 from __future__ import annotations
 
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import requests
-import waitress
 import zeep
 from lxml import etree
-from waitress import wasyncore
 
 from unified_messaging.identifiers import make_ssin, ssin_problem
 from unified_messaging.simulator.app import MAX_REQUEST_BYTES, Simulator
 from unified_messaging.simulator.population import BENEFICIARIES, POPULATION, TEST_PATIENTS
 from unified_messaging.simulator.references import NipReferences
 from unified_messaging.simulator.soap import SoapFault, SoapRequest
+from unified_messaging.serving import serving
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 OFFICIAL_DIR = REFERENCE / "schemas" / "genericinsurability"
@@ -90,19 +87,6 @@ def request_xml(
 
 def inss(ssin: str) -> str:
     return f"<gc:Inss>{ssin}</gc:Inss>"
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=2)
 
 
 @pytest.fixture(scope="module")

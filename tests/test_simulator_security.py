@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import io
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
-import waitress
 from lxml import etree
-from waitress import wasyncore
 
 from unified_messaging.mycarenet.devpki import LAB_NIHII, NURSE_SSIN, DevPki, make_dev_pki
 from unified_messaging.mycarenet.errors import UpstreamFault
@@ -26,6 +21,7 @@ from unified_messaging.simulator import security
 from unified_messaging.simulator.security import CallerInfo, SecurityCheck, SimulatedFault
 from unified_messaging.simulator.soap import SoapFault, fault_envelope
 from unified_messaging.simulator.sts import SimulatedSts
+from unified_messaging.serving import serving
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 LICENCES = {"unified-messaging-test": "licence-secret"}
@@ -202,19 +198,6 @@ def test_the_simulator_answers_a_refusal_as_a_platform_fault(check):
     answer = b"".join(simulator(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     assert statuses == ["500 Internal Server Error"]
     assert f"<Code>{security.UNSIGNED}</Code>".encode() in answer
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=2)
 
 
 def test_signed_insurability_calls_end_to_end(pki, entries):

@@ -14,9 +14,7 @@ from typing import Callable, Iterator
 
 import pytest
 import requests
-import waitress
 import zeep
-from waitress import wasyncore
 
 from tests.conftest import make_config
 from tests.test_soap_clients import LAB
@@ -27,6 +25,7 @@ from unified_messaging.simulator.platform import STS_PATH, build_platform
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.population import TEST_PATIENTS
 from unified_messaging.simulator.sts import SimulatedSts
+from unified_messaging.serving import serving
 
 LICENCE = ("lab-software", "the-right-licence-password")
 INSURED = next(p for p in TEST_PATIENTS if p.scenario == "insured")
@@ -43,21 +42,10 @@ class MovableClock:
         return dt.datetime.now(dt.timezone.utc) + self.offset
 
 
-@contextmanager
-def serving(app: Callable) -> Iterator[str]:
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=2)
-
-
-def tampering_proxy(target: str, change: Callable[[bytes], bytes]) -> Callable:
-    """A WSGI app forwarding POSTs to ``target`` after ``change`` rewrote the body."""
+def tampering_proxy(target: str, change: Callable[[bytes], bytes] = lambda b: b,
+                    change_answer: Callable[[bytes], bytes] = lambda b: b) -> Callable:
+    """A WSGI app forwarding POSTs to ``target`` after ``change`` rewrote the body (and
+    ``change_answer`` the answer)."""
 
     def app(environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -65,7 +53,7 @@ def tampering_proxy(target: str, change: Callable[[bytes], bytes]) -> Callable:
                    if environ.get(v)}
         answer = requests.post(target + environ["PATH_INFO"], data=change(body), headers=headers, timeout=10)
         start_response(f"{answer.status_code} X", [("Content-Type", answer.headers.get("Content-Type", "text/xml"))])
-        return [answer.content]
+        return [change_answer(answer.content)]
 
     return app
 
@@ -80,7 +68,8 @@ def gateway_against(tmp_path, pki, *, sts_url: str, genins_url: str, keystore: s
                     licence_password: str = LICENCE[1], clock=None) -> Iterator[Gateway]:
     config = make_config(
         tmp_path,
-        upstream={"mode": "remote", "sts_url": sts_url, "genericinsurability_url": genins_url, "timeout_seconds": 5.0},
+        upstream={"mode": "remote", "sts_url": sts_url, "genericinsurability_url": genins_url, "timeout_seconds": 5.0,
+                  "platform_ca": str(pki.ca_certificate_path)},
         identity={"keystore": str(pki.keystores[keystore].path), "keystore_password": pki.password},
         licence={"username": LICENCE[0], "password": licence_password},
     )
@@ -249,3 +238,33 @@ def test_tracing_writes_masked_exchanges(tmp_path, pki, platform):
     from cryptography.hazmat.primitives.serialization import Encoding
     import base64
     assert base64.b64encode(lab_certificate.public_bytes(Encoding.DER))[:60] not in everything
+
+
+def test_platform_answers_are_signed_and_verified(tmp_path, pki, platform):
+    _, url, _ = platform
+    seen = []
+
+    def keep(answer: bytes) -> bytes:
+        seen.append(answer)
+        return answer
+
+    with serving(tampering_proxy(url, change_answer=keep)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        assert consult(gateway).Status == "OK"
+    assert b"BinarySecurityToken" in seen[-1] and b"SignatureValue" in seen[-1]
+
+
+def test_an_altered_platform_answer_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+
+    def make_insurer_pay(answer: bytes) -> bytes:
+        changed = answer.replace(b"PaymentByIo>false<", b"PaymentByIo>true<")
+        assert changed != answer
+        return changed
+
+    with serving(tampering_proxy(url, change_answer=make_insurer_pay)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        result = consult(gateway)
+    assert result.Status == "ERROR"
+    assert result.Messages.Message[0].Code == "UM-ANSWER-SIGNATURE"
+    assert "proxy" in result.Messages.Message[0].Text

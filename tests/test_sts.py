@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-import waitress
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
-from waitress import wasyncore
 
 from unified_messaging.mycarenet.devpki import (
     GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN, DevPki, make_dev_pki,
@@ -36,6 +34,7 @@ from unified_messaging.mycarenet.wsse import (
 from unified_messaging.simulator import security
 from unified_messaging.simulator.soap import fault_envelope
 from unified_messaging.simulator.sts import ISSUER, SimulatedSts
+from unified_messaging.serving import serving as serve_locally
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 XMLSEC1 = shutil.which("xmlsec1")
@@ -77,15 +76,8 @@ def simulated(pki, clock) -> SimulatedSts:
 
 @contextmanager
 def serving(app, threads: int = 8) -> Iterator[str]:
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}/IAM/SecurityTokenService/v1"
-    finally:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=2)
+    with serve_locally(app, threads=threads) as url:
+        yield url + "/IAM/SecurityTokenService/v1"
 
 
 @pytest.fixture

@@ -11,16 +11,13 @@ import logging
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-import waitress
 from lxml import etree
-from waitress import wasyncore
 from zeep import Plugin
 
 from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
@@ -34,6 +31,7 @@ from unified_messaging.mycarenet.models import (
 )
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.population import TEST_PATIENTS
+from unified_messaging.serving import serving
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 OFFICIAL_GENINS = REFERENCE / "schemas" / "genericinsurability" / "gen_ins_services_protocol-1_0.xsd"
@@ -79,20 +77,6 @@ class Capture:
             with self._lock:
                 self.exchanges.append((raw, status[0], body))
         return [body]
-
-
-@contextmanager
-def serving(app, threads: int = 8) -> Iterator[str]:
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        # Close the sockets from the server's own loop thread: closing them from here races its select().
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=2)
 
 
 def client_for(url: str, **options) -> GenericInsurabilityClient:

@@ -10,19 +10,15 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import waitress
 import zeep
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
-from waitress import wasyncore
 
 from unified_messaging.mycarenet import wsse
 from unified_messaging.mycarenet.devpki import NURSE_SSIN, CertificateUsage, DevPki, ehealth_subject, make_dev_pki
@@ -32,6 +28,7 @@ from unified_messaging.mycarenet.wsse import (
     WsseSigningPlugin, sign_envelope, verify_envelope,
 )
 from unified_messaging.simulator.sts import SimulatedSts
+from unified_messaging.serving import serving
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 XMLSEC1 = shutil.which("xmlsec1")
@@ -415,19 +412,6 @@ class VerifyingEcho:
         etree.SubElement(response, "{urn:test:echo}text").text = f"{text} ({caller.identity.quality})"
         start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8")])
         return [etree.tostring(answer, xml_declaration=True, encoding="UTF-8")]
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=2)
 
 
 def test_the_zeep_plugin_signs_what_zeep_sends(pki, sts, nurse, pem_files, tmp_path):

@@ -69,6 +69,7 @@ class UpstreamConfig:
     sts_url: str = _key("", _url_or_empty)
     genericinsurability_url: str = _key("", _url_or_empty)
     trace_folder: str = _key("")
+    platform_ca: str = _key("")
     timeout_seconds: float = _key(20.0, _positive)
     is_test: bool = _key(True)
 

@@ -7,16 +7,13 @@ so that everything between the two goes over a real socket.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
 import requests
-import waitress
-from waitress import wasyncore
-from waitress.server import BaseWSGIServer
+from cryptography import x509
 
 from unified_messaging.config import Config, ConfigError
 from unified_messaging.insurability.service import InsurabilityService
@@ -28,42 +25,13 @@ from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import WsseSigningPlugin
 from unified_messaging.secrets import SecretError, resolve_secret
 from unified_messaging.simulator.app import Simulator
+from unified_messaging.serving import RunningServer, start_server
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
 from unified_messaging.soap.consult import build_soap_apps
 from unified_messaging.soap.contract import Contract
 from unified_messaging.soap.router import PREFIXES, ServicesRouter
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _RunningServer:
-    server: BaseWSGIServer
-    thread: threading.Thread
-
-    @property
-    def port(self) -> int:
-        return self.server.effective_port
-
-    def close(self) -> None:
-        """Close the listener and every open connection from waitress's own loop, then stop the workers.
-
-        waitress's loop runs until its socket map is empty; closing sockets from another thread
-        races with it ("Bad file descriptor"), so the closing is handed to the loop's trigger.
-        """
-        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
-        self.thread.join(timeout=10)
-        self.server.task_dispatcher.shutdown()
-
-
-def _start(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str) -> _RunningServer:
-    server = waitress.create_server(
-        app, host=host, port=port, threads=threads, ident="unified-messaging",
-        max_request_body_size=max_body, clear_untrusted_proxy_headers=True, channel_timeout=60,
-    )
-    thread = threading.Thread(target=server.run, name=name, daemon=True)
-    thread.start()
-    return _RunningServer(server, thread)
 
 
 class GatewayApp:
@@ -93,6 +61,7 @@ class UpstreamPlan:
     genericinsurability_url: str
     keystore_path: Path
     keystore_password: str
+    platform_ca: x509.Certificate | None
 
 
 def utc_now() -> datetime:
@@ -113,8 +82,8 @@ class Gateway:
         self.simulator: Simulator | None = simulator
         self.simulator_url: str | None = None
         self.token_cache: TokenCache | None = None
-        self._servers: list[_RunningServer] = []
-        self._main: _RunningServer | None = None
+        self._servers: list[RunningServer] = []
+        self._main: RunningServer | None = None
         self.journal: Journal | None = None
 
     @property
@@ -150,7 +119,7 @@ class Gateway:
         if self.simulator is None:
             self.simulator = build_platform(pki, licences={cfg.licence.username: licence_password},
                                             latency_ms=cfg.simulator.latency_ms)
-        running = _start(self.simulator, cfg.simulator.host, cfg.simulator.port,
+        running = start_server(self.simulator, cfg.simulator.host, cfg.simulator.port,
                          threads=max(8, cfg.server.threads), max_body=cfg.server.max_request_bytes * 4,
                          name="um-simulator")
         self._servers.append(running)
@@ -164,6 +133,7 @@ class Gateway:
             keystore_path=Path(cfg.identity.keystore) if cfg.identity.keystore else lab.path,
             keystore_password=(self._secret(cfg.identity.keystore_password, "[identity] keystore_password")
                                if cfg.identity.keystore_password else pki.password),
+            platform_ca=self._platform_ca() or pki.ca_certificate(),
         )
 
     def _remote_plan(self) -> UpstreamPlan:
@@ -176,9 +146,23 @@ class Gateway:
             if not getattr(cfg.identity, key):
                 raise ConfigError(f'[identity] {key} = "" is not valid when [upstream] mode = "remote": '
                                   "expected the eHealth keystore of the care provider and its password.")
+        platform_ca = self._platform_ca()
+        if platform_ca is None:
+            log.warning("[upstream] platform_ca is not set: signed answers from MyCareNet will not be verified")
         return UpstreamPlan(cfg.upstream.sts_url, cfg.upstream.genericinsurability_url,
                             Path(cfg.identity.keystore),
-                            self._secret(cfg.identity.keystore_password, "[identity] keystore_password"))
+                            self._secret(cfg.identity.keystore_password, "[identity] keystore_password"),
+                            platform_ca)
+
+    def _platform_ca(self) -> x509.Certificate | None:
+        path = self.config.upstream.platform_ca
+        if not path:
+            return None
+        try:
+            return x509.load_pem_x509_certificate(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"[upstream] platform_ca = {path!r} is not valid: expected a readable PEM "
+                              f"certificate file ({exc}).") from None
 
     def _insurability_client(self) -> GenericInsurabilityClient:
         cfg = self.config
@@ -206,6 +190,8 @@ class Gateway:
             timeout=cfg.upstream.timeout_seconds,
             plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],
             tracer=tracer,
+            answer_ca=plan.platform_ca,
+            now=self.clock,
         )
 
     def start(self) -> "Gateway":
@@ -218,7 +204,7 @@ class Gateway:
             apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
             router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
                                     max_request_bytes=cfg.server.max_request_bytes)
-            self._main = _start(GatewayApp(router), cfg.server.host, cfg.server.port,
+            self._main = start_server(GatewayApp(router), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
                                 name="um-gateway")
         except BaseException:

@@ -67,13 +67,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+import requests
 import zeep
+from cryptography import x509
 
 import unified_messaging
 from unified_messaging.config import Config, ConfigError, load_config
+from unified_messaging.mycarenet.devpki import load_dev_pki
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
+from unified_messaging.mycarenet.keystore import read_keystore
 from unified_messaging.mycarenet.models import CareProvider, InsurabilityQuery
+from unified_messaging.mycarenet.sts import StsClient, TokenCache
+from unified_messaging.mycarenet.wsse import WsseSigningPlugin
+from unified_messaging.secrets import resolve_secret
 from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.platform import DEMO_PKI_FOLDER, STS_PATH
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 LAB_NIHII = "81234530000"  # the development PKI's lab (README's example)
@@ -239,12 +247,6 @@ class RunningGateway:
     def wsdl_url(self) -> str:
         return f"{self.services_url}/{SOAP_PORT}?wsdl"
 
-    @property
-    def genericinsurability_url(self) -> str | None:
-        if self.simulator_url is None:
-            return None
-        return self.simulator_url + Simulator.GENERICINSURABILITY_PATH
-
 
 def _die_with_parent() -> None:
     """In the child, before exec: get SIGTERM if the benchmark itself is killed (Linux)."""
@@ -402,18 +404,35 @@ class GatewayTarget:
 
 
 class DirectTarget:
-    """getInsurability straight to the simulator with one shared ``GenericInsurabilityClient``."""
+    """getInsurability straight to the simulator with one shared ``GenericInsurabilityClient``,
+    secured as the gateway secures it in simulator mode (``Gateway._insurability_client``): the
+    same keystore (the demo lab of the gateway's data folder, or ``[identity] keystore``), its own
+    STS token (asked once, cached), every request signed with WS-Security, the simulator's signed
+    answers verified against the demo CA (or ``[upstream] platform_ca``).
+    """
 
     name = "direct"
 
-    def __init__(self, endpoint: str, config: Config) -> None:
+    def __init__(self, simulator_url: str, config: Config) -> None:
+        # The gateway made the demo PKI in the shared data folder at start-up; only read it here.
+        pki = load_dev_pki(config.data_folder / DEMO_PKI_FOLDER)
+        keystore_path = Path(config.identity.keystore) if config.identity.keystore else pki.lab.path
+        keystore_password = (_secret(config, config.identity.keystore_password, "[identity] keystore_password")
+                             if config.identity.keystore_password else pki.password)
+        entry = read_keystore(keystore_path, keystore_password).authentication
+        answer_ca = (x509.load_pem_x509_certificate(Path(config.upstream.platform_ca).read_bytes())
+                     if config.upstream.platform_ca else pki.ca_certificate())
+        self.token_cache = TokenCache(StsClient(simulator_url + STS_PATH, session=requests.Session(),
+                                                timeout=config.upstream.timeout_seconds))
         self.client = GenericInsurabilityClient(
-            endpoint,
+            simulator_url + Simulator.GENERICINSURABILITY_PATH,
             licence_username=config.licence.username,
-            licence_password=config.licence.password,
+            licence_password=_secret(config, config.licence.password, "[licence] password"),
             package_name=config.licence.package_name,
             is_test=config.upstream.is_test,
             timeout=config.upstream.timeout_seconds,
+            plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry))],
+            answer_ca=answer_ca,
         )
         self.care_provider = CareProvider(LAB_NIHII, LAB_QUALITY)
 
@@ -436,6 +455,10 @@ class DirectTarget:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _secret(config: Config, value: str, key: str) -> str:
+    return resolve_secret(value, key=key, data_folder=config.data_folder).value
 
 
 # --------------------------------------------------------------------------- one measured point
@@ -761,11 +784,10 @@ def main(argv: list[str] | None = None) -> int:
         if "gateway" in args.targets:
             targets["gateway"] = GatewayTarget(gateway.wsdl_url)
         if "direct" in args.targets:
-            endpoint = gateway.genericinsurability_url
-            if endpoint is None:
+            if gateway.simulator_url is None:
                 raise BenchmarkError("the gateway runs no built-in simulator (is [upstream] mode remote?): "
                                      "there is no direct baseline; use --targets gateway")
-            targets["direct"] = DirectTarget(endpoint, config)
+            targets["direct"] = DirectTarget(gateway.simulator_url, config)
         progress(f"building {max(args.concurrency)} client(s) per target")
         for target in targets.values():
             target.prepare(max(args.concurrency))

@@ -24,6 +24,7 @@ from typing import Callable
 
 import requests
 import zeep
+from cryptography import x509
 from lxml import etree
 from zeep import plugins as zeep_plugins
 
@@ -44,6 +45,7 @@ from unified_messaging.mycarenet.models import (
 )
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport
+from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,8 @@ class GenericInsurabilityClient:
         plugins: list | None = None,
         message_hook: MessageHook | None = None,
         tracer: ExchangeTracer | None = None,
+        answer_ca: x509.Certificate | None = None,
+        now: Clock = utc_now,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
@@ -119,6 +123,8 @@ class GenericInsurabilityClient:
         self._package_name = package_name
         self._is_test = is_test
         self._message_hook = message_hook
+        self._answer_ca = answer_ca
+        self._now = now
         self._transport = GatewayTransport(timeout=timeout, tracer=tracer)
         settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
         self._zeep = zeep.Client(str(WSDL_PATH), transport=self._transport, plugins=list(plugins or []),
@@ -205,6 +211,7 @@ class GenericInsurabilityClient:
 
     def _read_reply(self, query: InsurabilityQuery, response: requests.Response) -> InsurabilityAnswer:
         envelope = self._soap_envelope(response)
+        self._check_answer_signature(envelope, response.content)
         envelope, _ = zeep_plugins.apply_ingress(self._zeep, envelope, response.headers, self._operation)
         fault = envelope.find(f"{{{SOAP11_ENV}}}Body/{{{SOAP11_ENV}}}Fault")
         if fault is not None:
@@ -220,6 +227,21 @@ class GenericInsurabilityClient:
         except (AttributeError, ValueError) as exc:
             raise UpstreamFault("UM-UNEXPECTED-ANSWER", f"The insurability answer could not be read ({exc})",
                                 "Report this to the gateway's administrator with the time of the call.") from None
+
+    def _check_answer_signature(self, envelope: etree._Element, raw: bytes) -> None:
+        """When the platform signed its answer, check the signature and that its certificate is
+        the platform's (issued by ``answer_ca``); an unsigned answer is accepted as it is."""
+        signature = envelope.find(f"{{{SOAP11_ENV}}}Header/{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature")
+        if signature is None or self._answer_ca is None:
+            return
+        try:
+            verify_envelope(raw, trusted_ca=self._answer_ca, now=self._now)
+        except SecurityRefusal as refusal:
+            raise UpstreamFault(
+                "UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
+                "The answer did not come unchanged from MyCareNet: check that no proxy rewrites messages and that "
+                "[upstream] platform_ca is the certificate authority of the platform; tell the administrator.",
+            ) from None
 
     def _soap_envelope(self, response: requests.Response) -> etree._Element:
         """The answer's SOAP envelope, or ``UpstreamUnavailable`` when it is none (an error page...)."""

@@ -43,9 +43,9 @@ from unified_messaging.mycarenet.errors import UpstreamError, UpstreamFault, Ups
 from unified_messaging.mycarenet.faults import soap_fault
 from unified_messaging.mycarenet.keystore import IdentifierKind, Identity, KeyEntry, describe_certificate
 from unified_messaging.mycarenet.wsse import (
-    SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSU_ID, WSU_NS, Clock, SecurityRefusal, SigningCredential,
-    add_timestamp, binary_security_token, canonicalize, certificate_fingerprint, format_instant, identify,
-    new_id, read_assertion, security_header, sign_elements, token_reference, utc_now, verify_assertion,
+    SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSU_NS, Clock, SecurityRefusal, SigningCredential,
+    binary_security_token, canonicalize, certificate_fingerprint, format_instant, new_id, read_assertion,
+    sign_with_certificate, utc_now, verify_assertion,
 )
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
@@ -148,13 +148,8 @@ def build_request(entry: KeyEntry, *, claims: Sequence[Claim], now: datetime,
     etree.SubElement(envelope, f"{{{SOAP11_NS}}}Header")
     body = etree.SubElement(envelope, f"{{{SOAP11_NS}}}Body", nsmap={"wsu": WSU_NS})
     body.append(_request_security_token(entry.certificate, claims, now, lifetime))
-    security = security_header(envelope)
-    timestamp = add_timestamp(security, now=now, ttl=_REQUEST_TTL)
-    token = binary_security_token(entry.certificate)
-    security.insert(security.index(timestamp) + 1, token)
-    targets = [(timestamp.get(WSU_ID), timestamp), (token.get(WSU_ID), token), (identify(body, "id"), body)]
-    sign_elements(security, targets, key=entry.private_key, key_info=token_reference(token))
-    return envelope
+    return sign_with_certificate(envelope, key=entry.private_key, certificate=entry.certificate, now=now,
+                                 ttl=_REQUEST_TTL)
 
 
 def _request_security_token(certificate: x509.Certificate, claims: Sequence[Claim], now: datetime,

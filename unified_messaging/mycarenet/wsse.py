@@ -636,6 +636,23 @@ def _body_with_wsu_prefix(body: etree._Element) -> etree._Element:
     return rebuilt
 
 
+def sign_with_certificate(envelope: etree._Element, *, key: PrivateKeyTypes, certificate: x509.Certificate,
+                          now: datetime, ttl: timedelta) -> etree._Element:
+    """Sign ``envelope`` in place with a certificate: Timestamp, BinarySecurityToken and Body.
+
+    The STS request is signed this way with the authentication key, and so are the platform's
+    answers when it signs them.
+    """
+    security = security_header(envelope)
+    timestamp = add_timestamp(security, now=now, ttl=ttl)
+    token = binary_security_token(certificate)
+    security.insert(security.index(timestamp) + 1, token)
+    body = _body_with_wsu_prefix(soap_parts(envelope)[2])
+    targets = [(timestamp.get(WSU_ID), timestamp), (token.get(WSU_ID), token), (identify(body, "id"), body)]
+    sign_elements(security, targets, key=key, key_info=token_reference(token))
+    return envelope
+
+
 # --------------------------------------------------------------------------------------------
 # Signing a business call
 # --------------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ class Simulator:
         self.latency_ms = latency_ms
         self.counters = Counters()
         self.interceptors: list[Interceptor] = []
+        self.answer_signer: Callable[[bytes], bytes] | None = None
         self.genericinsurability = GenericInsurabilityService(today=today or date.today)
         self._contracts = ContractFiles()
         self._endpoints: dict[str, Endpoint] = {}
@@ -149,6 +150,8 @@ class Simulator:
                                                  "address.")
             self.counters.increment(operation.counter)
             status, body = "200 OK", response_envelope(operation.handler(request))
+            if self.answer_signer is not None:
+                body = self.answer_signer(body)
         except SoapFault as fault:
             self.counters.increment(endpoint.fault_counter)
             log.warning("%s: SOAP fault %s: %s", endpoint.name, fault.code, mask_ssins_in_text(fault.message))

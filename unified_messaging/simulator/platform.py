@@ -12,10 +12,15 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
+from lxml import etree
+
 from unified_messaging.mycarenet.devpki import DevPki, load_dev_pki, make_dev_pki
+from unified_messaging.mycarenet.keystore import KeyEntry
+from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.sts import SimulatedSts
+from unified_messaging.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +55,13 @@ def build_platform(
     today: Callable[[], date] | None = None,
     token_lifetime: timedelta = timedelta(hours=8),
     max_clock_skew: timedelta | None = None,
+    sign_answers: bool = True,
 ) -> Simulator:
-    """A simulator that checks every call like the platform: STS at ``STS_PATH``, secured services."""
+    """A simulator that checks every call like the platform: STS at ``STS_PATH``, secured services.
+
+    With ``sign_answers`` the business answers are signed with the platform's certificate
+    (Timestamp, BinarySecurityToken and Body), which the gateway verifies.
+    """
     simulator = Simulator(latency_ms=latency_ms, today=today)
     skew = {} if max_clock_skew is None else {"max_clock_skew": max_clock_skew}
     sts_entry = pki.load("sts").authentication
@@ -62,4 +72,15 @@ def build_platform(
         SecurityCheck(pki.ca_certificate(), sts.certificate, licences=licences, now=now,
                       counters=simulator.counters, **skew)
     )
+    if sign_answers:
+        simulator.answer_signer = _answer_signer(sts_entry, now)
     return simulator
+
+
+def _answer_signer(entry: KeyEntry, now: Callable[[], datetime]) -> Callable[[bytes], bytes]:
+    def sign(answer: bytes) -> bytes:
+        envelope = parse_xml(answer)
+        sign_with_certificate(envelope, key=entry.private_key, certificate=entry.certificate, now=now(),
+                              ttl=timedelta(minutes=5))
+        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    return sign
