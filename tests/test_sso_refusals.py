@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import pytest
+from lxml import etree
 import requests
 import zeep
 
@@ -268,3 +269,35 @@ def test_an_altered_platform_answer_is_refused(tmp_path, pki, platform):
     assert result.Status == "ERROR"
     assert result.Messages.Message[0].Code == "UM-ANSWER-SIGNATURE"
     assert "proxy" in result.Messages.Message[0].Text
+
+
+def test_signed_business_messages_validate_against_the_official_schemas(tmp_path, pki, platform):
+    """What the gateway really sends upstream: Body against GenericInsurability, header against WSS/SAML."""
+    from tests.test_upstream_insurability import OFFICIAL_GENINS, _official_schema
+    from tests.test_wsse import official_schema as security_schema
+
+    genins_schema = _official_schema(OFFICIAL_GENINS)
+    wss_schema = security_schema()
+    _, url, _ = platform
+    sent, answered = [], []
+
+    def keep_request(body: bytes) -> bytes:
+        sent.append(body)
+        return body
+
+    def keep_answer(body: bytes) -> bytes:
+        answered.append(body)
+        return body
+
+    with serving(tampering_proxy(url, keep_request, keep_answer)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=proxy + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        assert consult(gateway).Status == "OK"
+    soap = "{http://schemas.xmlsoap.org/soap/envelope/}"
+    wsse = "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}Security"
+    sts_request, business = (etree.fromstring(m) for m in sent)
+    for envelope in (sts_request, business, etree.fromstring(answered[1])):
+        security = envelope.find(f"{soap}Header/{wsse}")
+        assert wss_schema.validate(security), wss_schema.error_log
+    assert wss_schema.validate(sts_request.find(f"{soap}Body")[0]), wss_schema.error_log  # the RST
+    assert genins_schema.validate(business.find(f"{soap}Body")[0]), genins_schema.error_log
+    assert genins_schema.validate(etree.fromstring(answered[1]).find(f"{soap}Body")[0]), genins_schema.error_log

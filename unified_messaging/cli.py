@@ -5,6 +5,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -87,6 +88,50 @@ def check_config(config_path: str | None) -> None:
     """Load and check the configuration, then print where it came from."""
     config = _load(config_path)
     click.echo(f"{config.source}: OK (data folder {config.data_folder})")
+
+
+@main.command("dev-certs")
+@click.option("--folder", type=click.Path(file_okay=False), default=None,
+              help="Where to write them (default: <data folder>/demo-pki).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def dev_certs(folder: str | None, config_path: str | None) -> None:
+    """Make a test CA and eHealth-like keystores (lab, nurse, nursing group...) for development.
+
+    The simulator trusts this CA only. The keystores are for tests and demos: never for MyCareNet.
+    """
+    from unified_messaging.mycarenet.devpki import make_dev_pki
+    from unified_messaging.simulator.platform import DEMO_PKI_FOLDER
+
+    target = Path(folder) if folder else _load(config_path).data_folder / DEMO_PKI_FOLDER
+    pki = make_dev_pki(target)
+    click.echo(f"test CA: {pki.ca_certificate_path}")
+    for name, keystore in pki.keystores.items():
+        identity = keystore.identity
+        state = "expired" if keystore.expired else ("untrusted CA" if not keystore.trusted else "valid")
+        click.echo(f"{name:14} {keystore.path.name:22} {identity.kind.value}={identity.masked_value:14} "
+                   f"{identity.quality or '-':14} {state}")
+    click.echo(f"keystore password: see {pki.manifest_path.name} (development value)")
+
+
+@main.group()
+def secret() -> None:
+    """Secrets for the configuration file (licence and keystore passwords)."""
+
+
+@secret.command("encrypt")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def secret_encrypt(config_path: str | None) -> None:
+    """Read a secret (hidden prompt, or standard input) and print its enc: form for conf/."""
+    from unified_messaging.secrets import encrypt_secret
+
+    config = _load(config_path)
+    if sys.stdin.isatty():
+        value = click.prompt("Secret", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise click.ClickException("The secret is empty; nothing to encrypt.")
+    click.echo(encrypt_secret(value, config.data_folder))
 
 
 if __name__ == "__main__":
