@@ -12,7 +12,11 @@ threads), measures two targets:
   goes legacy client -> gateway (request validation, journal row) -> simulator -> back.
 * ``direct``: the same question asked straight to the simulator's GenericInsurability endpoint
   with the gateway's own upstream client, ``GenericInsurabilityClient`` (zeep-built requests),
-  shared by all client threads exactly as the gateway shares it.
+  shared by all client threads exactly as the gateway shares it, and secured as the gateway
+  secures it: same keystore (the demo lab keystore the gateway made in the data folder), an STS
+  token asked once and cached, every request signed with WS-Security, the simulator's signed
+  answers verified. The simulator refuses unsigned calls, and the baseline must do the same
+  upstream work as the gateway for the difference to be the gateway's own cost.
 
 Every call asks about an insured test patient (``TEST_PATIENTS``, scenario ``insured``, the
 patients taken in turn) for today, and every answer is checked: ``Status=OK`` (gateway) or no
@@ -24,8 +28,11 @@ filled), then measures for a fixed duration (``--duration``) or a fixed number o
 (``--calls``). The table gives calls/s (successful calls over the measured window), p50 and p99
 latency in milliseconds (nearest rank over the successful calls), and for the gateway rows the
 latency the gateway adds: gateway p50 - direct p50, gateway p99 - direct p99, at the same
-concurrency. That difference also contains the client-side difference between a zeep call on
-the legacy contract and a ``GenericInsurabilityClient`` call; both are zeep, so it is small.
+concurrency: the SOAP front (parsing, validation against the contract, the answer), the core
+service and the journal row, plus the client-side difference between a plain zeep call on the
+legacy contract and a signed ``GenericInsurabilityClient`` call (the signing is on the direct
+client's side of the ledger: it runs in this script for ``direct``, in the gateway for
+``gateway``).
 
 The load generator runs on the same machine and competes with the gateway (and its in-process
 simulator) for the same cores; the table shows the CPU each side used during each point (100% =
@@ -834,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
         ("per point", f"{args.warmup:g} s warm-up, then "
                       + (f"{args.calls} calls" if args.calls else f"{args.duration:g} s")),
         ("patients", f"{len(ssins)} insured test patient(s) in turn, period = today"),
+        ("upstream security", "both targets: STS token (cached), every request signed with WS-Security, "
+                              "signed answers verified"),
     ]
     print_report(results, machine_facts(), setup, args.markdown, gateway_stop)
     has_errors = any(r.errors or r.warmup_errors for r in results)
