@@ -68,7 +68,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     except OSError as exc:
         raise click.ClickException(
             f"Cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}. "
-            "Choose another port with --port or [server] port."
+            "Choose another address or port with --host/--port or [server] host/port."
         ) from None
     click.echo(f"unified-messaging {__version__} serving {gateway.services_url}", err=True)
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)
