@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from unified_messaging.config import Config, config_from_dict
 
@@ -18,6 +19,29 @@ def reference_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared/reference is only beside the checkout in CI)")
     return path
+
+
+def official_schema(path: Path) -> etree.XMLSchema:
+    """One official XSD from ../shared/reference, loaded with network access off (imports are local)."""
+    if not path.is_file():
+        pytest.skip(f"official reference schemas not found at {path.parent}")
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    return etree.XMLSchema(etree.parse(str(path), parser))
+
+
+def official_security_schema() -> etree.XMLSchema:
+    """WS-Trust 1.3 (with WSS secext/utility, xmldsig) and the SAML 1.1 assertion, in one validator."""
+    common = reference_path("schemas", "common")
+    files = [common / "ws-trust-sts" / "ws-trust-1.3.xsd",
+             common / "ws-trust-sts" / "oasis-200401-wss-wssecurity-secext-1.0.xsd",
+             common / "saml-sts" / "oasis-sstc-saml-schema-assertion-1.1.xsd"]
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    imports = "".join(
+        f'<xs:import namespace="{etree.parse(str(f), parser).getroot().get("targetNamespace")}" '
+        f'schemaLocation="{f.as_uri()}"/>' for f in files)
+    wrapper = (f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:test:wrapper">'
+               f'{imports}</xs:schema>')
+    return etree.XMLSchema(etree.fromstring(wrapper.encode(), parser))
 
 
 def make_config(tmp_path: Path, **sections: dict) -> Config:

@@ -5,7 +5,6 @@ import hashlib
 import json
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -17,16 +16,10 @@ from unified_messaging.invoicing.feedback import (
     read_feedback,
     status_for,
 )
+from tests.conftest import reference_path as reference
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from tests.conftest import SHARED_REFERENCE as REFERENCE
 FEEDBACK = REFERENCE / "efact" / "feedback"
-
-
-def reference(*parts: str) -> Path:
-    path = REFERENCE.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the reference data sits beside the checkout)")
-    return path
 
 
 def index_entries() -> list[dict]:

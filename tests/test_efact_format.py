@@ -6,7 +6,6 @@ import json
 import re
 import tracemalloc
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -23,17 +22,10 @@ from unified_messaging.invoicing.efact import (
     validate_stream,
 )
 from unified_messaging.invoicing.writer import Defect, SendingSpec, build_sending, spec_for_size, write_sending
+from tests.conftest import reference_path as reference
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 OUTGOING = ("TFAC1SC09.509E", "TFAC1SC11.510E", "TFAC1SC12.518E", "TFAC1SC13.519E",
             "TFAC1SC15.520E")
-
-
-def reference(*parts: str) -> Path:
-    path = REFERENCE.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the reference data sits beside the checkout)")
-    return path
 
 
 def units_of(data: bytes) -> list[bytes]:

@@ -3,7 +3,6 @@ and shaped like the real files."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -30,15 +29,8 @@ from unified_messaging.invoicing.writer import (
     slot,
     spec_for_size,
 )
+from tests.conftest import reference_path as reference
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-
-
-def reference(*parts: str) -> Path:
-    path = REFERENCE.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the reference data sits beside the checkout)")
-    return path
 
 
 SPEC = SendingSpec(zone_204="20240301000042", mutualities=("131", "216"),

@@ -9,7 +9,6 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -24,7 +23,7 @@ from unified_messaging.simulator.references import NipReferences
 from unified_messaging.simulator.soap import SoapFault, SoapRequest
 from unified_messaging.serving import serving
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from tests.conftest import SHARED_REFERENCE as REFERENCE
 OFFICIAL_DIR = REFERENCE / "schemas" / "genericinsurability"
 ERROR_TABLE = REFERENCE / "errors" / "GenInsErrors.json"
 

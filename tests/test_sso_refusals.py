@@ -17,7 +17,7 @@ from lxml import etree
 import requests
 import zeep
 
-from tests.conftest import make_config
+from tests.conftest import make_config, official_schema, official_security_schema, reference_path
 from tests.test_soap_clients import LAB
 from unified_messaging.gateway import Gateway
 from unified_messaging.mycarenet.devpki import make_dev_pki
@@ -273,11 +273,9 @@ def test_an_altered_platform_answer_is_refused(tmp_path, pki, platform):
 
 def test_signed_business_messages_validate_against_the_official_schemas(tmp_path, pki, platform):
     """What the gateway really sends upstream: Body against GenericInsurability, header against WSS/SAML."""
-    from tests.test_upstream_insurability import OFFICIAL_GENINS, _official_schema
-    from tests.test_wsse import official_schema as security_schema
-
-    genins_schema = _official_schema(OFFICIAL_GENINS)
-    wss_schema = security_schema()
+    genins_schema = official_schema(reference_path("schemas", "genericinsurability",
+                                                   "gen_ins_services_protocol-1_0.xsd"))
+    wss_schema = official_security_schema()
     _, url, _ = platform
     sent, answered = [], []
 

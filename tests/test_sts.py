@@ -35,8 +35,8 @@ from unified_messaging.simulator import security
 from unified_messaging.simulator.soap import fault_envelope
 from unified_messaging.simulator.sts import ISSUER, SimulatedSts
 from unified_messaging.serving import serving as serve_locally
+from tests.conftest import official_security_schema
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 XMLSEC1 = shutil.which("xmlsec1")
 SECURITY_SIGNATURE = ("/*[local-name()='Envelope']/*[local-name()='Header']/*[local-name()='Security']"
                       "/*[local-name()='Signature']")
@@ -95,28 +95,6 @@ class RecordingSession(requests.Session):
         response = super().post(*args, **kwargs)
         self.last = response.content
         return response
-
-
-def reference(*parts: str) -> Path:
-    path = REFERENCE.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-def official_schema() -> etree.XMLSchema:
-    """WS-Trust 1.3 (with WSS secext/utility, xmldsig, WS-Authorization) and the SAML 1.1 assertion schema."""
-    common = reference("schemas", "common")
-    files = [common / "ws-trust-sts" / "ws-trust-1.3.xsd",
-             common / "ws-trust-sts" / "oasis-200401-wss-wssecurity-secext-1.0.xsd",
-             common / "saml-sts" / "oasis-sstc-saml-schema-assertion-1.1.xsd"]
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-    imports = "".join(
-        f'<xs:import namespace="{etree.parse(str(f), parser).getroot().get("targetNamespace")}" '
-        f'schemaLocation="{f.as_uri()}"/>' for f in files)
-    wrapper = (f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:test:wrapper">'
-               f'{imports}</xs:schema>')
-    return etree.XMLSchema(etree.fromstring(wrapper.encode(), parser))
 
 
 def xmlsec_verify(folder: Path, document: bytes, *arguments: str) -> subprocess.CompletedProcess:
@@ -186,7 +164,7 @@ def test_the_request_is_a_signed_ws_trust_issue(entries):
 
 
 def test_the_request_and_its_header_are_valid_against_the_official_schemas(entries):
-    schema = official_schema()
+    schema = official_security_schema()
     envelope = build_request(entries["lab"], claims=claims_for(entries["lab"].identity), now=START)
     rst = envelope.find(f"{{{SOAP11_NS}}}Body/{{{WST_NS}}}RequestSecurityToken")
     assert schema.validate(rst), schema.error_log
@@ -256,7 +234,7 @@ def test_the_token_keeps_the_bytes_received_and_they_verify_with_xmlsec1(pki, en
 
 
 def test_the_answer_and_the_assertion_are_valid_against_the_official_schemas(entries, clock, endpoint):
-    schema = official_schema()
+    schema = official_security_schema()
     session = RecordingSession()
     StsClient(endpoint, session=session, now=clock).request_token(entries["lab"])
     answer = etree.fromstring(session.last)

@@ -33,7 +33,7 @@ from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.population import TEST_PATIENTS
 from unified_messaging.serving import serving
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from tests.conftest import SHARED_REFERENCE as REFERENCE
 OFFICIAL_GENINS = REFERENCE / "schemas" / "genericinsurability" / "gen_ins_services_protocol-1_0.xsd"
 OFFICIAL_SOA_ERRORS = REFERENCE / "schemas" / "genericinsurability" / "ehealth-errors-schema-soa-1_0.xsd"
 

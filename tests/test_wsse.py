@@ -29,8 +29,8 @@ from unified_messaging.mycarenet.wsse import (
 )
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.serving import serving
+from tests.conftest import official_security_schema, reference_path as reference
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 XMLSEC1 = shutil.which("xmlsec1")
 SECURITY_SIGNATURE = ("/*[local-name()='Envelope']/*[local-name()='Header']/*[local-name()='Security']"
                       "/*[local-name()='Signature']")
@@ -38,13 +38,6 @@ ASSERTION_SIGNATURE = "//*[local-name()='Assertion']/*[local-name()='Signature']
 PAYLOAD = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
            '<x:Echo xmlns:x="urn:test:echo"><x:text>Hélène &amp; co</x:text></x:Echo>'
            '</soapenv:Body></soapenv:Envelope>')
-
-
-def reference(*parts: str) -> Path:
-    path = REFERENCE.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -176,28 +169,13 @@ def test_signing_refuses_a_token_or_key_of_someone_else(pki, sts, nurse):
 
 
 def test_the_security_header_is_valid_against_the_official_schemas(sts, nurse):
-    schema = official_schema()
+    schema = official_security_schema()
     document = etree.fromstring(signed(nurse, sts.issue_assertion(nurse.certificate)))
     security = document.find(f"{{{SOAP11_NS}}}Header/{{{WSSE_NS}}}Security")
     assert schema.validate(security), schema.error_log
     assert schema.validate(security.find(f"{{{SAML_NS}}}Assertion")), schema.error_log
     etree.SubElement(security.find(f"{{{WSU_NS}}}Timestamp"), f"{{{WSU_NS}}}Bogus")
     assert not schema.validate(security), "the schema check must be able to fail"
-
-
-def official_schema() -> etree.XMLSchema:
-    """WSS secext/utility 1.0, xmldsig, WS-Trust 1.3 and SAML 1.1 assertion, from the reference files."""
-    common = reference("schemas", "common")
-    files = [common / "ws-trust-sts" / "ws-trust-1.3.xsd",
-             common / "ws-trust-sts" / "oasis-200401-wss-wssecurity-secext-1.0.xsd",
-             common / "saml-sts" / "oasis-sstc-saml-schema-assertion-1.1.xsd"]
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-    imports = "".join(
-        f'<xs:import namespace="{etree.parse(str(f), parser).getroot().get("targetNamespace")}" '
-        f'schemaLocation="{f.as_uri()}"/>' for f in files)
-    wrapper = (f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:test:wrapper">'
-               f'{imports}</xs:schema>')
-    return etree.XMLSchema(etree.fromstring(wrapper.encode(), parser))
 
 
 # --------------------------------------------------------------------------------------------
