@@ -51,10 +51,13 @@ def test_zeep_by_mutuality_and_registration_number(zeep_client):
     assert result.Patient.Ssin == insured.ssin
 
 
-def test_suds_client(gateway):
+@pytest.mark.parametrize("port", ["ConsultMyCareNetSoap", "ConsultMyCareNetSoap12"])
+def test_suds_client(gateway, port):
+    """suds-community writes SOAP 1.1 envelopes on either port; each endpoint accepts both versions."""
     from suds.client import Client
 
     client = Client(f"{gateway.services_url}/ConsultMyCareNetSoap?wsdl", cache=None)
+    client.set_options(port=port)
     assert client.service.Echo("suds") == "suds"
     request = client.factory.create("InsurabilityRequest")
     request.CareProvider.Nihii = LAB["Nihii"]
@@ -66,6 +69,8 @@ def test_suds_client(gateway):
     result = client.service.GetInsurability(request)
     assert result.Status == "OK"
     assert result.Patient.LastName == patient("insured").last_name
+    chosen = next(p for p in client.wsdl.services[0].ports if p.name == port)
+    assert chosen.location == f"{gateway.services_url}/{port}"
 
 
 def _envelope(body: str, prefix: str = "soap", tns_prefix: str = "tns", version: str = "1.1") -> str:

@@ -113,12 +113,8 @@ class Journal:
             conn.execute("COMMIT")
 
     def record_consultation(self, consultation: Consultation) -> int:
-        row = asdict(consultation)
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        with self.write() as conn:
-            cursor = conn.execute(f"INSERT INTO consultations ({columns}) VALUES ({marks})", list(row.values()))
-            return int(cursor.lastrowid)
+        with self.write():
+            return int(self.db["consultations"].insert(asdict(consultation)).last_pk)
 
     def consultations(self, *, limit: int = 100, outcome: str | None = None) -> list[dict]:
         """The latest consultations, newest first."""
