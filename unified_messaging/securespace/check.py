@@ -1,0 +1,315 @@
+"""The configuration check: per certificate, is INSURABILITY, INVOICING and MED_ADMIN ``Active``?
+
+For each certificate of the secure space, and each service, the answer is ``Active`` or
+``Not active`` with the reasons (catalogue entries), plus warnings that do not stop the service
+(a certificate expiring within 30 days, a mandate waiting for acceptance or suspended).
+
+What is checked, per certificate:
+
+1. locally, by ``rules``: the certificate's dates; the licence is recorded; the holder's quality
+   may use the service in its own name, or the holder holds an active mandate for it; for
+   INVOICING, each establishment linked to the certificate that is not the holder itself is
+   covered by an active INVOICING mandate to the holder;
+2. live: a token request to the eHealth STS with the certificate (the STS's refusal, such as an
+   expired or untrusted certificate, is reported with the platform's code);
+3. live, with that token: a probe of each service.  INSURABILITY: a signed GenericInsurability
+   call about a patient that cannot exist (mutuality 999), so that no real person's data is
+   consulted; any business answer proves that the signature, token and licence were accepted, and
+   a licence refusal is reported for every service (the licence is the same for all).  INVOICING
+   and MED_ADMIN: their address answers ``?wsdl`` (a reachability probe); without an address the
+   service is "not configured".
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import requests
+from cryptography import x509
+
+from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
+from unified_messaging.mycarenet.keystore import KeyEntry
+from unified_messaging.mycarenet.models import CareProvider, InsurabilityQuery
+from unified_messaging.mycarenet.sts import SamlToken, StsClient
+from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
+from unified_messaging.securespace import rules
+from unified_messaging.securespace.catalogue import Refusal
+from unified_messaging.securespace.models import (
+    CertificateRecord, Licence, Mandate, MandateState, Party, PartyKind, Service,
+)
+from unified_messaging.securespace.store import SecureSpaceStore
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = "Active"
+NOT_ACTIVE = "Not active"
+LICENCE_CODES = ("SOA-01018", "SOA-01019")
+PROBE_MUTUALITY = "999"
+PROBE_REGISTRATION = "0"
+
+_QUALITY_BY_NIHII_PREFIX = (("94", "groupofnurses"), ("1", "doctor"), ("3", "dentist"), ("4", "nurse"),
+                            ("5", "physiotherapist"), ("6", "pharmacist"), ("7", "hospital"), ("8", "labo"))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the platform's services are; an empty address means "not configured"."""
+
+    sts_url: str = ""
+    genericinsurability_url: str = ""
+    invoicing_url: str = ""
+    med_admin_url: str = ""
+    platform_ca: x509.Certificate | None = field(default=None, repr=False)
+    is_test: bool = True
+    timeout: float = 10.0
+
+    def url(self, service: Service) -> str:
+        return {Service.INSURABILITY: self.genericinsurability_url, Service.INVOICING: self.invoicing_url,
+                Service.MED_ADMIN: self.med_admin_url}[service]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: Service
+    reasons: tuple[Refusal, ...]
+    warnings: tuple[Refusal, ...]
+    acts_for: tuple[str, ...]
+
+    @property
+    def status(self) -> str:
+        return NOT_ACTIVE if self.reasons else ACTIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"service": self.service.value, "status": self.status, "acts_for": list(self.acts_for),
+                "reasons": [r.as_dict() for r in self.reasons], "warnings": [w.as_dict() for w in self.warnings]}
+
+
+@dataclass(frozen=True)
+class CertificateCheck:
+    certificate: CertificateRecord
+    token: str
+    services: tuple[ServiceStatus, ...]
+
+    def service(self, service: Service | str) -> ServiceStatus:
+        wanted = Service(getattr(service, "value", service))
+        return next(s for s in self.services if s.service is wanted)
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.certificate
+        return {"certificate": c.id, "holder": c.holder_name, "identifier": f"{c.identifier_type}={c.masked_value}",
+                "quality": c.quality, "not_after": c.not_after.isoformat(), "sts_token": self.token,
+                "services": [s.as_dict() for s in self.services]}
+
+
+@dataclass
+class _Live:
+    """What the live part found for one certificate."""
+
+    token: SamlToken | None = None
+    token_text: str = "not requested"
+    common: list[Refusal] = field(default_factory=list)
+    per_service: dict[Service, list[Refusal]] = field(default_factory=dict)
+
+
+class ConfigurationCheck:
+    """Runs the check against ``endpoints`` with the secure space's certificates and licence."""
+
+    def __init__(self, store: SecureSpaceStore, endpoints: Endpoints, *, licence: Licence | None = None,
+                 package_name: str = "unified-messaging", clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.endpoints = endpoints
+        self.licence = licence if licence is not None else store.licence()
+        self.package_name = package_name
+        self.clock = clock
+
+    def run(self, certificate_ids: Sequence[int] | None = None) -> list[CertificateCheck]:
+        records = self.store.certificates()
+        if certificate_ids:
+            records = [self.store.certificate(i) for i in certificate_ids]
+        return [self.check(record) for record in records]
+
+    def check(self, certificate: CertificateRecord) -> CertificateCheck:
+        now = self.clock()
+        today = now.date()
+        common: list[Refusal] = []
+        warnings: list[Refusal] = []
+        problem = rules.certificate_problem(certificate, now)
+        if problem:
+            common.append(problem)
+        expiring = rules.expiry_warning(certificate, now)
+        if expiring:
+            warnings.append(expiring)
+        if self.licence is None:
+            common.append(Refusal("SS-NO-LICENCE"))
+        mandates = [m for m in self.store.mandates() if rules.holder_is(certificate, m.mandataire)]
+        live = self._live(certificate, mandates, today)
+        statuses = []
+        for service in Service:
+            reasons = list(common) + list(live.common)
+            acts_for, own = self._acts_for(certificate, mandates, service, today)
+            reasons.extend(own)
+            reasons.extend(live.per_service.get(service, []))
+            statuses.append(ServiceStatus(service, tuple(_unique(reasons)),
+                                          tuple(warnings + self._mandate_warnings(mandates, service)),
+                                          () if problem else tuple(acts_for)))
+        result = CertificateCheck(certificate, live.token_text, tuple(statuses))
+        logger.info("configuration check of certificate %s: %s", certificate.describe(),
+                    ", ".join(f"{s.service.value} {s.status}" for s in statuses))
+        return result
+
+    # ------------------------------------------------------------------ local rules
+
+    def _acts_for(self, certificate: CertificateRecord, mandates: list[Mandate], service: Service,
+                  today: Any) -> tuple[list[str], list[Refusal]]:
+        acts_for, reasons = [], []
+        if rules.quality_allowed(certificate.quality, service):
+            acts_for.append("itself")
+        active = [m for m in mandates if rules.mandate_problem(m, service, today) is None]
+        acts_for.extend(f"{m.mandant} (mandate #{m.id})" for m in active)
+        if not acts_for:
+            if certificate.quality:
+                reasons.append(Refusal("SS-QUALITY-NOT-ALLOWED", f"'{certificate.quality}' may not use "
+                                       f"{service.value} in its own name, and the holder holds no active "
+                                       f"{service.value} mandate."))
+            else:
+                reasons.append(Refusal("SS-NO-MANDATE", f"The holder of {certificate.describe()} has no quality "
+                                       f"of its own and holds no active {service.value} mandate."))
+        if service is Service.INVOICING:
+            for establishment in self.store.establishments(certificate.id):
+                if establishment.valid_from > today or (establishment.valid_to and establishment.valid_to < today):
+                    continue
+                party = Party(PartyKind.CBE if establishment.kind == "CBE" else PartyKind.NIHII, establishment.number)
+                if rules.holder_is(certificate, party):
+                    continue
+                if not any(rules.same_party(m.mandant, party) for m in active):
+                    reasons.append(Refusal("SS-NO-MANDATE", f"Establishment {party} is linked to this certificate "
+                                           f"but gave the holder no active INVOICING mandate."))
+        return acts_for, reasons
+
+    @staticmethod
+    def _mandate_warnings(mandates: list[Mandate], service: Service) -> list[Refusal]:
+        waiting = (MandateState.PROPOSED, MandateState.ACCEPTED_BY_MANDANT, MandateState.ACCEPTED_BY_MANDATAIRE,
+                   MandateState.SUSPENDED)
+        found = []
+        for mandate in mandates:
+            if mandate.service is service and mandate.state in waiting:
+                refusal = rules.mandate_problem(mandate, service, mandate.valid_from)
+                if refusal:
+                    found.append(refusal)
+        return found
+
+    # ------------------------------------------------------------------ live probes
+
+    def _live(self, certificate: CertificateRecord, mandates: list[Mandate], today: Any) -> _Live:
+        live = _Live()
+        if not self.endpoints.sts_url:
+            live.common.append(Refusal("SS-UPSTREAM-NOT-CONFIGURED", "(the eHealth STS)"))
+            live.token_text = "not requested: no STS address"
+            return live
+        try:
+            entry = self.store.open_keystore(certificate.id).authentication
+        except Refusal as refusal:
+            live.common.append(refusal)
+            live.token_text = "not requested: the keystore cannot be opened"
+            return live
+        try:
+            live.token = StsClient(self.endpoints.sts_url, timeout=self.endpoints.timeout,
+                                   now=self.clock).request_token(entry)
+            live.token_text = f"issued, valid until {live.token.not_after:%Y-%m-%d %H:%M} UTC"
+        except UpstreamFault as fault:
+            live.common.append(Refusal("SS-STS-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}."))
+            live.token_text = f"refused ({fault.code})"
+            return live
+        except UpstreamUnavailable as exc:
+            live.common.append(Refusal("SS-UPSTREAM-UNREACHABLE", f"The eHealth STS: {exc.reason}."))
+            live.token_text = "not obtained: the STS cannot be reached"
+            return live
+        self._probe_insurability(certificate, entry, live.token, mandates, today, live)
+        for service in (Service.INVOICING, Service.MED_ADMIN):
+            refusal = self._probe_address(service)
+            if refusal:
+                live.per_service.setdefault(service, []).append(refusal)
+        return live
+
+    def _probe_insurability(self, certificate: CertificateRecord, entry: KeyEntry, token: SamlToken,
+                            mandates: list[Mandate], today: Any, live: _Live) -> None:
+        url = self.endpoints.genericinsurability_url
+        if not url:
+            live.per_service[Service.INSURABILITY] = [Refusal("SS-UPSTREAM-NOT-CONFIGURED", "(GenericInsurability)")]
+            return
+        if self.licence is None:
+            return
+        care_provider = _probe_care_provider(certificate, mandates)
+        if care_provider is None:
+            live.per_service[Service.INSURABILITY] = [Refusal(
+                "SS-UPSTREAM-REFUSED", "No NIHII to probe GenericInsurability with: the holder has none and "
+                "holds no mandate from a care provider.")]
+            return
+        credential = SigningCredential(token.assertion_xml, entry.private_key, entry.certificate)
+        client = GenericInsurabilityClient(
+            url, licence_username=self.licence.username, licence_password=self.licence.password,
+            package_name=self.package_name, is_test=self.endpoints.is_test, timeout=self.endpoints.timeout,
+            plugins=[WsseSigningPlugin(lambda: credential, now=self.clock)], answer_ca=self.endpoints.platform_ca,
+            now=self.clock)
+        query = InsurabilityQuery(care_provider=care_provider, period_start=today, period_end=today,
+                                  mutuality=PROBE_MUTUALITY, registration_number=PROBE_REGISTRATION,
+                                  reference="UM CONFIGURATION CHECK")
+        try:
+            client.get_insurability(query)
+        except UpstreamFault as fault:
+            if fault.code in LICENCE_CODES:
+                refusal = Refusal("SS-LICENCE-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}.")
+                live.common.append(refusal)
+            else:
+                live.per_service[Service.INSURABILITY] = [Refusal("SS-UPSTREAM-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}.")]
+        except UpstreamUnavailable as exc:
+            live.per_service[Service.INSURABILITY] = [Refusal("SS-UPSTREAM-UNREACHABLE", f"GenericInsurability: {exc.reason}.")]
+        finally:
+            client.close()
+
+    def _probe_address(self, service: Service) -> Refusal | None:
+        url = self.endpoints.url(service)
+        if not url:
+            return Refusal("SS-UPSTREAM-NOT-CONFIGURED", f"({service.value})")
+        try:
+            response = requests.get(url, params={"wsdl": ""}, timeout=self.endpoints.timeout)
+        except requests.RequestException as exc:
+            return Refusal("SS-UPSTREAM-UNREACHABLE", f"{service.value} at {url}: {type(exc).__name__}.")
+        if response.status_code >= 400:
+            return Refusal("SS-UPSTREAM-UNREACHABLE", f"{service.value} at {url}: no service there "
+                           f"(HTTP {response.status_code}).")
+        return None
+
+
+def _probe_care_provider(certificate: CertificateRecord, mandates: list[Mandate]) -> CareProvider | None:
+    """The holder's own NIHII (11 digits) when it has one, else the first mandant's."""
+    nihii = certificate.nihii11 or (certificate.nihii + "000" if certificate.nihii and len(certificate.nihii) == 8
+                                     else certificate.nihii)
+    if nihii:
+        return CareProvider(nihii, certificate.quality or _quality_of(nihii))
+    for mandate in mandates:
+        if mandate.mandant.kind is PartyKind.NIHII and mandate.state is MandateState.ACTIVE:
+            value = mandate.mandant.value if len(mandate.mandant.value) == 11 else mandate.mandant.value + "000"
+            return CareProvider(value, _quality_of(value))
+    return None
+
+
+def _quality_of(nihii: str) -> str:
+    return next((q for prefix, q in _QUALITY_BY_NIHII_PREFIX if nihii.startswith(prefix)), "doctor")
+
+
+def _unique(refusals: list[Refusal]) -> list[Refusal]:
+    seen, kept = set(), []
+    for refusal in refusals:
+        key = (refusal.code, refusal.detail)
+        if key not in seen:
+            seen.add(key)
+            kept.append(refusal)
+    return kept
