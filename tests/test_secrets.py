@@ -101,3 +101,9 @@ def test_dev_certs_command(tmp_path):
         assert name in result.stdout
     assert "*****" in result.stdout  # SSINs masked
     assert (tmp_path / "pki" / "ca.pem").exists() and (tmp_path / "pki" / "lab.p12").exists()
+
+
+def test_an_encrypted_secret_without_master_key_says_so(tmp_path):
+    value = encrypt_secret("x", tmp_path / "elsewhere")
+    with pytest.raises(SecretError, match="no master key"):
+        resolve_secret(value, key="[licence] password", data_folder=tmp_path / "fresh")

@@ -224,3 +224,10 @@ def test_spyne_never_logs_request_bodies(gateway, caplog):
         _post(gateway, ("<broken>" + ssin).encode())
         _post(gateway, _envelope(_get_insurability_body(ssin)).encode())
     assert ssin not in caplog.text
+
+
+def test_an_unknown_charset_is_a_client_fault(gateway):
+    body = _envelope("<tns:Echo><tns:message>x</tns:message></tns:Echo>").encode()
+    response = _post(gateway, body, "text/xml; charset=klingon-8")
+    code, text = _fault(response)
+    assert code.endswith("Client.UnknownCharset") and "klingon-8" in text

@@ -147,3 +147,15 @@ def test_post_to_unknown_service_is_404(gateway):
     response = requests.post(f"{gateway.services_url}/Nope", data=b"<x/>",
                              headers={"Content-Type": "text/xml"}, timeout=10)
     assert response.status_code == 404
+
+
+def test_a_forged_host_header_does_not_reach_the_wsdl(gateway):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    connection.putrequest("GET", "/unified-messaging/services/ConsultMyCareNetSoap?wsdl", skip_host=True)
+    connection.putheader("Host", 'evil.example"/><injected attr="x')
+    connection.endheaders()
+    text = connection.getresponse().read().decode()
+    assert "evil.example" not in text and "<injected" not in text
+    etree.fromstring(text.encode())  # still well-formed

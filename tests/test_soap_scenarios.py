@@ -169,3 +169,33 @@ def test_every_consultation_is_in_the_journal(gateway, consult):
     for patient in TEST_PATIENTS:
         if patient.ssin:
             assert patient.ssin.encode() not in raw
+
+
+def test_an_ssin_typed_in_the_wrong_field_is_masked_everywhere(gateway, consult, caplog):
+    import logging
+
+    ssin = patients("insured")[0].ssin
+    with caplog.at_level(logging.DEBUG):
+        wrong_nihii = consult(patients("insured")[0], CareProvider={"Nihii": ssin, "Quality": ssin})
+        in_reference = consult(patients("insured")[0], Reference=f"P{ssin}")
+        by_mutuality = consult(Mutuality="131", RegistrationNumber=ssin)
+    assert wrong_nihii.Status == "ERROR" and in_reference.Status == "OK" and by_mutuality
+    rows = gateway.journal.consultations(limit=3)
+    assert ssin not in str(rows)
+    assert ssin not in " ".join(m.Text or "" for m in _messages(wrong_nihii))
+    assert all(ssin not in r.getMessage() for r in caplog.records if r.name.startswith("unified_messaging"))
+    assert ssin.encode() not in gateway.config.journal_path.read_bytes()
+
+
+def test_schema_errors_do_not_echo_an_ssin(gateway):
+    import requests
+
+    ssin = patients("insured")[0].ssin
+    body = (f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+            f'<GetInsurability xmlns="http://unified-messaging.be/ConsultMyCareNet/"><request><CareProvider>'
+            f'<Nihii>81234530000</Nihii><Quality>labo</Quality></CareProvider><Ssin>{ssin}</Ssin>'
+            f'<PeriodStart>{ssin}</PeriodStart></request></GetInsurability></s:Body></s:Envelope>')
+    response = requests.post(f"{gateway.services_url}/ConsultMyCareNetSoap", data=body.encode(),
+                             headers={"Content-Type": "text/xml"}, timeout=10)
+    assert response.status_code == 500 and b"SchemaValidation" in response.content
+    assert ssin.encode() not in response.content

@@ -71,9 +71,10 @@ def encrypt_secret(clear: str, data_folder: Path) -> str:
 def resolve_secret(value: str, *, key: str, data_folder: Path) -> Secret:
     """Turn a configured value into the secret it stands for; ``key`` names it in errors."""
     if value.startswith("enc:"):
+        fernet = Fernet(master_key(data_folder, create=False))  # SecretError when there is no master key
         try:
-            clear = Fernet(master_key(data_folder, create=False)).decrypt(value[4:].encode("ascii"))
-        except (InvalidToken, ValueError):
+            clear = fernet.decrypt(value[4:].encode("ascii"))
+        except (InvalidToken, UnicodeEncodeError):
             raise SecretError(
                 f"{key} cannot be decrypted with this installation's master key: it was encrypted "
                 "elsewhere or altered. Encrypt it again with 'unified-messaging secret encrypt'."

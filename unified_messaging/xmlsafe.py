@@ -19,7 +19,10 @@ def _parser() -> etree.XMLParser:
         load_dtd=False,
         dtd_validation=False,
         huge_tree=False,
-        remove_comments=False,
+        # Comments and processing instructions never carry data here, and a comment inserted in a
+        # signed value would not break the signature (C14N drops it) yet truncate ``.text``.
+        remove_comments=True,
+        remove_pis=True,
     )
 
 

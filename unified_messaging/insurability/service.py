@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from unified_messaging.identifiers import mask_ssin, nihii_problem, ssin_problem
+from unified_messaging.identifiers import mask_ssin, mask_ssins_in_text, nihii_problem, ssin_problem
 from unified_messaging.journal import Consultation, Journal
 from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.models import (
@@ -66,7 +66,8 @@ def local_checks(query: InsurabilityQuery) -> list[LocalCheck]:
     if nihii:
         add("UM-NIHII", nihii)
     if query.care_provider.quality.lower() not in KNOWN_QUALITIES:
-        add("UM-QUALITY", f"The care provider quality '{query.care_provider.quality}' is not known; use one of "
+        add("UM-QUALITY", f"The care provider quality '{mask_ssins_in_text(query.care_provider.quality)}' is not "
+                          "known; use one of "
                           + ", ".join(KNOWN_QUALITIES) + ".")
     if query.ssin and (query.mutuality or query.registration_number):
         add("UM-PATIENT", "Identify the patient by SSIN, or by mutuality and registration number, not both.")
@@ -143,25 +144,31 @@ class InsurabilityService:
         code: str | None, audit_reference: str | None,
     ) -> None:
         duration_ms = (self.monotonic() - started) * 1000
-        patient = mask_ssin(query.ssin) if query.ssin else f"{query.mutuality or ''}/{(query.registration_number or '')[:3]}***"
+        # Everything the caller typed is masked: an SSIN can land in any field by mistake.
+        patient = (mask_ssin(query.ssin) if query.ssin else
+                   mask_ssins_in_text(f"{query.mutuality or ''}/{(query.registration_number or '')[:3]}***"))
+        nihii = query.care_provider.nihii
+        care_provider = nihii if nihii_problem(nihii) is None else mask_ssins_in_text(nihii)
+        quality = mask_ssins_in_text(query.care_provider.quality)
+        reference = mask_ssins_in_text(query.reference) if query.reference else None
         self.journal.record_consultation(
             Consultation(
                 at=self.journal.clock().isoformat(timespec="milliseconds"),
                 interface=interface,
-                care_provider=query.care_provider.nihii,
-                quality=query.care_provider.quality,
+                care_provider=care_provider,
+                quality=quality,
                 patient=patient,
                 period_start=query.period_start.isoformat(),
                 period_end=query.period_end.isoformat(),
                 outcome=outcome,
                 code=code,
                 audit_reference=audit_reference,
-                reference=query.reference,
+                reference=reference,
                 duration_ms=round(duration_ms, 2),
             )
         )
         log.info(
             "insurability %s via %s for %s patient %s: %s%s (%.0f ms)",
-            query.request_type.value, interface, query.care_provider.nihii, patient, outcome,
+            query.request_type.value, interface, care_provider, patient, outcome,
             f" {code}" if code else "", duration_ms,
         )

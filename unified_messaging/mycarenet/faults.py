@@ -35,6 +35,9 @@ ADVICE_BY_CODE = {
     "SOA-01016": _CERTIFICATE_UNKNOWN,
     "SOA-01017": _CERTIFICATE_EXPIRED,
     "SOA-01018": _LICENCE, "SOA-01019": _LICENCE,
+    "SOA-01021": _ALTERED,
+    "SOA-01022": ("The gateway signed the message with a Timestamp that lasts too long: tell the gateway's "
+                  "administrator (the software must sign every call with a short-lived Timestamp)."),
 }
 
 ADVICE_BY_FAMILY = {

@@ -31,6 +31,7 @@ from zeep import plugins as zeep_plugins
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
+from unified_messaging.mycarenet.keystore import describe_certificate
 from unified_messaging.mycarenet.models import (
     BusinessFault,
     FaultDetail,
@@ -114,6 +115,7 @@ class GenericInsurabilityClient:
         message_hook: MessageHook | None = None,
         tracer: ExchangeTracer | None = None,
         answer_ca: x509.Certificate | None = None,
+        answer_signer_cbe: str | None = None,
         now: Clock = utc_now,
     ) -> None:
         self.endpoint = endpoint
@@ -124,6 +126,7 @@ class GenericInsurabilityClient:
         self._is_test = is_test
         self._message_hook = message_hook
         self._answer_ca = answer_ca
+        self._answer_signer_cbe = answer_signer_cbe
         self._now = now
         self._transport = GatewayTransport(timeout=timeout, tracer=tracer)
         settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
@@ -139,7 +142,7 @@ class GenericInsurabilityClient:
         reference = self._references.next()
         payload, headers = self.create_message(query, reference)
         try:
-            answer = self._read_reply(query, self._post(payload, headers))
+            answer = self._read_reply(query, self._post(payload, headers), reference)
         except UpstreamUnavailable as exc:
             log.warning("genins %s for %s: unavailable, %s (%.0f ms)", reference, _who(query), exc.reason,
                         _ms(started))
@@ -209,11 +212,11 @@ class GenericInsurabilityClient:
         except requests.RequestException as exc:
             raise UpstreamUnavailable(self.endpoint, _network_reason(exc, self.timeout)) from None
 
-    def _read_reply(self, query: InsurabilityQuery, response: requests.Response) -> InsurabilityAnswer:
+    def _read_reply(self, query: InsurabilityQuery, response: requests.Response, reference: int) -> InsurabilityAnswer:
         envelope = self._soap_envelope(response)
-        self._check_answer_signature(envelope, response.content)
-        envelope, _ = zeep_plugins.apply_ingress(self._zeep, envelope, response.headers, self._operation)
         fault = envelope.find(f"{{{SOAP11_ENV}}}Body/{{{SOAP11_ENV}}}Fault")
+        self._check_answer_signature(envelope, response.content, is_fault=fault is not None)
+        envelope, _ = zeep_plugins.apply_ingress(self._zeep, envelope, response.headers, self._operation)
         if fault is not None:
             raise soap_fault(fault)
         if response.status_code != 200:
@@ -223,25 +226,48 @@ class GenericInsurabilityClient:
             raise UpstreamFault("UM-UNEXPECTED-ANSWER", "MyCareNet answered without a GetInsurabilityResponse",
                                 "Check that the [upstream] address points at the GenericInsurability v1 service.")
         try:
-            return AnswerReader(query).read(payload)
+            answer = AnswerReader(query).read(payload)
         except (AttributeError, ValueError) as exc:
             raise UpstreamFault("UM-UNEXPECTED-ANSWER", f"The insurability answer could not be read ({exc})",
                                 "Report this to the gateway's administrator with the time of the call.") from None
+        self._check_answer_matches(payload, query, answer, reference)
+        return answer
 
-    def _check_answer_signature(self, envelope: etree._Element, raw: bytes) -> None:
-        """When the platform signed its answer, check the signature and that its certificate is
-        the platform's (issued by ``answer_ca``); an unsigned answer is accepted as it is."""
-        signature = envelope.find(f"{{{SOAP11_ENV}}}Header/{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature")
-        if signature is None or self._answer_ca is None:
-            return
-        try:
-            verify_envelope(raw, trusted_ca=self._answer_ca, now=self._now)
-        except SecurityRefusal as refusal:
+    @staticmethod
+    def _check_answer_matches(payload: etree._Element, query: InsurabilityQuery, answer: InsurabilityAnswer,
+                              reference: int) -> None:
+        """The answer must be the one to this question: our InputReference echoed, the patient asked."""
+        echoed = _text(payload, "genins:RecordCommonOutput/gc:InputReference")
+        wrong_patient = bool(query.ssin and answer.patient and answer.patient.ssin
+                             and answer.patient.ssin != query.ssin)
+        if (echoed is not None and echoed != str(reference)) or wrong_patient:
             raise UpstreamFault(
-                "UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
-                "The answer did not come unchanged from MyCareNet: check that no proxy rewrites messages and that "
-                "[upstream] platform_ca is the certificate authority of the platform; tell the administrator.",
-            ) from None
+                "UM-ANSWER-MISMATCH", "MyCareNet's answer is not the answer to this request (another reference "
+                "or another patient)", "Try again; if it happens again, tell the gateway's administrator: "
+                "something between the gateway and MyCareNet replays or mixes answers.")
+
+    def _check_answer_signature(self, envelope: etree._Element, raw: bytes, *, is_fault: bool) -> None:
+        """With ``answer_ca`` set, the platform signs its answers: an answer must carry a signature
+        that verifies, by a certificate issued by ``answer_ca`` (and, with ``answer_signer_cbe``, the
+        platform's own).  An unsigned fault is let through: only its code is used."""
+        if self._answer_ca is None:
+            return
+        advice = ("The answer did not come unchanged from MyCareNet: check that no proxy rewrites messages and that "
+                  "[upstream] platform_ca is the platform's certificate authority; tell the administrator.")
+        signature = envelope.find(f"{{{SOAP11_ENV}}}Header/{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature")
+        if signature is None:
+            if is_fault:
+                return
+            raise UpstreamFault("UM-ANSWER-UNSIGNED", "The answer is not signed by the platform", advice)
+        try:
+            verified = verify_envelope(raw, trusted_ca=self._answer_ca, now=self._now, require_signed_token=True)
+        except SecurityRefusal as refusal:
+            raise UpstreamFault("UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
+                                advice) from None
+        signer = verified.identity.cbe if verified.identity is not None else None
+        if self._answer_signer_cbe and signer != self._answer_signer_cbe:
+            raise UpstreamFault("UM-ANSWER-SIGNER", "The answer is signed, but not by the platform "
+                                f"(signer {describe_certificate(verified.certificate)})", advice)
 
     def _soap_envelope(self, response: requests.Response) -> etree._Element:
         """The answer's SOAP envelope, or ``UpstreamUnavailable`` when it is none (an error page...)."""

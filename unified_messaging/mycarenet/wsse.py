@@ -117,6 +117,7 @@ class RefusalCode(str, Enum):
     TIMESTAMP_MISSING = "timestamp-missing"
     TIMESTAMP_EXPIRED = "timestamp-expired"
     TIMESTAMP_NOT_YET_VALID = "timestamp-not-yet-valid"
+    TIMESTAMP_TOO_LONG = "timestamp-too-long"
     PART_NOT_SIGNED = "part-not-signed"
     AMBIGUOUS_REFERENCE = "ambiguous-reference"
     ALGORITHM_REFUSED = "algorithm-refused"
@@ -993,11 +994,20 @@ def _require_covered(covered: list[etree._Element], structure: _Structure, token
             raise SecurityRefusal(RefusalCode.PART_NOT_SIGNED, f"The {name} is not covered by the signature.")
 
 
+MAX_TIMESTAMP_LIFETIME = timedelta(minutes=10)
+"""A signed message may not claim to stay valid longer than this (Expires - Created): a message
+signed "for ten years" would otherwise be replayable for ten years."""
+
+
 def _check_timestamp(timestamp: etree._Element, now: datetime, skew: timedelta) -> tuple[datetime, datetime]:
     created = parse_instant(timestamp.findtext(f"{{{WSU_NS}}}Created"))
     expires = parse_instant(timestamp.findtext(f"{{{WSU_NS}}}Expires"))
     if created is None or expires is None:
         raise SecurityRefusal(RefusalCode.TIMESTAMP_MISSING, "The Timestamp must give a valid Created and Expires.")
+    if expires - created > MAX_TIMESTAMP_LIFETIME:
+        raise SecurityRefusal(RefusalCode.TIMESTAMP_TOO_LONG,
+                              f"The Timestamp claims a lifetime of {expires - created}; at most "
+                              f"{MAX_TIMESTAMP_LIFETIME} is accepted. Sign each message with a short-lived Timestamp.")
     if now - skew >= expires:
         raise SecurityRefusal(RefusalCode.TIMESTAMP_EXPIRED,
                               f"The message expired at {format_instant(expires)} (it is now {format_instant(now)}): "

@@ -40,6 +40,8 @@ SOA-01017  the holder's certificate has expired or is not valid yet
 SOA-01018  no MyCareNet licence (``Origin/Package/License``) in the request
 SOA-01019  the licence username or password is wrong
 SOA-01020  (STS only) the RequestSecurityToken is not one the STS can answer
+SOA-01021  the same signed message was already received (replay)
+SOA-01022  the Timestamp claims a lifetime longer than 10 minutes
 SOA-03001  the message is not well-formed XML or not a SOAP envelope
 =========  =================================================================================
 """
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,7 +60,7 @@ from lxml import etree
 
 from unified_messaging.mycarenet.keystore import Identity, describe_certificate
 from unified_messaging.mycarenet.wsse import (
-    DEFAULT_CLOCK_SKEW, RefusalCode, SecurityRefusal, VerifiedCaller, utc_now, verify_envelope,
+    DEFAULT_CLOCK_SKEW, DS_NS, WSSE_NS, RefusalCode, SecurityRefusal, VerifiedCaller, utc_now, verify_envelope,
 )
 from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.soap import SoapFault
@@ -84,6 +87,8 @@ CERTIFICATE_EXPIRED = "SOA-01017"
 LICENCE_MISSING = "SOA-01018"
 LICENCE_REFUSED = "SOA-01019"
 STS_INVALID_REQUEST = "SOA-01020"
+REPLAYED = "SOA-01021"
+TIMESTAMP_TOO_LONG = "SOA-01022"
 MALFORMED = "SOA-03001"
 
 CODES: Mapping[RefusalCode, str] = {
@@ -97,6 +102,7 @@ CODES: Mapping[RefusalCode, str] = {
     RefusalCode.TIMESTAMP_MISSING: TIMESTAMP_MISSING,
     RefusalCode.TIMESTAMP_EXPIRED: TIMESTAMP_EXPIRED,
     RefusalCode.TIMESTAMP_NOT_YET_VALID: TIMESTAMP_NOT_YET_VALID,
+    RefusalCode.TIMESTAMP_TOO_LONG: TIMESTAMP_TOO_LONG,
     RefusalCode.TOKEN_MISSING: TOKEN_MISSING,
     RefusalCode.ASSERTION_INVALID: ASSERTION_INVALID,
     RefusalCode.ASSERTION_FOREIGN: ASSERTION_FOREIGN,
@@ -151,6 +157,8 @@ class SecurityCheck:
         self._now = now
         self._skew = max_clock_skew
         self.counters: CounterSink = counters if counters is not None else Counters()
+        self._seen: dict[str, datetime] = {}
+        self._replay_lock = threading.Lock()
 
     def check(self, envelope_bytes: bytes) -> CallerInfo:
         """Who called, or ``SimulatedFault`` naming the first problem found."""
@@ -174,6 +182,7 @@ class SecurityCheck:
                                        sts_certificate=self._sts)
         except SecurityRefusal as refusal:
             raise fault_for(refusal) from None
+        self._refuse_replay(verified)
         if verified.assertion is None:
             raise SimulatedFault(TOKEN_MISSING, "The message is signed with a certificate, not with a SAML "
                                                 "holder-of-key token of the eHealth STS; ask the STS for a token "
@@ -182,6 +191,24 @@ class SecurityCheck:
         return CallerInfo(certificate=verified.certificate, identity=verified.identity,
                           assertion_id=verified.assertion.assertion_id, attributes=verified.assertion.attributes,
                           licence_username=username, verified=verified)
+
+    def _refuse_replay(self, verified: VerifiedCaller) -> None:
+        """Each signed message is accepted once: its signature value is remembered until its
+        Timestamp (plus the allowed skew) has expired."""
+        # the message's own signature (a direct child of wsse:Security), not the assertion's, which
+        # is the same for every call made with one token
+        value = verified.envelope.findtext(f".//{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature/{{{DS_NS}}}SignatureValue")
+        if not value:
+            return
+        now = self._now()
+        with self._replay_lock:
+            for seen, until in list(self._seen.items()):
+                if until < now:
+                    del self._seen[seen]
+            if value in self._seen:
+                raise SimulatedFault(REPLAYED, "This signed message was already received; sign every message anew "
+                                               "(a new Timestamp and signature).")
+            self._seen[value] = verified.expires + self._skew
 
     def _check_licence(self, body: etree._Element) -> str:
         licences = [element for element in body.iter(tag=etree.Element) if _is_licence(element)]

@@ -13,6 +13,7 @@ from spyne.error import Fault
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
 
+from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.insurability.contract_xml import E, answer_to_xml, query_from_xml
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.mycarenet.errors import UpstreamUnavailable
@@ -20,6 +21,11 @@ from unified_messaging.soap.contract import TNS, Contract
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
 log = logging.getLogger(__name__)
+
+# Spyne logs every client fault (with its text) and every unparsable body on these loggers; our
+# answers already say what was wrong, and a body may hold patient data. Keep them quiet.
+for _noisy in ("spyne.application.client", "spyne.protocol.soap.soap11.invalid", "spyne.protocol.xml.invalid"):
+    logging.getLogger(_noisy).setLevel(logging.CRITICAL)
 
 INTERFACE = "soap"
 
@@ -30,7 +36,11 @@ class _HardenedParsing:
     def create_in_document(self, ctx, charset=None):  # noqa: ANN001 - Spyne's signature
         data = b"".join(ctx.in_string)
         if charset and not data.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml"):
-            data = data.decode(charset, errors="replace").encode("utf-8")
+            try:
+                data = data.decode(charset, errors="replace").encode("utf-8")
+            except LookupError:
+                raise Fault("Client.UnknownCharset", f"The charset {charset!r} of the Content-Type is not known; "
+                                                     "send UTF-8 or ISO-8859-1.") from None
         try:
             root = parse_xml(data)
         except UnsafeXml as exc:
@@ -73,7 +83,8 @@ def _make_service(service: InsurabilityService, contract: Contract) -> type[Serv
 def _validate(ctx, contract: Contract) -> None:  # noqa: ANN001
     problem = contract.validation_error(ctx.in_body_doc)
     if problem:
-        raise Fault("Client.SchemaValidation", problem)
+        # lxml quotes the offending value, which may be a patient's number typed in the wrong field
+        raise Fault("Client.SchemaValidation", mask_ssins_in_text(problem))
 
 
 def build_soap_apps(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 import logging
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl
@@ -18,6 +19,7 @@ from unified_messaging.soap.contract import Contract, Endpoint
 log = logging.getLogger(__name__)
 
 PREFIXES = ("/unified-messaging/services", "/unifed-messaging/services")
+_SAFE_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
 
 StartResponse = Callable[..., object]
 
@@ -65,7 +67,9 @@ class ServicesRouter:
     def _base_url(self, environ: dict) -> str:
         if self.public_base_url:
             return self.public_base_url
-        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+        host = environ.get("HTTP_HOST", "")
+        if not _SAFE_HOST.match(host):  # a forged Host header must not end up inside the WSDL
+            host = f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
         return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
     def _get_endpoint(self, start_response: StartResponse, services_url: str, endpoint: Endpoint,

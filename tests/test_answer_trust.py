@@ -1,0 +1,114 @@
+"""The gateway trusts only the platform's own, unchanged, matching answers; the platform refuses replays.
+
+Each test was first a reproducer of a defect found in review (forged unsigned answer accepted,
+answer signed by a care provider's certificate accepted, comments truncating signed values,
+another patient's answer replayed, a replayed request accepted, a ten-year Timestamp accepted).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import requests
+import zeep
+from lxml import etree
+
+from tests.test_soap_clients import LAB
+from tests.test_sso_refusals import (  # noqa: F401 - fixtures
+    GENINS, INSURED, consult, gateway_against, pki, platform, tampering_proxy,
+)
+from unified_messaging.mycarenet.wsse import sign_with_certificate
+from unified_messaging.serving import serving
+from unified_messaging.simulator.platform import STS_PATH
+from unified_messaging.simulator.population import TEST_PATIENTS
+
+SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
+
+
+def _ask(gateway, ssin: str):
+    client = zeep.Client(f"{gateway.services_url}/ConsultMyCareNetSoap?wsdl")
+    return client.service.GetInsurability(request={"CareProvider": LAB, "Ssin": ssin, "PeriodStart": dt.date.today()})
+
+
+def _refused(result, code: str) -> None:
+    assert result.Status == "ERROR", result
+    assert result.Messages.Message[0].Code == code, result.Messages
+
+
+def test_an_unsigned_forged_answer_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+
+    def forge(answer: bytes) -> bytes:
+        stripped = re.sub(rb"<soapenv:Header>.*?</soapenv:Header>", b"", answer, flags=re.S)
+        assert stripped != answer
+        return stripped.replace(b"Voorbeeld", b"FORGED")
+
+    with serving(tampering_proxy(url, change_answer=forge)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        _refused(consult(gateway), "UM-ANSWER-UNSIGNED")
+
+
+def test_comments_in_a_signed_answer_do_not_truncate_values(tmp_path, pki, platform):
+    _, url, _ = platform
+    patient = next(p for p in TEST_PATIENTS if p.scenario == "preferential_rate" and p.last_name == "Proef")
+
+    def inject(answer: bytes) -> bytes:
+        changed = re.sub(rb"(CT1>1)(\d\d</)", rb"\1<!---->\2", answer).replace(b"Proef<", b"Pr<!---->oef<")
+        assert changed != answer
+        return changed
+
+    with serving(tampering_proxy(url, change_answer=inject)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        result = _ask(gateway, patient.ssin)
+    assert result.Status == "OK"
+    assert result.Patient.LastName == "Proef"
+    assert result.Insurabilities.Insurability[0].CT1 == "131"
+
+
+def test_an_answer_about_another_patient_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+    other = next(p for p in TEST_PATIENTS if p.scenario == "deceased")
+    saved: list[bytes] = []
+
+    def replay_first(answer: bytes) -> bytes:
+        saved.append(answer)
+        return saved[0]
+
+    with serving(tampering_proxy(url, change_answer=replay_first)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        assert _ask(gateway, INSURED.ssin).Status == "OK"
+        _refused(_ask(gateway, other.ssin), "UM-ANSWER-MISMATCH")
+
+
+def test_a_replayed_signed_request_is_refused(tmp_path, pki, platform):
+    simulator, url, _ = platform
+    captured: list[bytes] = []
+
+    def keep(body: bytes) -> bytes:
+        captured.append(body)
+        return body
+
+    with serving(tampering_proxy(url, keep)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        assert consult(gateway).Status == "OK"
+    again = requests.post(url + GENINS, data=captured[-1], headers={"Content-Type": "text/xml"}, timeout=10)
+    assert again.status_code == 500 and b"SOA-01021" in again.content
+    assert simulator.counters["security.refused.SOA-01021"] == 1
+
+
+def test_a_timestamp_valid_for_years_is_refused(pki):
+    from unified_messaging.mycarenet.wsse import RefusalCode, SecurityRefusal, sign_envelope, verify_envelope
+    from unified_messaging.simulator.sts import SimulatedSts
+
+    lab = pki.load("lab").authentication
+    sts = SimulatedSts(pki.ca_certificate(), pki.load("sts").authentication)
+    request = (b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/>'
+               b'<soapenv:Body><x:Q xmlns:x="urn:x"/></soapenv:Body></soapenv:Envelope>')
+    signed = sign_envelope(etree.fromstring(request), assertion_xml=sts.issue_assertion(lab.certificate),
+                           key=lab.private_key, certificate=lab.certificate, ttl_seconds=10 * 365 * 86400)
+    try:
+        verify_envelope(etree.tostring(signed), trusted_ca=pki.ca_certificate())
+    except SecurityRefusal as refusal:
+        assert refusal.code is RefusalCode.TIMESTAMP_TOO_LONG
+    else:
+        raise AssertionError("a ten-year Timestamp was accepted")
