@@ -17,7 +17,6 @@ from tests.test_soap_clients import LAB
 from tests.test_sso_refusals import (  # noqa: F401 - fixtures
     GENINS, INSURED, consult, gateway_against, pki, platform, tampering_proxy,
 )
-from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.serving import serving
 from unified_messaging.simulator.platform import STS_PATH
 from unified_messaging.simulator.population import TEST_PATIENTS
