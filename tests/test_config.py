@@ -13,7 +13,7 @@ DEFAULT_FILE = ROOT / "conf" / "unified-messaging.toml"
 def test_the_documented_file_equals_the_built_in_defaults():
     loaded = load_config(DEFAULT_FILE)
     defaults = Config()
-    for section in ("server", "data", "upstream", "simulator", "licence", "identity", "journal", "logging"):
+    for section in ("server", "data", "upstream", "simulator", "licence", "identity", "journal", "folders", "batch", "logging"):
         assert getattr(loaded, section) == getattr(defaults, section), section
 
 
@@ -37,6 +37,9 @@ def test_every_key_in_the_documented_file_has_a_comment():
     ({"serveur": {}}, ["[serveur]", "not a known section"]),
     ({"server": {"public_base_url": "um.example.be"}}, ["public_base_url", "http://"]),
     ({"upstream": {"timeout_seconds": 0}}, ["timeout_seconds", "greater than 0"]),
+    ({"batch": {"jobs": "batch/batch.properties"}}, ["[batch] jobs", "'batch/batch.properties'", "list of strings"]),
+    ({"batch": {"jobs": [1]}}, ["[batch] jobs", "[1]", "list of strings"]),
+    ({"folders": {"max_parallel": 0}}, ["[folders] max_parallel", "greater than 0"]),
 ])
 def test_wrong_values_name_the_key_the_value_and_what_is_expected(raw, words):
     with pytest.raises(ConfigError) as caught:
@@ -66,3 +69,11 @@ def test_data_folder_and_journal_default(tmp_path, monkeypatch):
     config = Config()
     assert config.data_folder == tmp_path / "um-data"
     assert config.journal_path == tmp_path / "um-data" / "journal.sqlite"
+
+
+def test_folders_and_batch_jobs(tmp_path):
+    config = config_from_dict({"data": {"folder": str(tmp_path)}, "batch": {"jobs": ["a.properties", "b.properties"]}})
+    assert config.batch.jobs == ("a.properties", "b.properties")
+    assert config.insurability_root == tmp_path / "insurability"
+    config = config_from_dict({"folders": {"insurability_root": str(tmp_path / "lab")}})
+    assert config.insurability_root == tmp_path / "lab"

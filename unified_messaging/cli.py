@@ -113,6 +113,83 @@ def dev_certs(folder: str | None, config_path: str | None) -> None:
     click.echo(f"keystore password: see {pki.manifest_path.name} (development value)")
 
 
+EXIT_FILE_REJECTED = 3
+EXIT_STOPPED = 4
+
+
+@main.group()
+def batch() -> None:
+    """Legacy batch jobs configured by a batch.properties file."""
+
+
+@batch.command("run")
+@click.argument("properties", type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file (default: conf/unified-messaging.toml).")
+@click.option("--max-parallel", type=click.IntRange(1, 256), default=None,
+              help="Lines asked at the same time (default: max.parallel of the job, else [batch] max_parallel).")
+@click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
+def batch_run(properties: str, config_path: str | None, max_parallel: int | None, quiet: bool) -> None:
+    """Run the batch job of PROPERTIES (a batch.properties) now, on every input file there is.
+
+    Exit status: 0 every file done (lines answered ERROR, such as an unknown patient, are answers
+    and are counted in the summary); 1 the job or the configuration cannot run (the message says
+    what to change); 3 a file could not be read and was moved to the error folder with its reason;
+    4 the run stopped (MyCareNet unreachable, or interrupted): run the same command again to
+    continue where it stopped.
+    """
+    import dataclasses
+
+    from unified_messaging.gateway import Gateway
+    from unified_messaging.insurability.batch import BatchRunner
+    from unified_messaging.insurability.batch_job import BatchConfigError, load_batch_job
+
+    config = _load(config_path)
+    _setup_logging("WARNING" if config.logging.level in ("DEBUG", "INFO") else config.logging.level)
+    try:
+        job = load_batch_job(properties)
+    except BatchConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if max_parallel is not None:
+        job = dataclasses.replace(job, max_parallel=max_parallel)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    gateway = Gateway(config)
+    try:
+        service = gateway.open_service()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    bars: dict[str, object] = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        if quiet:
+            return
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = click.progressbar(length=total, label=name, file=sys.stderr, show_pos=True,
+                                                 show_eta=True)
+            bar.__enter__()
+            bar.update(done - 1)
+        bar.update(1)
+        if done >= total:
+            bars.pop(name).__exit__(None, None, None)
+
+    try:
+        summary = BatchRunner(job, service, max_parallel=config.batch.max_parallel, stop=stop,
+                              progress=progress).run()
+    finally:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)
+        gateway.stop()
+    click.echo(summary.describe())
+    statuses = {f.status for f in summary.files}
+    if "stopped" in statuses or stop.is_set():
+        sys.exit(EXIT_STOPPED)
+    if "rejected" in statuses:
+        sys.exit(EXIT_FILE_REJECTED)
+
+
 @main.group()
 def secret() -> None:
     """Secrets for the configuration file (licence and keystore passwords)."""

@@ -100,6 +100,23 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class FoldersConfig:
+    insurability: bool = _key(True)
+    insurability_root: str = _key("")
+    poll: bool = _key(False)
+    rescan_seconds: float = _key(30.0, _positive)
+    max_request_file_bytes: int = _key(5 * 1024 * 1024, _positive)
+    max_parallel: int = _key(8, _positive)
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    jobs: tuple[str, ...] = _key(())
+    max_parallel: int = _key(8, _positive)
+    rescan_seconds: float = _key(60.0, _positive)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = _key("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -113,6 +130,8 @@ class Config:
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    folders: FoldersConfig = field(default_factory=FoldersConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "built-in defaults"
 
@@ -126,6 +145,13 @@ class Config:
             return Path(self.journal.path).expanduser().resolve()
         return self.data_folder / "journal.sqlite"
 
+    @property
+    def insurability_root(self) -> Path:
+        """The root of the toQuery / queried / error folders."""
+        if self.folders.insurability_root:
+            return Path(self.folders.insurability_root).expanduser().resolve()
+        return self.data_folder / "insurability"
+
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some keys of one section changed (used for command-line overrides)."""
         current = getattr(self, section)
@@ -138,17 +164,25 @@ _SECTION_CLASSES = {
     "server": ServerConfig, "data": DataConfig, "upstream": UpstreamConfig,
     "simulator": SimulatorConfig, "licence": LicenceConfig, "identity": IdentityConfig,
     "journal": JournalConfig,
+    "folders": FoldersConfig, "batch": BatchConfig,
     "logging": LoggingConfig,
 }
 
 
-def _type_name(tp: type) -> str:
-    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}[tp]
+_STR_LIST = tuple[str, ...]
 
 
-def _coerce(section: str, name: str, tp: type, value: Any) -> Any:
+def _type_name(tp: Any) -> str:
+    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+            _STR_LIST: "a list of strings, e.g. [\"a\", \"b\"]"}[tp]
+
+
+def _coerce(section: str, name: str, tp: Any, value: Any) -> Any:
     where = f"[{section}] {name}"
-    if tp is bool:
+    if tp == _STR_LIST:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    elif tp is bool:
         ok = isinstance(value, bool)
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -171,8 +205,8 @@ def _check_section(section: str, obj: Any) -> None:
             raise ConfigError(f"[{section}] {f.name} = {value!r} is not valid: expected {problem}.")
 
 
-def _field_types(cls: type) -> dict[str, type]:
-    hints = {"str": str, "int": int, "float": float, "bool": bool}
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": _STR_LIST}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type for f in dataclasses.fields(cls)}
 
 

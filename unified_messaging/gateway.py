@@ -16,6 +16,10 @@ import requests
 from cryptography import x509
 
 from unified_messaging.config import Config, ConfigError
+from unified_messaging.insurability.batch import BatchScheduler
+from unified_messaging.insurability.batch_job import BatchConfigError, BatchJob, load_batch_job
+from unified_messaging.insurability.contract_xml import ContractSchema
+from unified_messaging.insurability.folder import InsurabilityFolders
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.journal import Journal
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
@@ -85,6 +89,9 @@ class Gateway:
         self._servers: list[RunningServer] = []
         self._main: RunningServer | None = None
         self.journal: Journal | None = None
+        self.insurability: InsurabilityService | None = None
+        self.folders: InsurabilityFolders | None = None
+        self.batch: BatchScheduler | None = None
 
     @property
     def port(self) -> int:
@@ -194,12 +201,37 @@ class Gateway:
             now=self.clock,
         )
 
+    def batch_jobs(self) -> list[BatchJob]:
+        """The ``[batch] jobs``, read and checked (a job that cannot run stops start-up)."""
+        jobs = []
+        for path in self.config.batch.jobs:
+            try:
+                jobs.append(load_batch_job(path))
+            except BatchConfigError as exc:
+                raise ConfigError(f"[batch] jobs: {exc}") from None
+        return jobs
+
+    def open_service(self) -> InsurabilityService:
+        """The journal, the upstream client (and the simulator) and the core service, without serving.
+
+        ``start()`` uses it; ``unified-messaging batch run`` uses it alone. ``stop()`` closes it.
+        """
+        if self.insurability is None:
+            cfg = self.config
+            cfg.data_folder.mkdir(parents=True, exist_ok=True)
+            self.journal = Journal(cfg.journal_path)
+            try:
+                self.insurability = InsurabilityService(self._insurability_client(), self.journal)
+            except BaseException:
+                self.stop()
+                raise
+        return self.insurability
+
     def start(self) -> "Gateway":
         cfg = self.config
-        cfg.data_folder.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(cfg.journal_path)
+        jobs = self.batch_jobs()
+        service = self.open_service()
         try:
-            service = InsurabilityService(self._insurability_client(), self.journal)
             contract = Contract()
             apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
             router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
@@ -207,20 +239,37 @@ class Gateway:
             self._main = start_server(GatewayApp(router), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
                                 name="um-gateway")
+            self._servers.append(self._main)
+            if cfg.folders.insurability:
+                self.folders = InsurabilityFolders(
+                    service, cfg.insurability_root, schema=ContractSchema(contract.folder),
+                    max_request_file_bytes=cfg.folders.max_request_file_bytes,
+                    max_parallel=cfg.folders.max_parallel, poll=cfg.folders.poll,
+                    rescan_seconds=cfg.folders.rescan_seconds,
+                ).start()
+            self.batch = BatchScheduler(jobs, service, max_parallel=cfg.batch.max_parallel,
+                                        rescan_seconds=cfg.batch.rescan_seconds).start()
         except BaseException:
             self.stop()
             raise
-        self._servers.append(self._main)
         log.info("unified-messaging listening on %s (data in %s, journal %s)",
                  self.services_url, cfg.data_folder, cfg.journal_path)
         return self
 
     def stop(self) -> None:
+        """Stop the folder and batch interfaces (after their work in flight), then the servers."""
+        if self.folders is not None:
+            self.folders.stop()
+            self.folders = None
+        if self.batch is not None:
+            self.batch.stop()
+            self.batch = None
         for running in reversed(self._servers):
             running.close()
         self._servers.clear()
         if self.journal is not None:
             self.journal.close()
+        self.insurability = None
 
     def __enter__(self) -> "Gateway":
         return self.start()

@@ -1,11 +1,17 @@
 """The legacy ConsultMyCareNet XML shape (``InsurabilityRequest`` / ``InsurabilityResponse``).
 
 Shared by the interfaces that speak it (the SOAP front and the toQuery folders): they validate
-against ``wsdl/ConsultMyCareNet.xsd`` first, then use these mappings to and from the core models.
+against ``wsdl/ConsultMyCareNet.xsd`` first (:class:`ContractSchema`, here so that neither
+interface reaches into the other's package), then use these mappings to and from the core models.
 """
 from __future__ import annotations
 
+import re
+import sys
+import threading
+from copy import deepcopy
 from datetime import date
+from pathlib import Path
 from typing import Iterable
 
 from lxml import etree
@@ -18,9 +24,71 @@ from unified_messaging.mycarenet.models import (
     InsurabilityQuery,
     RequestType,
 )
+from unified_messaging.xmlsafe import safe_parser
 
 TNS = "http://unified-messaging.be/ConsultMyCareNet/"
 E = ElementMaker(namespace=TNS, nsmap={None: TNS})
+WSDL_FILE = "ConsultMyCareNet.wsdl"
+XSD_FILE = "ConsultMyCareNet.xsd"
+
+
+class ContractNotFound(RuntimeError):
+    pass
+
+
+def find_wsdl_dir() -> Path:
+    """The project's ``wsdl/`` folder: beside the package in a checkout, else the installed copy."""
+    candidates = (
+        Path(__file__).resolve().parents[2] / "wsdl",
+        Path(sys.prefix) / "share" / "unified-messaging" / "wsdl",
+    )
+    for candidate in candidates:
+        if (candidate / WSDL_FILE).is_file():
+            return candidate
+    raise ContractNotFound(
+        f"{WSDL_FILE} was not found in " + " or ".join(str(c) for c in candidates)
+        + "; reinstall unified-messaging (pip install .) from its source folder."
+    )
+
+
+class ContractSchema:
+    """The contract XSD as a validator, one copy per thread (lxml validators are not thread-safe)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or find_wsdl_dir()
+        self._local = threading.local()
+
+    @property
+    def schema(self) -> etree.XMLSchema:
+        schema = getattr(self._local, "schema", None)
+        if schema is None:
+            doc = etree.parse(str(self.folder / XSD_FILE), parser=safe_parser())
+            schema = self._local.schema = etree.XMLSchema(doc)
+        return schema
+
+    def first_error(self, element: etree._Element) -> str | None:
+        """None when ``element`` (a global element of the XSD) is valid, else the first error, unqualified."""
+        schema = self.schema
+        if schema.validate(element):
+            return None
+        return re.sub(r"\{[^}]*\}", "", schema.error_log.last_error.message)
+
+    def validation_error(self, element: etree._Element) -> str | None:
+        """None when the element is valid against the contract XSD, else the first error."""
+        message = self.first_error(element)
+        return None if message is None else f"The request does not match the ConsultMyCareNet contract: {message}"
+
+    def request_error(self, request: etree._Element) -> str | None:
+        """Check one ``InsurabilityRequest``-shaped element (any element name) against its XSD type.
+
+        The XSD has no global ``InsurabilityRequest`` element, so the children are checked inside
+        the ``GetInsurability/request`` wrapper that has that type; the element is not modified.
+        """
+        wrapper = E.GetInsurability(E.request(*[deepcopy(child) for child in request]))
+        message = self.first_error(wrapper)
+        if message is None:
+            return None
+        return re.sub(r"^Element 'request': ", "", message)
 
 CONTACT_TYPES = {
     "Ambulatory": ContactType.AMBULATORY,
@@ -132,3 +200,12 @@ def answer_to_xml(answer: InsurabilityAnswer, element_name: str = "GetInsurabili
         ]
         body.append(E.Messages(*messages))
     return getattr(E, element_name)(*body)
+
+
+def error_to_xml(code: str, text: str, *, location: str | None = None, reference: str | None = None,
+                 element_name: str = "InsurabilityResponse") -> etree._Element:
+    """An ``InsurabilityResponse`` with ``Status=ERROR`` for a request that could not even be asked."""
+    return getattr(E, element_name)(
+        E.Status("ERROR"), *_opt("Reference", reference),
+        E.Messages(E.Message(E.Code(code), E.Severity("Error"), E.Text(text), *_opt("Location", location))),
+    )

@@ -8,39 +8,23 @@ WSDL, validates request bodies against the XSD, and rewrites ``soap:address`` an
 from __future__ import annotations
 
 import re
-import sys
-import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from lxml import etree
 
+from unified_messaging.insurability.contract_xml import (  # noqa: F401 - re-exported for the SOAP front
+    TNS,
+    WSDL_FILE,
+    XSD_FILE,
+    ContractNotFound,
+    ContractSchema,
+    find_wsdl_dir,
+)
 from unified_messaging.xmlsafe import safe_parser
 
-TNS = "http://unified-messaging.be/ConsultMyCareNet/"
-WSDL_FILE = "ConsultMyCareNet.wsdl"
-XSD_FILE = "ConsultMyCareNet.xsd"
 _WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
-
-
-class ContractNotFound(RuntimeError):
-    pass
-
-
-def find_wsdl_dir() -> Path:
-    """The project's ``wsdl/`` folder: beside the package in a checkout, else the installed copy."""
-    candidates = (
-        Path(__file__).resolve().parents[2] / "wsdl",
-        Path(sys.prefix) / "share" / "unified-messaging" / "wsdl",
-    )
-    for candidate in candidates:
-        if (candidate / WSDL_FILE).is_file():
-            return candidate
-    raise ContractNotFound(
-        f"{WSDL_FILE} was not found in " + " or ".join(str(c) for c in candidates)
-        + "; reinstall unified-messaging (pip install .) from its source folder."
-    )
 
 
 @dataclass(frozen=True)
@@ -59,7 +43,7 @@ class Contract:
         self.folder = folder or find_wsdl_dir()
         self.wsdl_text = (self.folder / WSDL_FILE).read_text(encoding="utf-8")
         self.xsd_text = (self.folder / XSD_FILE).read_text(encoding="utf-8")
-        self._local = threading.local()
+        self._schema = ContractSchema(self.folder)
         self._wsdl = etree.fromstring(self.wsdl_text.encode("utf-8"), parser=safe_parser())
 
     @property
@@ -93,20 +77,11 @@ class Contract:
     @property
     def schema(self) -> etree.XMLSchema:
         """This thread's copy of the XSD validator (lxml validators are not shared across threads)."""
-        schema = getattr(self._local, "schema", None)
-        if schema is None:
-            doc = etree.parse(str(self.folder / XSD_FILE), parser=safe_parser())
-            schema = self._local.schema = etree.XMLSchema(doc)
-        return schema
+        return self._schema.schema
 
     def validation_error(self, element: etree._Element) -> str | None:
         """None when the element is valid against the contract XSD, else the first error."""
-        schema = self.schema
-        if schema.validate(element):
-            return None
-        error = schema.error_log.last_error
-        message = re.sub(r"\{[^}]*\}", "", error.message)
-        return f"The request does not match the ConsultMyCareNet contract: {message}"
+        return self._schema.validation_error(element)
 
     def render_wsdl(self, services_url: str) -> str:
         """The WSDL text with each port's address and the schema location pointed at ``services_url``."""
