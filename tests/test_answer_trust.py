@@ -17,6 +17,7 @@ from tests.test_soap_clients import LAB
 from tests.test_sso_refusals import (  # noqa: F401 - fixtures
     GENINS, INSURED, consult, gateway_against, pki, platform, tampering_proxy,
 )
+from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.serving import serving
 from unified_messaging.simulator.platform import STS_PATH
 from unified_messaging.simulator.population import TEST_PATIENTS
@@ -45,6 +46,23 @@ def test_an_unsigned_forged_answer_is_refused(tmp_path, pki, platform):
     with serving(tampering_proxy(url, change_answer=forge)) as proxy, \
             gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
         _refused(consult(gateway), "UM-ANSWER-UNSIGNED")
+
+
+def test_an_answer_signed_by_a_care_providers_certificate_is_refused(tmp_path, pki, platform):
+    _, url, _ = platform
+    nurse = pki.load("nurse").authentication
+
+    def resign(answer: bytes) -> bytes:
+        envelope = etree.fromstring(answer)
+        envelope.remove(envelope.find(f"{SOAP}Header"))
+        envelope = etree.fromstring(etree.tostring(envelope).replace(b"Voorbeeld", b"FORGED"))
+        sign_with_certificate(envelope, key=nurse.private_key, certificate=nurse.certificate,
+                              now=dt.datetime.now(dt.timezone.utc), ttl=dt.timedelta(minutes=5))
+        return etree.tostring(envelope)
+
+    with serving(tampering_proxy(url, change_answer=resign)) as proxy, \
+            gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
+        _refused(consult(gateway), "UM-ANSWER-SIGNER")
 
 
 def test_comments_in_a_signed_answer_do_not_truncate_values(tmp_path, pki, platform):
@@ -111,3 +129,18 @@ def test_a_timestamp_valid_for_years_is_refused(pki):
         assert refusal.code is RefusalCode.TIMESTAMP_TOO_LONG
     else:
         raise AssertionError("a ten-year Timestamp was accepted")
+
+
+def test_a_refused_token_is_renewed_once_after_an_sts_key_rollover(tmp_path, pki, platform):
+    simulator, url, _ = platform
+    with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
+        assert consult(gateway).Status == "OK"
+        # the platform rolls its STS key over: new tokens are signed with the new key, old ones refused
+        new_key = pki.load("nurse").authentication
+        sts = simulator._mounts[STS_PATH]
+        sts._signing = new_key
+        simulator.interceptors[0]._sts = new_key.certificate
+        assert consult(gateway).Status == "OK"
+        assert consult(gateway).Status == "OK"
+    assert simulator.counters["security.refused.SOA-01012"] == 1
+    assert simulator.counters["sts.issued"] == 2

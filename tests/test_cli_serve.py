@@ -93,3 +93,15 @@ def test_port_in_use_is_explained(tmp_path):
                                 text=True, timeout=30)
     assert result.returncode != 0
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_a_data_folder_that_cannot_be_made_is_not_reported_as_a_port_problem(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[data]\nfolder = "{blocker / "um-data"}"\n')
+    result = subprocess.run([CLI, "serve", "--config", str(conf), "--port", "0"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "Cannot listen" not in result.stderr
+    assert "data folder" in result.stderr and "Traceback" not in result.stderr

@@ -20,7 +20,7 @@ import zeep
 from tests.conftest import make_config, official_schema, official_security_schema, reference_path
 from tests.test_soap_clients import LAB
 from unified_messaging.gateway import Gateway
-from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.mycarenet.devpki import PLATFORM_CBE, make_dev_pki
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.platform import STS_PATH, build_platform
 from unified_messaging.simulator.security import SecurityCheck
@@ -70,7 +70,7 @@ def gateway_against(tmp_path, pki, *, sts_url: str, genins_url: str, keystore: s
     config = make_config(
         tmp_path,
         upstream={"mode": "remote", "sts_url": sts_url, "genericinsurability_url": genins_url, "timeout_seconds": 5.0,
-                  "platform_ca": str(pki.ca_certificate_path)},
+                  "platform_ca": str(pki.ca_certificate_path), "platform_signer_cbe": PLATFORM_CBE},
         identity={"keystore": str(pki.keystores[keystore].path), "keystore_password": pki.password},
         licence={"username": LICENCE[0], "password": licence_password},
     )

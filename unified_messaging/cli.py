@@ -1,6 +1,7 @@
 """The ``unified-messaging`` command."""
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -66,9 +67,15 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) and not exc.filename:
+            raise click.ClickException(
+                f"Cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}. "
+                "Choose another address or port with --host/--port or [server] host/port."
+            ) from None
+        where = f" ({exc.filename})" if exc.filename else ""
         raise click.ClickException(
-            f"Cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}. "
-            "Choose another address or port with --host/--port or [server] host/port."
+            f"Cannot start: {exc.strerror}{where}. Check that the data folder ([data] folder = "
+            f"{config.data.folder!r}) and the other configured folders are writable."
         ) from None
     click.echo(f"unified-messaging {__version__} serving {gateway.services_url}", err=True)
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)

@@ -70,6 +70,7 @@ class UpstreamConfig:
     genericinsurability_url: str = _key("", _url_or_empty)
     trace_folder: str = _key("")
     platform_ca: str = _key("")
+    platform_signer_cbe: str = _key("")
     timeout_seconds: float = _key(20.0, _positive)
     is_test: bool = _key(True)
 

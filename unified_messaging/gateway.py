@@ -23,8 +23,10 @@ from unified_messaging.insurability.folder import InsurabilityFolders
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.journal import Journal
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
-from unified_messaging.mycarenet.keystore import KeystoreError, describe_certificate, read_keystore
-from unified_messaging.mycarenet.sts import StsClient, TokenCache
+from unified_messaging.mycarenet.keystore import KeyEntry, KeystoreError, describe_certificate, read_keystore
+from unified_messaging.mycarenet.devpki import PLATFORM_CBE
+from unified_messaging.mycarenet.models import InsurabilityAnswer, InsurabilityQuery
+from unified_messaging.mycarenet.sts import StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import WsseSigningPlugin
 from unified_messaging.secrets import SecretError, resolve_secret
@@ -66,6 +68,21 @@ class UpstreamPlan:
     keystore_path: Path
     keystore_password: str
     platform_ca: x509.Certificate | None
+    platform_signer_cbe: str | None = None
+    sts_certificate: x509.Certificate | None = None
+
+
+class TokenRenewingInsurability:
+    """The upstream client, asking the STS for a new token once when the platform refuses one."""
+
+    def __init__(self, client: GenericInsurabilityClient, cache: TokenCache, entry: KeyEntry) -> None:
+        self.client, self.cache, self.entry = client, cache, entry
+
+    def get_insurability(self, query: InsurabilityQuery) -> InsurabilityAnswer:
+        return renewing_token(self.cache, self.entry, lambda: self.client.get_insurability(query))
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def utc_now() -> datetime:
@@ -86,6 +103,7 @@ class Gateway:
         self.simulator: Simulator | None = simulator
         self.simulator_url: str | None = None
         self.token_cache: TokenCache | None = None
+        self._upstream: TokenRenewingInsurability | None = None
         self._servers: list[RunningServer] = []
         self._main: RunningServer | None = None
         self.journal: Journal | None = None
@@ -141,6 +159,8 @@ class Gateway:
             keystore_password=(self._secret(cfg.identity.keystore_password, "[identity] keystore_password")
                                if cfg.identity.keystore_password else pki.password),
             platform_ca=self._platform_ca() or pki.ca_certificate(),
+            platform_signer_cbe=cfg.upstream.platform_signer_cbe or PLATFORM_CBE,
+            sts_certificate=pki.load("sts").authentication.certificate,
         )
 
     def _remote_plan(self) -> UpstreamPlan:
@@ -159,7 +179,7 @@ class Gateway:
         return UpstreamPlan(cfg.upstream.sts_url, cfg.upstream.genericinsurability_url,
                             Path(cfg.identity.keystore),
                             self._secret(cfg.identity.keystore_password, "[identity] keystore_password"),
-                            platform_ca)
+                            platform_ca, cfg.upstream.platform_signer_cbe or None)
 
     def _platform_ca(self) -> x509.Certificate | None:
         path = self.config.upstream.platform_ca
@@ -171,7 +191,7 @@ class Gateway:
             raise ConfigError(f"[upstream] platform_ca = {path!r} is not valid: expected a readable PEM "
                               f"certificate file ({exc}).") from None
 
-    def _insurability_client(self) -> GenericInsurabilityClient:
+    def _insurability_client(self) -> TokenRenewingInsurability:
         cfg = self.config
         licence_password = self._secret(cfg.licence.password, "[licence] password")
         plan = self._start_simulator(licence_password) if cfg.upstream.mode == "simulator" else self._remote_plan()
@@ -184,11 +204,12 @@ class Gateway:
         if tracer is not None:
             tracer.attach(sts_session)
         self.token_cache = TokenCache(
-            StsClient(plan.sts_url, session=sts_session, timeout=cfg.upstream.timeout_seconds, now=self.clock),
+            StsClient(plan.sts_url, session=sts_session, timeout=cfg.upstream.timeout_seconds, now=self.clock,
+                      sts_certificate=plan.sts_certificate),
             now=self.clock,
         )
         log.info("acting upstream as %s", describe_certificate(entry.certificate))
-        return GenericInsurabilityClient(
+        client = GenericInsurabilityClient(
             plan.genericinsurability_url,
             licence_username=cfg.licence.username,
             licence_password=licence_password,
@@ -198,8 +219,11 @@ class Gateway:
             plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],
             tracer=tracer,
             answer_ca=plan.platform_ca,
+            answer_signer_cbe=plan.platform_signer_cbe,
             now=self.clock,
         )
+        self._upstream = TokenRenewingInsurability(client, self.token_cache, entry)
+        return self._upstream
 
     def batch_jobs(self) -> list[BatchJob]:
         """The ``[batch] jobs``, read and checked (a job that cannot run stops start-up)."""
@@ -267,6 +291,9 @@ class Gateway:
         for running in reversed(self._servers):
             running.close()
         self._servers.clear()
+        if self._upstream is not None:
+            self._upstream.close()
+            self._upstream = None
         if self.journal is not None:
             self.journal.close()
         self.insurability = None

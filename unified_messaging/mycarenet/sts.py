@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import requests
 from cryptography import x509
@@ -414,3 +414,25 @@ def _replay(error: UpstreamError) -> UpstreamError:
     copy.args = error.args
     return copy
 
+
+TOKEN_REFUSALS = frozenset({"SOA-01010", "SOA-01011", "SOA-01012", "SOA-01013", "SOA-01014", "SOA-01015"})
+"""Platform codes that mean "this token is not (or no longer) good": worth one new token."""
+
+T = TypeVar("T")
+
+
+def renewing_token(cache: TokenCache, entry: KeyEntry, call: Callable[[], T]) -> T:
+    """Run ``call``; when the platform refuses the token, drop it from the cache and try once more.
+
+    Without this a refused token (STS key rolled over, clocks apart) would be sent again until it
+    expired, hours later.
+    """
+    try:
+        return call()
+    except UpstreamFault as fault:
+        if fault.code not in TOKEN_REFUSALS:
+            raise
+        logger.warning("The platform refused the token of %s (%s); asking the STS for a new one",
+                       describe_certificate(entry.certificate), fault.code)
+        cache.invalidate(entry)
+        return call()
