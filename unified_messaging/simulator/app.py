@@ -57,6 +57,7 @@ class Endpoint:
 
     name: str
     wsdl: str
+    max_request_bytes: int = MAX_REQUEST_BYTES
     operations: dict[etree.QName, Operation] = field(default_factory=dict)
 
     @property
@@ -107,8 +108,9 @@ class Simulator:
         genins = self.add_endpoint(GENERICINSURABILITY_PATH, "genericinsurability", "GenericInsurability-v1.wsdl")
         self.add_operation(genins, REQUEST_ELEMENT, "getInsurability", self.genericinsurability.get_insurability)
 
-    def add_endpoint(self, path: str, name: str, wsdl: str) -> Endpoint:
-        endpoint = Endpoint(name, wsdl)
+    def add_endpoint(self, path: str, name: str, wsdl: str, *,
+                     max_request_bytes: int = MAX_REQUEST_BYTES) -> Endpoint:
+        endpoint = Endpoint(name, wsdl, max_request_bytes)
         self._endpoints[path] = endpoint
         self.counters.register(endpoint.fault_counter)
         return endpoint
@@ -141,7 +143,7 @@ class Simulator:
     def _soap(self, endpoint: Endpoint, environ: dict[str, Any]) -> tuple[str, bytes]:
         started = time.perf_counter()
         try:
-            request = parse_request(_read_body(environ), environ)
+            request = parse_request(_read_body(environ, endpoint.max_request_bytes), environ)
             for interceptor in self.interceptors:
                 interceptor(request)
             operation = endpoint.operations.get(request.operation)
@@ -185,17 +187,17 @@ class Simulator:
         return _send(start_response, "200 OK", CONTENT_TYPE, document)
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def _read_body(environ: dict[str, Any], limit: int = MAX_REQUEST_BYTES) -> bytes:
     try:
         length = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
         length = -1
-    if length > MAX_REQUEST_BYTES:
-        raise SoapFault.client(MALFORMED_CONTENT, f"The message is larger than {MAX_REQUEST_BYTES} bytes.")
+    if length > limit:
+        raise SoapFault.client(MALFORMED_CONTENT, f"The message is larger than {limit} bytes.")
     stream = environ["wsgi.input"]
-    raw = stream.read(length) if length >= 0 else stream.read(MAX_REQUEST_BYTES + 1)
-    if len(raw) > MAX_REQUEST_BYTES:
-        raise SoapFault.client(MALFORMED_CONTENT, f"The message is larger than {MAX_REQUEST_BYTES} bytes.")
+    raw = stream.read(length) if length >= 0 else stream.read(limit + 1)
+    if len(raw) > limit:
+        raise SoapFault.client(MALFORMED_CONTENT, f"The message is larger than {limit} bytes.")
     return raw
 
 

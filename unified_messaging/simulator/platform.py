@@ -18,6 +18,7 @@ from unified_messaging.mycarenet.devpki import DevPki, load_dev_pki, make_dev_pk
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.genasync import ContentRules, FeedbackTimings, GenAsyncService
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.xmlsafe import parse_xml
@@ -56,11 +57,15 @@ def build_platform(
     token_lifetime: timedelta = timedelta(hours=8),
     max_clock_skew: timedelta | None = None,
     sign_answers: bool = True,
+    genasync_timings: FeedbackTimings = FeedbackTimings(),
+    genasync_min_get_interval: float = 10.0,
+    genasync_rules: ContentRules = ContentRules(),
 ) -> Simulator:
     """A simulator that checks every call like the platform: STS at ``STS_PATH``, secured services.
 
     With ``sign_answers`` the business answers are signed with the platform's certificate
-    (Timestamp, BinarySecurityToken and Body), which the gateway verifies.
+    (Timestamp, BinarySecurityToken and Body), which the gateway verifies.  The GenAsync mailbox
+    (``simulator.genasync``) answers eFact sendings after ``genasync_timings``.
     """
     simulator = Simulator(latency_ms=latency_ms, today=today)
     skew = {} if max_clock_skew is None else {"max_clock_skew": max_clock_skew}
@@ -68,6 +73,9 @@ def build_platform(
     sts = SimulatedSts(pki.ca_certificate(), sts_entry, token_lifetime=token_lifetime, now=now,
                        counters=simulator.counters, **skew)
     simulator.mount(STS_PATH, sts)
+    simulator.genasync = GenAsyncService(now=now, timings=genasync_timings, min_get_interval=genasync_min_get_interval,
+                                         rules=genasync_rules, signing_entry=sts_entry)
+    simulator.genasync.register(simulator)
     simulator.interceptors.append(
         SecurityCheck(pki.ca_certificate(), sts.certificate, licences=licences, now=now,
                       counters=simulator.counters, **skew)

@@ -32,12 +32,14 @@ class SoapFault(Exception):
     platform's ``SOA-xxxxx`` code; ``message`` says what was wrong in plain English.
     """
 
-    def __init__(self, side: str, code: str, message: str, *, retry: bool | None = None) -> None:
+    def __init__(self, side: str, code: str, message: str, *, retry: bool | None = None,
+                 detail: etree._Element | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.side = side
         self.code = code
         self.message = message
         self.retry = retry
+        self.detail = detail
 
     @classmethod
     def client(cls, code: str, message: str) -> "SoapFault":
@@ -130,12 +132,16 @@ def _next_ticket() -> str:
 
 def fault_envelope(fault: SoapFault) -> bytes:
     """The SOAP fault for ``fault``: faultcode ``soapenv:Client|Server``, a readable faultstring,
-    and the platform's ``SystemError`` detail (whose ``Id`` is a ticket for the helpdesk)."""
+    and the platform's ``SystemError`` detail (whose ``Id`` is a ticket for the helpdesk), or the
+    service's own detail element when the fault carries one (GenAsync's ``FaultType``)."""
     envelope, body = _envelope()
     node = etree.SubElement(body, f"{{{SOAP11_ENV}}}Fault")
     etree.SubElement(node, "faultcode").text = f"soapenv:{fault.side}"
     etree.SubElement(node, "faultstring").text = f"{fault.code}: {fault.message}"
     detail = etree.SubElement(node, "detail")
+    if fault.detail is not None:
+        detail.append(fault.detail)
+        return serialize(envelope)
     error = etree.SubElement(detail, f"{{{SOA_ERRORS}}}SystemError", nsmap={"err": SOA_ERRORS})
     error.set("Id", _next_ticket())
     etree.SubElement(error, "Origin").text = fault.side

@@ -1,0 +1,126 @@
+"""The GenAsync client and the simulated mailbox: requests as sent validate against the official
+GenericAsync schemas; post/get/confirm with real signatures; throttling; redelivery; TAcks."""
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from lxml import etree
+
+from tests.conftest import SHARED_REFERENCE
+from tests.invoicing_support import FAST, LAB, LICENCE, client_for, running_platform
+from unified_messaging.invoicing.writer import build_sending
+from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.mycarenet.errors import UpstreamFault
+from unified_messaging.mycarenet.genasync import (
+    GenAsyncClient, MailboxThrottled, deflate_stream, destination_for, inflate,
+)
+from unified_messaging.simulator.genasync import FeedbackTimings
+
+OFFICIAL = SHARED_REFERENCE / "schemas" / "genasync" / "GenericAsync.xsd"
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+WSA = "http://www.w3.org/2005/08/addressing"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_dev_pki(tmp_path_factory.mktemp("pki"))
+
+
+def unsigned_client() -> GenAsyncClient:
+    return GenAsyncClient("http://localhost/GenericAsync/v1", licence_username=LICENCE[0],
+                          licence_password=LICENCE[1], care_provider=LAB)
+
+
+def body_of(message: bytes) -> etree._Element:
+    return etree.fromstring(message).find(f"{{{SOAP}}}Body")[0]
+
+
+def test_requests_are_valid_against_the_official_schemas():
+    if not OFFICIAL.exists():
+        pytest.skip("the official GenAsync schemas are not beside the checkout")
+    schema = etree.XMLSchema(etree.parse(str(OFFICIAL)))
+    client = unsigned_client()
+    post, _ = client.create_message("post", {
+        "CommonInput": {"Request": {"IsTest": True}, "Origin": client._origin(), "InputReference": "20240223000001"},
+        "Detail": {"_value_1": deflate_stream(io.BytesIO(b"920000")), "ContentType": "text/plain",
+                   "ContentEncoding": "deflate", "MessageName": "HCPFAC", "Id": "blob"}},
+        to="urn:nip:destination:io:100")
+    get, _ = client.create_message("get", {"Origin": client._origin(),
+                                           "MsgQuery": {"Max": 10, "MessageNames": ["HCPFAC", "HCPAFD"], "Include": True},
+                                           "TAckQuery": {"Max": 10, "Include": True}})
+    confirm, headers = client.create_message("confirm", {"Origin": client._origin()},
+                                             lists={"MsgHashValues": ["AAEC", "AwQF"], "TAckReferences": ["R1"]})
+    for message in (post, get, confirm):
+        schema.assertValid(body_of(message))
+    header = etree.fromstring(post).find(f"{{{SOAP}}}Header")
+    assert header.findtext(f"{{{WSA}}}To") == "urn:nip:destination:io:100"
+    assert header.findtext(f"{{{WSA}}}Action") == "urn:be:cin:nip:async:generic:post:msg"
+    assert header.findtext(f"{{{WSA}}}MessageID").startswith("urn:uuid:")
+    assert headers["SOAPAction"] == '"urn:be:cin:nip:async:generic:confirm:hash"'
+
+
+def test_deflate_round_trip_and_destinations():
+    data = build_sending()
+    assert inflate(deflate_stream(io.BytesIO(data), chunk_size=100)) == data
+    assert [destination_for(x) for x in ("199", "131", "216", "690", "900")] == ["100", "100", "200", "690", "900"]
+    with pytest.raises(ValueError):
+        destination_for("12")
+
+
+def test_post_get_confirm_with_signatures_and_redelivery(pki):
+    with running_platform(pki) as (simulator, url):
+        client = client_for(pki, url)
+        result = client.post(io.BytesIO(build_sending(zone_204="20240223000301")), input_reference="20240223000301",
+                             destination="100", is_test=True)
+        assert result.tack.success and result.tack.input_reference == "20240223000301"
+        assert len(result.tack.reference) == 14 and len(result.tack.content) == 32
+        time.sleep(0.5)
+        first = client.get()
+        assert sorted(m.content[:6] for m in first.messages) == [b"920098", b"920900", b"931000"]
+        assert [t.tack.reference for t in first.tacks] == [result.tack.reference]
+        assert all(m.xades and m.hash_value for m in first.messages)
+        again = client.get()  # nothing confirmed yet: delivered again
+        assert {m.key for m in again.messages} == {m.key for m in first.messages}
+        assert simulator.counters["genasync.redelivered"] == 4
+        client.confirm(message_hashes=[m.hash_value for m in first.messages],
+                       tack_references=[result.tack.reference])
+        empty = client.get()
+        assert not empty.messages and not empty.tacks
+
+
+def test_too_frequent_get_is_refused_with_a_distinct_error(pki):
+    with running_platform(pki, min_get_interval=30) as (simulator, url):
+        client = client_for(pki, url)
+        client.get()
+        with pytest.raises(MailboxThrottled) as refused:
+            client.get()
+        assert "Not enough time" in refused.value.message
+        assert simulator.counters["genasync.throttled"] == 1
+
+
+def test_a_post_that_is_not_an_efact_sending_gets_a_failure_tack(pki):
+    with running_platform(pki) as (_, url):
+        client = client_for(pki, url)
+        result = client.post(io.BytesIO(b"%PDF-1.4 not an invoice"), input_reference="20240223000302",
+                             destination="100", is_test=True)
+        assert not result.tack.success and "920000" in result.tack.result_message
+
+
+def test_a_wrong_licence_is_a_fault(pki):
+    with running_platform(pki) as (_, url):
+        client = client_for(pki, url, licence=(LICENCE[0], "wrong"))
+        with pytest.raises(UpstreamFault) as refused:
+            client.get()
+        assert refused.value.code == "SOA-01019"
+
+
+def test_answers_follow_the_timings(pki):
+    with running_platform(pki, timings=FeedbackTimings(0.0, 0.6, 1.2)) as (_, url):
+        client = client_for(pki, url)
+        client.post(io.BytesIO(build_sending(zone_204="20240223000303")), input_reference="20240223000303",
+                    destination="100", is_test=True)
+        assert [m.content[:6] for m in client.get().messages] == [b"931000"]
+        time.sleep(1.3)
+        assert [m.content[:6] for m in client.get().messages] == [b"931000", b"920098", b"920900"]

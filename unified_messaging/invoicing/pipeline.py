@@ -1,0 +1,410 @@
+"""The eFact folder pipeline: pick up 920000 files from ``toSend``, post them, poll the feedback.
+
+Every step leaves the disk and the journal in a state a restart can continue from:
+
+1. **claim**: the ``.ok`` marker, then its payload, are moved (atomic ``os.replace``) into the
+   gateway's working folder ``.work``; a payload without its marker is never touched;
+2. **record**: one streaming pass validates the 920000 and hashes it; a bad file goes to
+   ``error/`` with a reason file, a good one is recorded (name, size, sha256, zone 204) *before*
+   anything is sent;
+3. **post**: the file is marked ``posting`` (committed) and posted; its TAck moves it to
+   ``archive/`` (OK) or ``error/`` (NOK).  A file left ``posting`` by a crash or a network failure
+   is never posted again blindly: the mailbox's TAcks say whether the post arrived
+   (``FeedbackPoller``), and only a post that a complete ``get`` shows no TAck for is sent again;
+4. **poll**: see ``poller.py``.
+
+Events from watchdog only wake the worker; the truth is the rescan (at start, after each event,
+and every ``rescan_seconds``), so markers missed on a network share are still found
+(``polling=True`` uses watchdog's polling observer there).  One worker thread does all the work,
+so the send and poll steps never race each other.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from unified_messaging.invoicing.efact import SendingValidator, ValidationReport
+from unified_messaging.invoicing.feedback import FileStatus
+from unified_messaging.invoicing.folders import (
+    MARKER_SUFFIX,
+    REASON_SUFFIX,
+    Folders,
+    move_to,
+    write_durably,
+)
+from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
+from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.journal.store import Journal
+from unified_messaging.mycarenet.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled, destination_for
+
+log = logging.getLogger(__name__)
+
+BACKOFF_SECONDS = (1.0, 2.0, 5.0, 15.0, 60.0, 300.0)
+_CHUNK = 1 << 20
+# Faults that are the file's fault (the message itself was refused): the file is NOK.
+_FILE_FAULT_PREFIXES = ("SOA-03",)
+# Faults after which the post may have been accepted anyway: settle through the mailbox.
+_UNCERTAIN_FAULTS = ("UM-ANSWER-SIGNATURE", "UM-UNEXPECTED-ANSWER")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A claimed file after its one validating, hashing pass."""
+
+    size: int
+    sha256: str
+    report: ValidationReport
+
+
+def check_file(path: Path, *, expect_test: bool) -> Checked:
+    """Validate and hash in one streaming pass (memory stays at a few chunks for any size)."""
+    validator = SendingValidator(expect_test=expect_test)
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            validator.feed(chunk)
+            size += len(chunk)
+    return Checked(size, digest.hexdigest(), validator.finish())
+
+
+class _Wakeup(FileSystemEventHandler):
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        path = str(getattr(event, "dest_path", "") or event.src_path)
+        if path.endswith(MARKER_SUFFIX):
+            self._event.set()
+
+
+class InvoicingPipeline:
+    """The folder pipeline the gateway starts and stops (``start()``, ``stop()``, ``run_once()``)."""
+
+    def __init__(self, root: Path, journal: Journal, client_factory: Callable[[], GenAsyncClient], *,
+                 rescan_seconds: float = 10.0, poll_interval: float = 15.0, is_test: bool = True,
+                 clock: Callable[[], datetime] = _utc_now, polling: bool = False,
+                 checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] = BACKOFF_SECONDS) -> None:
+        self.folders = Folders(Path(root))
+        self.journal = journal
+        self.rescan_seconds = rescan_seconds
+        self.poll_interval = poll_interval
+        self.is_test = is_test
+        self._client_factory = client_factory
+        self._client: GenAsyncClient | None = None
+        self._clock = clock
+        self._polling = polling
+        self._checkpoint = checkpoint or (lambda step: None)
+        self._backoff = backoff
+        self.folders.create()
+        self.store = InvoicingStore(journal, clock=clock)
+        self.poller = FeedbackPoller(self.store, self.folders, checkpoint=self._checkpoint,
+                                     on_settled=self._finish_settled)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._observer = None
+        self._next_poll = 0.0
+        self._poll_failures = 0
+
+    # -- life cycle --
+
+    def start(self) -> "InvoicingPipeline":
+        observer = PollingObserver(timeout=1) if self._polling else Observer()
+        observer.schedule(_Wakeup(self._wake), str(self.folders.to_send), recursive=False)
+        observer.start()
+        self._observer = observer
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="um-invoicing", daemon=True)
+        self._thread.start()
+        log.info("invoicing pipeline watching %s", self.folders.to_send)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("invoicing pipeline step failed; retrying")
+            if self._stopping.is_set():
+                break
+            wait = min(self.rescan_seconds, max(0.05, self._next_poll - time.monotonic()), self._next_attempt_wait())
+            self._wake.wait(max(0.05, wait))
+            self._wake.clear()
+
+    # -- one pass --
+
+    def run_once(self, *, poll: bool | None = None) -> None:
+        """Recover, claim what waits in ``toSend``, post what is due, and poll when due (or when told)."""
+        self._finish_leftovers()
+        self._claim_all()
+        self._send_due()
+        if poll or (poll is None and time.monotonic() >= self._next_poll):
+            self._poll()
+
+    @property
+    def client(self) -> GenAsyncClient:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    # -- claim and record --
+
+    def _claim_all(self) -> None:
+        for marker in sorted(self.folders.to_send.glob(f"*{MARKER_SUFFIX}")):
+            if marker.is_file():
+                self._claim(marker)
+        for marker in sorted(self.folders.work.glob(f"*{MARKER_SUFFIX}")):
+            self._record_claimed(marker)
+
+    def _claim(self, marker: Path) -> None:
+        payload = self._payload_for(marker)
+        token = f"{time.time_ns()}"
+        payload_name = payload.name if payload is not None else marker.name[:-len(MARKER_SUFFIX)]
+        try:
+            os.replace(marker, self.folders.work / f"{token}-{payload_name}{MARKER_SUFFIX}")
+        except FileNotFoundError:
+            return
+        if payload is not None:
+            os.replace(payload, self.folders.work / f"{token}-{payload_name}")
+        self._checkpoint("after-claim")
+
+    def _payload_for(self, marker: Path) -> Path | None:
+        base = marker.name[:-len(MARKER_SUFFIX)]
+        exact = marker.with_name(base)
+        if exact.is_file():
+            return exact
+        candidates = [p for p in marker.parent.iterdir()
+                      if p.is_file() and p.stem == base and not p.name.endswith(MARKER_SUFFIX)
+                      and not p.name.startswith(".")]
+        return candidates[0] if len(candidates) == 1 else None
+
+    def _record_claimed(self, work_marker: Path) -> None:
+        """Record a claimed file (validated, hashed), then drop its marker; idempotent on restart."""
+        work_name = work_marker.name[:-len(MARKER_SUFFIX)]
+        token, _, name = work_name.partition("-")
+        payload = self.folders.work / work_name
+        if not payload.exists() and (self.folders.to_send / name).is_file():
+            os.replace(self.folders.to_send / name, payload)  # a crash came between the two moves of the claim
+        if self.store.by_work_name(work_name) is None:
+            if not payload.exists():
+                self._refuse_marker(work_marker, name)
+                return
+            self._record(payload, name, work_name)
+        work_marker.unlink(missing_ok=True)
+
+    def _refuse_marker(self, work_marker: Path, name: str) -> None:
+        reason = (f"The marker {name}{MARKER_SUFFIX} arrived without its file {name} (or the file was already "
+                  "picked up with another marker). Put the file in toSend first, then its .ok marker.")
+        target = move_to(work_marker, self.folders.error, f"{name}{MARKER_SUFFIX}")
+        write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode("utf-8"))
+        self.store.record_file(name=f"{name}{MARKER_SUFFIX}", size=0, sha256="", zone_204=None, destination=None,
+                               is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,
+                               reason=reason)
+        log.warning("marker %s without a file: moved to error/", name)
+
+    def _record(self, payload: Path, name: str, work_name: str) -> None:
+        checked = check_file(payload, expect_test=self.is_test)
+        summary = checked.report.summary
+        reason = self._refusal(checked, name)
+        destination = None
+        if reason is None:
+            try:
+                destination = destination_for(summary.federation or (summary.mutualities[0].mutuality
+                                                                     if summary.mutualities else ""))
+            except ValueError as exc:
+                reason = f"The file names no federation the gateway can send it to ({exc})."
+        if reason is not None:
+            self._to_error(payload, name, reason, size=checked.size, sha256=checked.sha256,
+                           zone_204=summary.zone_204)
+            return
+        file_id = self.store.record_file(name=name, size=checked.size, sha256=checked.sha256,
+                                         zone_204=summary.zone_204, destination=destination,
+                                         is_test=summary.is_test, state="claimed", work_name=work_name)
+        log.info("invoicing file %s recorded as #%d (zone 204 %s, %d bytes, to %s)", name, file_id,
+                 summary.zone_204, checked.size, destination)
+        self._checkpoint("after-record")
+
+    def _refusal(self, checked: Checked, name: str) -> str | None:
+        report = checked.report
+        if checked.size == 0:
+            return "The file is empty."
+        if not report.ok:
+            return f"{name} is not a valid eFact 920000 sending:\n{report.describe()}"
+        zone_204 = report.summary.zone_204
+        for row in self.store.by_zone_204(zone_204 or ""):
+            if row["state"] == "error":
+                continue
+            if row["sha256"] == checked.sha256:
+                return (f"{name} is the same file as {row['name']} (#{row['id']}), already sent on "
+                        f"{row['created_at'][:19]} (status {row['status'] or 'sending'}, reference "
+                        f"{row['reference'] or 'none yet'}); it was not sent again.")
+            return (f"The sender's reference (zone 204) {zone_204} was already used by {row['name']} (#{row['id']}, "
+                    f"status {row['status'] or 'sending'}). Give the corrected file a new zone 204 and send it "
+                    "with 'unified-messaging invoicing resend'.")
+        return None
+
+    def _to_error(self, source: Path, name: str, reason: str, *, size: int = 0, sha256: str = "",
+                  zone_204: str | None = None, file_id: int | None = None) -> None:
+        target = move_to(source, self.folders.error, name)
+        write_durably(target.with_name(target.name + REASON_SUFFIX), (reason.rstrip() + "\n").encode("utf-8"))
+        if file_id is None:
+            self.store.record_file(name=name, size=size, sha256=sha256, zone_204=zone_204, destination=None,
+                                   is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,
+                                   reason=reason)
+        else:
+            self.store.update_file(file_id, work_name=None)
+        log.warning("invoicing file %s moved to error/: %s", name, reason.splitlines()[0])
+
+    # -- post --
+
+    def _send_due(self) -> None:
+        now = _iso(self._clock())
+        for row in reversed(self.store.files(states=("claimed",))):
+            if self._stopping.is_set():
+                return
+            if row["next_attempt_at"] and row["next_attempt_at"] > now:
+                continue
+            self._post(row)
+
+    def _post(self, row: dict) -> None:
+        payload = self.folders.work / row["work_name"]
+        self.store.start_posting(row["id"])
+        self._checkpoint("before-post")
+        try:
+            with open(payload, "rb") as stream:
+                result = self.client.post(stream, input_reference=row["zone_204"], destination=row["destination"],
+                                          is_test=bool(row["is_test"]))
+        except UpstreamUnavailable as exc:
+            self._retry_later(row, str(exc), settled=False)
+            return
+        except UpstreamFault as fault:
+            self._post_refused(row, fault)
+            return
+        self._checkpoint("after-post")
+        self.poller.store_tack(result.tack)
+        self._checkpoint("after-tack")
+
+    def _post_refused(self, row: dict, fault: UpstreamFault) -> None:
+        if fault.code in _UNCERTAIN_FAULTS:
+            self._retry_later(row, str(fault), settled=False)
+        elif fault.code.startswith(_FILE_FAULT_PREFIXES) or fault.code == "Client":
+            reason = f"MyCareNet refused the file ({fault.code}): {fault.message}"
+            self.store.update_file(row["id"], state="refused", status=FileStatus.NOK.value, reason=reason)
+            self._to_error(self.folders.work / row["work_name"], row["name"], reason, file_id=row["id"])
+        else:
+            self._retry_later(row, str(fault), settled=True)
+
+    def _retry_later(self, row: dict, reason: str, *, settled: bool) -> None:
+        """A post that did not get an answer: retry with backoff.  ``settled`` says the platform surely
+        did not take it (a fault); otherwise the mailbox must settle it first (see the module docstring)."""
+        delay = self._backoff[min(row["attempts"], len(self._backoff) - 1)]
+        next_attempt = _iso(self._clock() + timedelta(seconds=delay))
+        state = "claimed" if settled else "posting"
+        self.store.update_file(row["id"], state=state, reason=reason, next_attempt_at=next_attempt)
+        log.warning("post of %s failed (%s); next attempt in %.0f s", row["name"], reason.splitlines()[0], delay)
+        if not settled:
+            self._next_poll = min(self._next_poll, time.monotonic() + delay)
+
+    def _finish_settled(self, file_id: int) -> None:
+        row = self.store.file(file_id)
+        if row is None or not row["work_name"]:
+            return
+        payload = self.folders.work / row["work_name"]
+        if not payload.exists():
+            self.store.update_file(file_id, work_name=None)
+            return
+        if row["state"] == "sent":
+            move_to(payload, self.folders.archive, row["name"])
+            self.store.update_file(file_id, work_name=None)
+            log.info("invoicing file %s accepted by MyCareNet (reference %s), archived", row["name"],
+                     row["reference"])
+        elif row["state"] == "refused":
+            self._to_error(payload, row["name"], row["reason"] or "MyCareNet refused the file.", file_id=file_id)
+
+    def _finish_leftovers(self) -> None:
+        """Moves a crash interrupted: settled files still in the working folder."""
+        for row in self.store.files(states=("sent", "refused")):
+            if row["work_name"]:
+                self._finish_settled(row["id"])
+
+    def _next_attempt_wait(self) -> float:
+        rows = self.store.files(states=("claimed",), limit=1000)
+        if not rows:
+            return self.rescan_seconds
+        now = self._clock()
+        waits = [0.0 if not r["next_attempt_at"] else
+                 (datetime.fromisoformat(r["next_attempt_at"]) - now).total_seconds() for r in rows]
+        return max(0.05, min(waits))
+
+    # -- poll --
+
+    def _poll(self) -> None:
+        started = _iso(self._clock())
+        try:
+            outcome = self.poller.poll(self.client)
+        except MailboxThrottled as throttled:
+            log.info("MyCareNet asks to wait %.1f s before the next get", throttled.wait_seconds)
+            self._next_poll = time.monotonic() + throttled.wait_seconds
+            return
+        except UpstreamError as exc:
+            self._poll_failures += 1
+            delay = self._backoff[min(self._poll_failures - 1, len(self._backoff) - 1)]
+            log.warning("polling the mailbox failed (%s); next try in %.0f s", exc, delay)
+            self._next_poll = time.monotonic() + delay
+            return
+        self._poll_failures = 0
+        self._next_poll = time.monotonic() + self.poll_interval
+        if outcome.complete:
+            self._repost_unsettled(started)
+        elif outcome.messages or outcome.tacks:
+            self._next_poll = time.monotonic()
+
+    def _repost_unsettled(self, get_started: str) -> None:
+        """Posts begun before a complete get that showed no TAck for them never reached the platform."""
+        for row in self.store.files(states=("posting",)):
+            if row["posting_since"] and row["posting_since"] < get_started and not self.store.tacks_for(row["id"]):
+                log.warning("the post of %s (zone 204 %s) did not reach MyCareNet: it will be sent again",
+                            row["name"], row["zone_204"])
+                self.store.update_file(row["id"], state="claimed")
+
+
+__all__ = ["InvoicingPipeline", "check_file"]

@@ -1,0 +1,157 @@
+"""The feedback poller: ``get`` the mailbox, store every message and TAck durably, then ``confirm``.
+
+Order matters (MYCARENET.md §2: unconfirmed items come again, confirmed ones never): each message
+is written to ``received/`` and its probative value to ``probative-values/`` (fsync'd), then
+recorded in the journal, and only when the whole batch is stored is it confirmed.  A crash in
+between means the platform delivers the batch again: the journal knows each message by its hash,
+file names are deterministic, so nothing is duplicated.
+
+A TAck in the mailbox also settles a post whose outcome the pipeline did not see (a crash or a
+network failure between post and TAck); a post still unsettled after a complete ``get`` never
+reached the platform and may be sent again (``unsettled_posts``).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from unified_messaging.invoicing.feedback import FileStatus, feedback_code, status_for
+from unified_messaging.invoicing.folders import Folders, write_durably
+from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.mycarenet.genasync import GenAsyncClient, ReceivedMessage, TAck, tack_xml
+
+log = logging.getLogger(__name__)
+
+Checkpoint = Callable[[str], None]
+
+
+def tack_key(tack: TAck) -> str:
+    """How a TAck is known in the journal: its reference, else its content."""
+    return tack.reference or "content:" + base64.b64encode(tack.content).decode("ascii")
+
+
+def file_stem(row: dict | None, zone_204: str | None) -> str:
+    if row is None:
+        return f"unknown-{zone_204 or 'reference'}"
+    return Path(row["name"]).stem
+
+
+@dataclass
+class PollOutcome:
+    messages: int
+    tacks: int
+    settled: list[int]
+    complete: bool
+
+
+class FeedbackPoller:
+    """One ``poll()`` = get, store, journal, confirm.  ``settle_tack`` is shared with the sender."""
+
+    def __init__(self, store: InvoicingStore, folders: Folders, *, max_messages: int = 100, max_tacks: int = 100,
+                 checkpoint: Checkpoint | None = None,
+                 on_settled: Callable[[int], None] | None = None) -> None:
+        self.store = store
+        self.folders = folders
+        self.max_messages = max_messages
+        self.max_tacks = max_tacks
+        self._checkpoint = checkpoint or (lambda step: None)
+        self._on_settled = on_settled or (lambda file_id: None)
+
+    def poll(self, client: GenAsyncClient) -> PollOutcome:
+        """Raises the client's errors (``MailboxThrottled``, ``UpstreamError``) untouched."""
+        content = client.get(max_messages=self.max_messages, max_tacks=self.max_tacks)
+        settled = [file_id for received in content.tacks
+                   if (file_id := self.store_tack(received.tack, received.xades)) is not None]
+        for message in content.messages:
+            self.store_message(message)
+        self._checkpoint("before-confirm")
+        client.confirm(
+            message_hashes=[m.hash_value for m in content.messages if m.hash_value],
+            message_references=[m.reference for m in content.messages if not m.hash_value and m.reference],
+            tack_references=[r.tack.reference for r in content.tacks if r.tack.reference],
+            tack_contents=[r.tack.content for r in content.tacks if not r.tack.reference],
+        )
+        self._checkpoint("after-confirm")
+        complete = len(content.tacks) < self.max_tacks and len(content.messages) < self.max_messages
+        return PollOutcome(len(content.messages), len(content.tacks), settled, complete)
+
+    # -- TAcks --
+
+    def store_tack(self, tack: TAck, xades: bytes = b"") -> int | None:
+        """Archive a TAck and apply it to its file when that file's post was unsettled.
+
+        Returns the file id when this TAck settled a post (the caller then moves the file).
+        """
+        key = tack_key(tack)
+        if self.store.has_tack(key):
+            return None
+        row = self._file_for(tack.input_reference)
+        stem = file_stem(row, tack.input_reference)
+        name = f"{stem}_tack_{tack.reference or _short(key)}.xml"
+        write_durably(self.folders.probative / name, tack_xml(tack))
+        if xades:
+            write_durably(self.folders.probative / f"{stem}_tack_{tack.reference or _short(key)}.xades.xml", xades)
+        changes = None
+        settles = row is not None and row["state"] in ("posting", "claimed")
+        if settles:
+            changes = tack_changes(tack)
+        self.store.record_tack(tack_key=key, file_id=row["id"] if row else None,
+                               input_reference=tack.input_reference, reference=tack.reference,
+                               success=tack.success, message=tack.describe(), probative_name=name,
+                               file_changes=changes)
+        if settles:
+            log.info("TAck %s settles the post of file %s: %s", tack.reference, row["name"],
+                     "accepted" if tack.success else "refused")
+            self._on_settled(row["id"])
+            return row["id"]
+        return None
+
+    # -- messages --
+
+    def store_message(self, message: ReceivedMessage) -> None:
+        key = message.key
+        try:
+            code = feedback_code(message.content)
+        except ValueError:
+            code = message.message_name or "unknown"
+        zone_204 = message.input_reference or message.content[20:34].decode("latin-1", "replace").strip() or None
+        row = self._file_for(zone_204)
+        stem = file_stem(row, zone_204)
+        short = _short(key)
+        received_name = f"{stem}_{code}_{short}.txt"
+        probative_name = f"{stem}_{code}_{short}.xades.xml" if message.xades else None
+        if not self.store.has_feedback(key):
+            write_durably(self.folders.received / received_name, message.content)
+            if probative_name:
+                write_durably(self.folders.probative / probative_name, message.xades)
+            try:
+                status = status_for(code).value
+            except ValueError:
+                status = None
+            self.store.record_feedback(message_key=key, file_id=row["id"] if row else None, zone_204=zone_204,
+                                       code=code, nip_reference=message.nip_reference,
+                                       output_reference=message.output_reference, received_name=received_name,
+                                       probative_name=probative_name, status=status or FileStatus.ONGOING.value)
+            log.info("feedback %s for %s stored as %s", code, stem, received_name)
+
+    def _file_for(self, zone_204: str | None) -> dict | None:
+        if not zone_204:
+            return None
+        rows = [r for r in self.store.by_zone_204(zone_204) if r["state"] != "error"]
+        return rows[-1] if rows else None
+
+
+def tack_changes(tack: TAck) -> dict[str, object]:
+    """What a TAck does to its file."""
+    if tack.success:
+        return {"state": "sent", "status": FileStatus.OK.value, "reference": tack.reference, "reason": None}
+    return {"state": "refused", "status": FileStatus.NOK.value, "reference": tack.reference,
+            "reason": tack.describe()}
+
+
+def _short(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]

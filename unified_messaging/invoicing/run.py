@@ -1,0 +1,109 @@
+"""A stand-alone runner of the invoicing pipeline: ``python -m unified_messaging.invoicing.run``.
+
+It exists so that the pipeline can run in a process of its own (the crash tests kill it with
+SIGKILL at chosen steps; the benchmarks measure its memory) until the gateway starts the pipeline
+itself.  ``--pause-at STEP`` makes the pipeline stop at that step: it writes ``<root>/paused-<STEP>``
+and sleeps, waiting to be killed.
+
+``genasync_client`` is also how the gateway can build the client: STS token cache, signing plugin,
+answer verification.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from cryptography import x509
+
+from unified_messaging.journal.store import Journal
+from unified_messaging.mycarenet.genasync import GenAsyncClient
+from unified_messaging.mycarenet.keystore import read_keystore
+from unified_messaging.mycarenet.models import CareProvider
+from unified_messaging.mycarenet.sts import StsClient, TokenCache
+from unified_messaging.mycarenet.wsse import WsseSigningPlugin
+
+log = logging.getLogger(__name__)
+
+
+def genasync_client(*, genasync_url: str, sts_url: str, keystore: Path, keystore_password: str,
+                    licence_username: str, licence_password: str, care_provider: CareProvider,
+                    platform_ca: x509.Certificate | None = None, timeout: float = 60.0,
+                    throttle_wait: float = 30.0, token_cache: TokenCache | None = None) -> GenAsyncClient:
+    """A signing GenAsync client acting as the keystore's authentication certificate."""
+    entry = read_keystore(keystore, keystore_password).authentication
+    cache = token_cache or TokenCache(StsClient(sts_url, session=requests.Session(), timeout=timeout))
+    return GenAsyncClient(genasync_url, licence_username=licence_username, licence_password=licence_password,
+                          care_provider=care_provider, timeout=timeout,
+                          plugins=[WsseSigningPlugin(cache.token_provider(entry))], answer_ca=platform_ca,
+                          throttle_wait=throttle_wait)
+
+
+def _pause_at(root: Path, step: str | None):
+    if not step:
+        return None
+
+    def checkpoint(name: str) -> None:
+        if name == step:
+            (root / f"paused-{name}").write_text(str(time.time()), encoding="utf-8")
+            log.warning("paused at %s, waiting to be killed", name)
+            while True:
+                time.sleep(3600)
+    return checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    from unified_messaging.invoicing.pipeline import InvoicingPipeline
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--journal", type=Path, required=True)
+    parser.add_argument("--sts-url", required=True)
+    parser.add_argument("--genasync-url", required=True)
+    parser.add_argument("--keystore", type=Path, required=True)
+    parser.add_argument("--keystore-password", required=True)
+    parser.add_argument("--licence-username", required=True)
+    parser.add_argument("--licence-password", required=True)
+    parser.add_argument("--nihii", required=True)
+    parser.add_argument("--quality", default="labo")
+    parser.add_argument("--platform-ca", type=Path)
+    parser.add_argument("--poll-interval", type=float, default=15.0)
+    parser.add_argument("--rescan-seconds", type=float, default=10.0)
+    parser.add_argument("--throttle-wait", type=float, default=30.0)
+    parser.add_argument("--pause-at")
+    parser.add_argument("--production", action="store_true", help="send production files (zone 202 = 12)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    platform_ca = x509.load_pem_x509_certificate(args.platform_ca.read_bytes()) if args.platform_ca else None
+
+    def client_factory() -> GenAsyncClient:
+        return genasync_client(genasync_url=args.genasync_url, sts_url=args.sts_url, keystore=args.keystore,
+                               keystore_password=args.keystore_password, licence_username=args.licence_username,
+                               licence_password=args.licence_password,
+                               care_provider=CareProvider(args.nihii, args.quality), platform_ca=platform_ca,
+                               throttle_wait=args.throttle_wait)
+
+    journal = Journal(args.journal)
+    pipeline = InvoicingPipeline(args.root, journal, client_factory, rescan_seconds=args.rescan_seconds,
+                                 poll_interval=args.poll_interval, is_test=not args.production,
+                                 checkpoint=_pause_at(args.root, args.pause_at))
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    pipeline.start()
+    (args.root / "runner-ready").write_text(str(time.time()), encoding="utf-8")
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    pipeline.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
