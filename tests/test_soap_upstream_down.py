@@ -25,7 +25,8 @@ def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path):
     config = make_config(tmp_path, upstream={"mode": "remote", "timeout_seconds": 2.0,
                                              "sts_url": base + "/IAM/SecurityTokenService/v1",
                                              "genericinsurability_url": base + "/GenericInsurability/v1"},
-                         identity={"keystore": str(pki.lab.path), "keystore_password": pki.password})
+                         invoicing={"enabled": False},
+        identity={"keystore": str(pki.lab.path), "keystore_password": pki.password})
     ssin = TEST_PATIENTS[0].ssin
     with Gateway(config) as gw:
         assert gw.simulator is None

@@ -71,6 +71,7 @@ def gateway_against(tmp_path, pki, *, sts_url: str, genins_url: str, keystore: s
         tmp_path,
         upstream={"mode": "remote", "sts_url": sts_url, "genericinsurability_url": genins_url, "timeout_seconds": 5.0,
                   "platform_ca": str(pki.ca_certificate_path), "platform_signer_cbe": PLATFORM_CBE},
+        invoicing={"enabled": False},
         identity={"keystore": str(pki.keystores[keystore].path), "keystore_password": pki.password},
         licence={"username": LICENCE[0], "password": licence_password},
     )
@@ -222,6 +223,7 @@ def test_tracing_writes_masked_exchanges(tmp_path, pki, platform):
     config = make_config(
         tmp_path,
         upstream={"mode": "remote", "sts_url": url + STS_PATH, "genericinsurability_url": url + GENINS, **config_extra},
+        invoicing={"enabled": False},
         identity={"keystore": str(pki.lab.path), "keystore_password": pki.password},
         licence={"username": LICENCE[0], "password": LICENCE[1]},
     )

@@ -218,5 +218,16 @@ def secret_encrypt(config_path: str | None) -> None:
     click.echo(encrypt_secret(value, config.data_folder))
 
 
+def _register_command_groups() -> None:
+    from unified_messaging.invoicing.cli import invoicing
+    from unified_messaging.securespace.cli import COMMANDS
+
+    main.add_command(invoicing)
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_command_groups()
+
 if __name__ == "__main__":
     main()

@@ -68,6 +68,7 @@ class UpstreamConfig:
     mode: str = _key("simulator", _one_of("simulator", "remote"))
     sts_url: str = _key("", _url_or_empty)
     genericinsurability_url: str = _key("", _url_or_empty)
+    genasync_url: str = _key("", _url_or_empty)
     trace_folder: str = _key("")
     platform_ca: str = _key("")
     platform_signer_cbe: str = _key("")
@@ -80,6 +81,10 @@ class SimulatorConfig:
     host: str = _key("127.0.0.1")
     port: int = _key(0, _port)
     latency_ms: int = _key(0, _not_negative)
+    genasync_acknowledgement_seconds: float = _key(5.0, _not_negative)
+    genasync_detailed_seconds: float = _key(15.0, _not_negative)
+    genasync_settlement_seconds: float = _key(30.0, _not_negative)
+    genasync_min_get_interval_seconds: float = _key(10.0, _not_negative)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,18 @@ class FoldersConfig:
 
 
 @dataclass(frozen=True)
+class InvoicingConfig:
+    enabled: bool = _key(True)
+    root: str = _key("")
+    care_provider_nihii: str = _key("")
+    care_provider_quality: str = _key("labo")
+    poll: bool = _key(False)
+    rescan_seconds: float = _key(10.0, _positive)
+    poll_interval_seconds: float = _key(15.0, _positive)
+    throttle_wait_seconds: float = _key(30.0, _positive)
+
+
+@dataclass(frozen=True)
 class BatchConfig:
     jobs: tuple[str, ...] = _key(())
     max_parallel: int = _key(8, _positive)
@@ -132,6 +149,7 @@ class Config:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     folders: FoldersConfig = field(default_factory=FoldersConfig)
+    invoicing: InvoicingConfig = field(default_factory=InvoicingConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "built-in defaults"
@@ -145,6 +163,13 @@ class Config:
         if self.journal.path:
             return Path(self.journal.path).expanduser().resolve()
         return self.data_folder / "journal.sqlite"
+
+    @property
+    def invoicing_root(self) -> Path:
+        """The root of the toSend / received / archive / error / probative-values folders."""
+        if self.invoicing.root:
+            return Path(self.invoicing.root).expanduser().resolve()
+        return self.data_folder / "invoicing"
 
     @property
     def insurability_root(self) -> Path:
@@ -165,7 +190,7 @@ _SECTION_CLASSES = {
     "server": ServerConfig, "data": DataConfig, "upstream": UpstreamConfig,
     "simulator": SimulatorConfig, "licence": LicenceConfig, "identity": IdentityConfig,
     "journal": JournalConfig,
-    "folders": FoldersConfig, "batch": BatchConfig,
+    "folders": FoldersConfig, "invoicing": InvoicingConfig, "batch": BatchConfig,
     "logging": LoggingConfig,
 }
 

@@ -24,20 +24,25 @@ from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.journal import Journal
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry, KeystoreError, describe_certificate, read_keystore
-from unified_messaging.mycarenet.devpki import PLATFORM_CBE
-from unified_messaging.mycarenet.models import InsurabilityAnswer, InsurabilityQuery
+from unified_messaging.invoicing.pipeline import InvoicingPipeline
+from unified_messaging.mycarenet.devpki import LAB_NIHII, PLATFORM_CBE
+from unified_messaging.mycarenet.genasync import GenAsyncClient
+from unified_messaging.mycarenet.models import CareProvider, InsurabilityAnswer, InsurabilityQuery
 from unified_messaging.mycarenet.sts import StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import WsseSigningPlugin
 from unified_messaging.secrets import SecretError, resolve_secret
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.serving import RunningServer, start_server
+from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
 from unified_messaging.soap.consult import build_soap_apps
 from unified_messaging.soap.contract import Contract
 from unified_messaging.soap.router import PREFIXES, ServicesRouter
 
 log = logging.getLogger(__name__)
+
+MAX_SIMULATOR_BODY = 128 * 1024 * 1024  # a large eFact post (the simulator checks its own limits)
 
 
 class GatewayApp:
@@ -65,6 +70,7 @@ class UpstreamPlan:
 
     sts_url: str
     genericinsurability_url: str
+    genasync_url: str
     keystore_path: Path
     keystore_password: str
     platform_ca: x509.Certificate | None
@@ -110,6 +116,7 @@ class Gateway:
         self.insurability: InsurabilityService | None = None
         self.folders: InsurabilityFolders | None = None
         self.batch: BatchScheduler | None = None
+        self.invoicing: InvoicingPipeline | None = None
 
     @property
     def port(self) -> int:
@@ -142,11 +149,16 @@ class Gateway:
         cfg = self.config
         pki = demo_pki(cfg.data_folder)
         if self.simulator is None:
-            self.simulator = build_platform(pki, licences={cfg.licence.username: licence_password},
-                                            latency_ms=cfg.simulator.latency_ms)
+            sim = cfg.simulator
+            self.simulator = build_platform(
+                pki, licences={cfg.licence.username: licence_password}, latency_ms=sim.latency_ms,
+                genasync_timings=FeedbackTimings(sim.genasync_acknowledgement_seconds, sim.genasync_detailed_seconds,
+                                                 sim.genasync_settlement_seconds),
+                genasync_min_get_interval=sim.genasync_min_get_interval_seconds,
+            )
         running = start_server(self.simulator, cfg.simulator.host, cfg.simulator.port,
-                         threads=max(8, cfg.server.threads), max_body=cfg.server.max_request_bytes * 4,
-                         name="um-simulator")
+                               threads=max(8, cfg.server.threads), max_body=MAX_SIMULATOR_BODY,
+                               name="um-simulator")
         self._servers.append(running)
         base = f"http://{self._display_host(cfg.simulator.host)}:{running.port}"
         self.simulator_url = base
@@ -155,6 +167,7 @@ class Gateway:
         return UpstreamPlan(
             sts_url=base + STS_PATH,
             genericinsurability_url=base + Simulator.GENERICINSURABILITY_PATH,
+            genasync_url=base + GENASYNC_PATH,
             keystore_path=Path(cfg.identity.keystore) if cfg.identity.keystore else lab.path,
             keystore_password=(self._secret(cfg.identity.keystore_password, "[identity] keystore_password")
                                if cfg.identity.keystore_password else pki.password),
@@ -176,7 +189,14 @@ class Gateway:
         platform_ca = self._platform_ca()
         if platform_ca is None:
             log.warning("[upstream] platform_ca is not set: signed answers from MyCareNet will not be verified")
-        return UpstreamPlan(cfg.upstream.sts_url, cfg.upstream.genericinsurability_url,
+        if cfg.invoicing.enabled and not cfg.upstream.genasync_url:
+            raise ConfigError('[upstream] genasync_url = "" is not valid when [invoicing] enabled = true and '
+                              '[upstream] mode = "remote": expected the GenAsync address of the MyCareNet platform '
+                              "(or set [invoicing] enabled = false).")
+        if cfg.invoicing.enabled and not cfg.invoicing.care_provider_nihii:
+            raise ConfigError('[invoicing] care_provider_nihii = "" is not valid when invoicing is on with the real '
+                              "platform: expected the 11-digit NIHII the invoices are sent for.")
+        return UpstreamPlan(cfg.upstream.sts_url, cfg.upstream.genericinsurability_url, cfg.upstream.genasync_url,
                             Path(cfg.identity.keystore),
                             self._secret(cfg.identity.keystore_password, "[identity] keystore_password"),
                             platform_ca, cfg.upstream.platform_signer_cbe or None)
@@ -191,39 +211,74 @@ class Gateway:
             raise ConfigError(f"[upstream] platform_ca = {path!r} is not valid: expected a readable PEM "
                               f"certificate file ({exc}).") from None
 
-    def _insurability_client(self) -> TokenRenewingInsurability:
+    def _prepare_upstream(self) -> None:
+        """The upstream plan (simulator or platform), the acting key, the token cache and the tracer."""
         cfg = self.config
-        licence_password = self._secret(cfg.licence.password, "[licence] password")
-        plan = self._start_simulator(licence_password) if cfg.upstream.mode == "simulator" else self._remote_plan()
+        self._licence_password = self._secret(cfg.licence.password, "[licence] password")
+        plan = (self._start_simulator(self._licence_password) if cfg.upstream.mode == "simulator"
+                else self._remote_plan())
         try:
-            entry = read_keystore(plan.keystore_path, plan.keystore_password).authentication
+            self._entry = read_keystore(plan.keystore_path, plan.keystore_password).authentication
         except KeystoreError as exc:
             raise ConfigError(f"[identity] keystore = {str(plan.keystore_path)!r} cannot be used: {exc}") from None
-        tracer = ExchangeTracer(Path(cfg.upstream.trace_folder)) if cfg.upstream.trace_folder else None
+        self._tracer = ExchangeTracer(Path(cfg.upstream.trace_folder)) if cfg.upstream.trace_folder else None
         sts_session = requests.Session()
-        if tracer is not None:
-            tracer.attach(sts_session)
+        if self._tracer is not None:
+            self._tracer.attach(sts_session)
         self.token_cache = TokenCache(
             StsClient(plan.sts_url, session=sts_session, timeout=cfg.upstream.timeout_seconds, now=self.clock,
                       sts_certificate=plan.sts_certificate),
             now=self.clock,
         )
-        log.info("acting upstream as %s", describe_certificate(entry.certificate))
+        self._plan = plan
+        log.info("acting upstream as %s", describe_certificate(self._entry.certificate))
+
+    def _signing_plugin(self) -> WsseSigningPlugin:
+        return WsseSigningPlugin(self.token_cache.token_provider(self._entry), now=self.clock)
+
+    def _insurability_client(self) -> TokenRenewingInsurability:
+        cfg, plan = self.config, self._plan
         client = GenericInsurabilityClient(
             plan.genericinsurability_url,
             licence_username=cfg.licence.username,
-            licence_password=licence_password,
+            licence_password=self._licence_password,
             package_name=cfg.licence.package_name,
             is_test=cfg.upstream.is_test,
             timeout=cfg.upstream.timeout_seconds,
-            plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],
-            tracer=tracer,
+            plugins=[self._signing_plugin()],
+            tracer=self._tracer,
             answer_ca=plan.platform_ca,
             answer_signer_cbe=plan.platform_signer_cbe,
             now=self.clock,
         )
-        self._upstream = TokenRenewingInsurability(client, self.token_cache, entry)
+        self._upstream = TokenRenewingInsurability(client, self.token_cache, self._entry)
         return self._upstream
+
+    def _genasync_client(self) -> GenAsyncClient:
+        cfg, plan = self.config, self._plan
+        nihii = cfg.invoicing.care_provider_nihii or LAB_NIHII
+        return GenAsyncClient(
+            plan.genasync_url,
+            licence_username=cfg.licence.username,
+            licence_password=self._licence_password,
+            care_provider=CareProvider(nihii, cfg.invoicing.care_provider_quality),
+            package_name=cfg.licence.package_name,
+            timeout=max(cfg.upstream.timeout_seconds, 60.0),
+            plugins=[self._signing_plugin()],
+            tracer=self._tracer,
+            answer_ca=plan.platform_ca,
+            now=self.clock,
+            throttle_wait=cfg.invoicing.throttle_wait_seconds,
+        )
+
+    def _start_invoicing(self) -> None:
+        cfg = self.config
+        self.invoicing = InvoicingPipeline(
+            cfg.invoicing_root, self.journal, self._genasync_client,
+            rescan_seconds=cfg.invoicing.rescan_seconds, poll_interval=cfg.invoicing.poll_interval_seconds,
+            is_test=cfg.upstream.is_test, clock=self.clock, polling=cfg.invoicing.poll,
+        ).start()
+        log.info("invoicing folders in %s", cfg.invoicing_root)
 
     def batch_jobs(self) -> list[BatchJob]:
         """The ``[batch] jobs``, read and checked (a job that cannot run stops start-up)."""
@@ -245,6 +300,7 @@ class Gateway:
             cfg.data_folder.mkdir(parents=True, exist_ok=True)
             self.journal = Journal(cfg.journal_path)
             try:
+                self._prepare_upstream()
                 self.insurability = InsurabilityService(self._insurability_client(), self.journal)
             except BaseException:
                 self.stop()
@@ -273,6 +329,8 @@ class Gateway:
                 ).start()
             self.batch = BatchScheduler(jobs, service, max_parallel=cfg.batch.max_parallel,
                                         rescan_seconds=cfg.batch.rescan_seconds).start()
+            if cfg.invoicing.enabled:
+                self._start_invoicing()
         except BaseException:
             self.stop()
             raise
@@ -281,7 +339,10 @@ class Gateway:
         return self
 
     def stop(self) -> None:
-        """Stop the folder and batch interfaces (after their work in flight), then the servers."""
+        """Stop the folder, invoicing and batch interfaces (after their work in flight), then the servers."""
+        if self.invoicing is not None:
+            self.invoicing.stop()
+            self.invoicing = None
         if self.folders is not None:
             self.folders.stop()
             self.folders = None

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from unified_messaging.config import ConfigError, load_config
+
 from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
@@ -40,8 +42,18 @@ def _rows(store: InvoicingStore) -> list[dict]:
 
 
 @click.group("invoicing")
-def invoicing() -> None:
-    """eFact invoicing over folders."""
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file (default: conf/unified-messaging.toml): gives the journal and folders.")
+@click.pass_context
+def invoicing(ctx: click.Context, config_path: str | None) -> None:
+    """eFact invoicing: where each sent file stands, and sending a corrected file again."""
+    if isinstance(ctx.obj, dict) and "journal_path" in ctx.obj:
+        return
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = {"journal_path": config.journal_path, "invoicing_root": config.invoicing_root}
 
 
 @invoicing.command("status")
