@@ -128,6 +128,13 @@ class InvoicingConfig:
 
 
 @dataclass(frozen=True)
+class SecureSpaceConfig:
+    soap: str = _key("")
+    insurability_folders: str = _key("")
+    batch: str = _key("")
+
+
+@dataclass(frozen=True)
 class BatchConfig:
     jobs: tuple[str, ...] = _key(())
     max_parallel: int = _key(8, _positive)
@@ -150,6 +157,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     folders: FoldersConfig = field(default_factory=FoldersConfig)
     invoicing: InvoicingConfig = field(default_factory=InvoicingConfig)
+    securespace: SecureSpaceConfig = field(default_factory=SecureSpaceConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "built-in defaults"
@@ -190,7 +198,8 @@ _SECTION_CLASSES = {
     "server": ServerConfig, "data": DataConfig, "upstream": UpstreamConfig,
     "simulator": SimulatorConfig, "licence": LicenceConfig, "identity": IdentityConfig,
     "journal": JournalConfig,
-    "folders": FoldersConfig, "invoicing": InvoicingConfig, "batch": BatchConfig,
+    "folders": FoldersConfig, "invoicing": InvoicingConfig, "securespace": SecureSpaceConfig,
+    "batch": BatchConfig,
     "logging": LoggingConfig,
 }
 

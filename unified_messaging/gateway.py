@@ -7,6 +7,7 @@ so that everything between the two goes over a real socket.
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,8 +31,10 @@ from unified_messaging.mycarenet.genasync import GenAsyncClient
 from unified_messaging.mycarenet.models import CareProvider, InsurabilityAnswer, InsurabilityQuery
 from unified_messaging.mycarenet.sts import StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
-from unified_messaging.mycarenet.wsse import WsseSigningPlugin
-from unified_messaging.secrets import SecretError, resolve_secret
+from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
+from unified_messaging.secrets import SecretError, master_key, resolve_secret
+from unified_messaging.securespace.selection import CertificateSelector
+from unified_messaging.securespace.store import SecureSpaceStore
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.serving import RunningServer, start_server
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
@@ -78,14 +81,24 @@ class UpstreamPlan:
     sts_certificate: x509.Certificate | None = None
 
 
-class TokenRenewingInsurability:
-    """The upstream client, asking the STS for a new token once when the platform refuses one."""
+_acting_entry: ContextVar[KeyEntry | None] = ContextVar("um_acting_entry", default=None)
+"""The certificate the current upstream call acts with, when not the gateway's default one."""
 
-    def __init__(self, client: GenericInsurabilityClient, cache: TokenCache, entry: KeyEntry) -> None:
-        self.client, self.cache, self.entry = client, cache, entry
 
-    def get_insurability(self, query: InsurabilityQuery) -> InsurabilityAnswer:
-        return renewing_token(self.cache, self.entry, lambda: self.client.get_insurability(query))
+class SignedInsurability:
+    """The upstream client as the core service uses it: signed with the chosen certificate, and
+    asking the STS for a new token once when the platform refuses one."""
+
+    def __init__(self, client: GenericInsurabilityClient, cache: TokenCache, default: KeyEntry) -> None:
+        self.client, self.cache, self.default = client, cache, default
+
+    def get_insurability(self, query: InsurabilityQuery, *, acting: KeyEntry | None = None) -> InsurabilityAnswer:
+        entry = acting or self.default
+        marker = _acting_entry.set(entry)
+        try:
+            return renewing_token(self.cache, entry, lambda: self.client.get_insurability(query))
+        finally:
+            _acting_entry.reset(marker)
 
     def close(self) -> None:
         self.client.close()
@@ -109,7 +122,7 @@ class Gateway:
         self.simulator: Simulator | None = simulator
         self.simulator_url: str | None = None
         self.token_cache: TokenCache | None = None
-        self._upstream: TokenRenewingInsurability | None = None
+        self._upstream: SignedInsurability | None = None
         self._servers: list[RunningServer] = []
         self._main: RunningServer | None = None
         self.journal: Journal | None = None
@@ -234,9 +247,27 @@ class Gateway:
         log.info("acting upstream as %s", describe_certificate(self._entry.certificate))
 
     def _signing_plugin(self) -> WsseSigningPlugin:
-        return WsseSigningPlugin(self.token_cache.token_provider(self._entry), now=self.clock)
+        cache, default = self.token_cache, self._entry
 
-    def _insurability_client(self) -> TokenRenewingInsurability:
+        def credential() -> SigningCredential:
+            return cache.token_provider(_acting_entry.get() or default)()
+
+        return WsseSigningPlugin(credential, now=self.clock)
+
+    def _certificate_selector(self) -> CertificateSelector | None:
+        """The secure space's selection, when the configuration names acting identities."""
+        acting = {"soap": self.config.securespace.soap, "folder": self.config.securespace.insurability_folders,
+                  "batch": self.config.securespace.batch}
+        if not any(acting.values()):
+            return None
+        store = SecureSpaceStore.in_data_folder(self.config.data_folder, master_key(self.config.data_folder))
+        log.info("certificates chosen per request from the secure space for %s",
+                 ", ".join(name for name, value in acting.items() if value))
+        return CertificateSelector(
+            store, {name: [part.strip() for part in value.split(",") if part.strip()]
+                    for name, value in acting.items() if value}, clock=self.clock)
+
+    def _insurability_client(self) -> SignedInsurability:
         cfg, plan = self.config, self._plan
         client = GenericInsurabilityClient(
             plan.genericinsurability_url,
@@ -251,7 +282,7 @@ class Gateway:
             answer_signer_cbe=plan.platform_signer_cbe,
             now=self.clock,
         )
-        self._upstream = TokenRenewingInsurability(client, self.token_cache, self._entry)
+        self._upstream = SignedInsurability(client, self.token_cache, self._entry)
         return self._upstream
 
     def _genasync_client(self) -> GenAsyncClient:
@@ -301,7 +332,8 @@ class Gateway:
             self.journal = Journal(cfg.journal_path)
             try:
                 self._prepare_upstream()
-                self.insurability = InsurabilityService(self._insurability_client(), self.journal)
+                self.insurability = InsurabilityService(self._insurability_client(), self.journal,
+                                                        certificates=self._certificate_selector())
             except BaseException:
                 self.stop()
                 raise

@@ -12,7 +12,9 @@ from typing import Callable, Protocol
 
 from unified_messaging.identifiers import mask_ssin, mask_ssins_in_text, nihii_problem, ssin_problem
 from unified_messaging.journal import Consultation, Journal
+from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.models import (
     BusinessFault,
     FaultDetail,
@@ -31,7 +33,13 @@ LOCAL_SOURCE = "unified-messaging"
 
 
 class UpstreamInsurability(Protocol):
-    def get_insurability(self, query: InsurabilityQuery) -> InsurabilityAnswer: ...
+    def get_insurability(self, query: InsurabilityQuery, *, acting: KeyEntry | None = None) -> InsurabilityAnswer:
+        """Ask MyCareNet, signing with ``acting`` (or the gateway's own certificate when None)."""
+
+
+class CertificateChooser(Protocol):
+    def select(self, interface: str, care_provider_nihii: str, service: str) -> KeyEntry:
+        """The certificate that may act for this care provider, or raise a catalogue ``Refusal``."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,12 @@ class InsurabilityService:
         upstream: UpstreamInsurability,
         journal: Journal,
         *,
+        certificates: CertificateChooser | None = None,
         monotonic: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.upstream = upstream
         self.journal = journal
+        self.certificates = certificates
         self.monotonic = monotonic
 
     def consult(self, query: InsurabilityQuery, *, interface: str) -> InsurabilityAnswer:
@@ -117,8 +127,18 @@ class InsurabilityService:
             )
             self._record(query, interface, started, "REJECTED", problems[0].code, None)
             return answer
+        acting = None
+        if self.certificates is not None:
+            try:
+                acting = self.certificates.select(interface, query.care_provider.nihii, "INSURABILITY")
+            except Refusal as refusal:
+                self._record(query, interface, started, "REJECTED", refusal.code, None)
+                return InsurabilityAnswer(query=query, fault=BusinessFault(
+                    code=refusal.code, source=LOCAL_SOURCE, message=f"{refusal.cause} {refusal.remedy}",
+                    details=(FaultDetail(refusal.code, "CareProvider/Nihii", mask_ssins_in_text(refusal.detail)),),
+                ))
         try:
-            answer = self.upstream.get_insurability(query)
+            answer = self.upstream.get_insurability(query, acting=acting)
         except UpstreamUnavailable:
             self._record(query, interface, started, "UNAVAILABLE", None, None)
             raise

@@ -401,6 +401,12 @@ class TokenCache:
         with slot.lock:
             slot.token = None
 
+    def has_token(self, certificate: x509.Certificate) -> bool:
+        """Whether a token is cached for this certificate (it has acted upstream)."""
+        with self._guard:
+            slot = self._slots.get(certificate_fingerprint(certificate))
+        return slot is not None and slot.token is not None
+
     def _slot(self, entry: KeyEntry) -> _Slot:
         key = certificate_fingerprint(entry.certificate)
         with self._guard:

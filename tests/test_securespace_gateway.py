@@ -1,0 +1,79 @@
+"""The secure space's rules through the real gateway and simulator: who may act for whom."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import zeep
+
+from tests.conftest import make_config
+from unified_messaging.gateway import Gateway
+from unified_messaging.mycarenet.devpki import GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN
+from unified_messaging.secrets import master_key
+from unified_messaging.securespace.crypto import PasswordHasher
+from unified_messaging.securespace.models import Party, PartyKind
+from unified_messaging.securespace.store import SecureSpaceStore
+from unified_messaging.simulator.platform import demo_pki
+from unified_messaging.simulator.population import TEST_PATIENTS
+
+TODAY = dt.date.today()
+INSURED = next(p for p in TEST_PATIENTS if p.scenario == "insured")
+NURSE = Party(PartyKind.NIHII, NURSE_NIHII)
+GROUP = Party(PartyKind.NIHII, GROUP_NUMBER)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A gateway whose SOAP front acts as the nursing group, which holds an INSURABILITY mandate
+    from the nurse and an INVOICING mandate from the lab, but nothing from anyone else."""
+    folder = tmp_path_factory.mktemp("securespace-gateway")
+    data = folder / "um-data"
+    pki = demo_pki(data)  # the keys the gateway's own simulator will trust
+    store = SecureSpaceStore.in_data_folder(data, master_key(data), hasher=PasswordHasher(cost=16))
+    store.create_space("Nursing group", "Olivia Owner", NURSE_SSIN, "Olivia Owner", NURSE_SSIN)
+    store.add_user("admin", "Olivia Owner", NURSE_SSIN, ["administrator"], "Admin-Passw0rd-for-tests")
+    group = store.add_certificate(pki.keystores["nursing_group"].path.read_bytes(), pki.password,
+                                  responsible_login="admin")
+    for mandant, service in ((NURSE, "INSURABILITY"), (Party(PartyKind.NIHII, LAB_NIHII), "INVOICING")):
+        mandate = store.propose_mandate(mandant, GROUP, service, valid_from=TODAY, by="admin")
+        store.accept_mandate(mandate.id, "mandant", by="admin")
+        store.accept_mandate(mandate.id, "mandataire", by="admin")
+    store.close()
+    config = make_config(folder, securespace={"soap": f"NIHII={GROUP_NUMBER}"}, invoicing={"enabled": False})
+    with Gateway(config) as running:
+        running.group_certificate = group
+        running.pki = pki
+        yield running
+
+
+def ask(gateway, nihii: str, quality: str):
+    client = zeep.Client(f"{gateway.services_url}/ConsultMyCareNetSoap?wsdl")
+    return client.service.GetInsurability(request={
+        "CareProvider": {"Nihii": nihii, "Quality": quality}, "Ssin": INSURED.ssin, "PeriodStart": TODAY})
+
+
+def test_a_request_covered_by_a_mandate_is_made_with_the_mandataires_certificate(gateway):
+    result = ask(gateway, NURSE_NIHII, "nurse")
+    assert result.Status == "OK", result.Messages
+    group = gateway.pki.load("nursing_group").authentication.certificate
+    lab = gateway.pki.load("lab").authentication.certificate
+    assert gateway.token_cache.has_token(group)
+    assert not gateway.token_cache.has_token(lab)
+    assert gateway.simulator.counters["sts.issued"] == 1
+
+
+def test_a_request_not_covered_is_refused_with_the_catalogues_code(gateway):
+    before = gateway.simulator.counters["genericinsurability.getInsurability"]
+    result = ask(gateway, LAB_NIHII, "labo")  # the lab gave the group INVOICING, not INSURABILITY
+    assert result.Status == "ERROR"
+    assert result.Messages.Message[0].Code == "SS-MANDATE-OTHER-SERVICE"
+    assert "mandate for this service" in result.Messages.Message[0].Text
+    assert gateway.simulator.counters["genericinsurability.getInsurability"] == before
+    row = gateway.journal.consultations(limit=1)[0]
+    assert row["outcome"] == "REJECTED" and row["code"] == result.Messages.Message[0].Code
+
+
+def test_a_care_provider_nobody_acts_for_is_refused(gateway):
+    other = "19876561004"  # a valid doctor NIHII that gave no mandate to anyone
+    result = ask(gateway, other, "doctor")
+    assert result.Status == "ERROR" and result.Messages.Message[0].Code == "SS-NO-MANDATE"
