@@ -77,3 +77,40 @@ def test_a_care_provider_nobody_acts_for_is_refused(gateway):
     other = "19876561004"  # a valid doctor NIHII that gave no mandate to anyone
     result = ask(gateway, other, "doctor")
     assert result.Status == "ERROR" and result.Messages.Message[0].Code == "SS-NO-MANDATE"
+
+
+def _store_with_group(data, mandates):
+    pki = demo_pki(data)
+    store = SecureSpaceStore.in_data_folder(data, master_key(data), hasher=PasswordHasher(cost=16))
+    store.create_space("Nursing group", "Olivia Owner", NURSE_SSIN, "Olivia Owner", NURSE_SSIN)
+    store.add_user("admin", "Olivia Owner", NURSE_SSIN, ["administrator"], "Admin-Passw0rd-for-tests")
+    store.add_certificate(pki.keystores["nursing_group"].path.read_bytes(), pki.password, responsible_login="admin")
+    for mandant, service in mandates:
+        mandate = store.propose_mandate(mandant, GROUP, service, valid_from=TODAY, by="admin")
+        store.accept_mandate(mandate.id, "mandant", by="admin")
+        store.accept_mandate(mandate.id, "mandataire", by="admin")
+    store.close()
+    return pki
+
+
+def test_the_invoicing_folders_act_with_the_mandataires_certificate(tmp_path):
+    data = tmp_path / "um-data"
+    pki = _store_with_group(data, [(Party(PartyKind.NIHII, LAB_NIHII), "INVOICING")])
+    config = make_config(tmp_path, securespace={"invoicing_folders": f"NIHII={GROUP_NUMBER}"},
+                         invoicing={"care_provider_nihii": LAB_NIHII})
+    with Gateway(config) as gateway:
+        entry = gateway._invoicing_entry(LAB_NIHII)
+        assert entry.certificate == pki.load("nursing_group").authentication.certificate
+
+
+def test_invoicing_for_a_care_provider_without_mandate_stops_start_up(tmp_path):
+    from unified_messaging.config import ConfigError
+
+    data = tmp_path / "um-data"
+    _store_with_group(data, [(NURSE, "INSURABILITY")])
+    config = make_config(tmp_path, securespace={"invoicing_folders": f"NIHII={GROUP_NUMBER}"},
+                         invoicing={"care_provider_nihii": NURSE_NIHII})
+    with pytest.raises(ConfigError) as caught:
+        Gateway(config).start()
+    assert "[securespace] invoicing_folders" in str(caught.value)
+    assert "SS-MANDATE-OTHER-SERVICE" in str(caught.value)

@@ -131,6 +131,7 @@ class InvoicingConfig:
 class SecureSpaceConfig:
     soap: str = _key("")
     insurability_folders: str = _key("")
+    invoicing_folders: str = _key("")
     batch: str = _key("")
 
 

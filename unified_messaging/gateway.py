@@ -33,6 +33,7 @@ from unified_messaging.mycarenet.sts import StsClient, TokenCache, renewing_toke
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
 from unified_messaging.secrets import SecretError, master_key, resolve_secret
+from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.selection import CertificateSelector
 from unified_messaging.securespace.store import SecureSpaceStore
 from unified_messaging.simulator.app import Simulator
@@ -123,6 +124,7 @@ class Gateway:
         self.simulator_url: str | None = None
         self.token_cache: TokenCache | None = None
         self._upstream: SignedInsurability | None = None
+        self._selector: CertificateSelector | None = None
         self._servers: list[RunningServer] = []
         self._main: RunningServer | None = None
         self.journal: Journal | None = None
@@ -257,7 +259,7 @@ class Gateway:
     def _certificate_selector(self) -> CertificateSelector | None:
         """The secure space's selection, when the configuration names acting identities."""
         acting = {"soap": self.config.securespace.soap, "folder": self.config.securespace.insurability_folders,
-                  "batch": self.config.securespace.batch}
+                  "batch": self.config.securespace.batch, "invoicing": self.config.securespace.invoicing_folders}
         if not any(acting.values()):
             return None
         store = SecureSpaceStore.in_data_folder(self.config.data_folder, master_key(self.config.data_folder))
@@ -285,6 +287,18 @@ class Gateway:
         self._upstream = SignedInsurability(client, self.token_cache, self._entry)
         return self._upstream
 
+    def _invoicing_entry(self, nihii: str) -> KeyEntry:
+        """The certificate the invoicing folders act with: chosen by the secure space's rules when
+        ``[securespace] invoicing_folders`` names an identity, else ``[identity] keystore``."""
+        if self._selector is None or not self.config.securespace.invoicing_folders:
+            return self._entry
+        try:
+            return self._selector.select("invoicing", nihii, "INVOICING")
+        except Refusal as refusal:
+            raise ConfigError(f"[securespace] invoicing_folders = {self.config.securespace.invoicing_folders!r} "
+                              f"cannot send invoices for [invoicing] care_provider_nihii = {nihii!r}: "
+                              f"{refusal}") from None
+
     def _genasync_client(self) -> GenAsyncClient:
         cfg, plan = self.config, self._plan
         nihii = cfg.invoicing.care_provider_nihii or LAB_NIHII
@@ -295,7 +309,8 @@ class Gateway:
             care_provider=CareProvider(nihii, cfg.invoicing.care_provider_quality),
             package_name=cfg.licence.package_name,
             timeout=max(cfg.upstream.timeout_seconds, 60.0),
-            plugins=[self._signing_plugin()],
+            plugins=[WsseSigningPlugin(self.token_cache.token_provider(self._invoicing_entry(nihii)),
+                                       now=self.clock)],
             tracer=self._tracer,
             answer_ca=plan.platform_ca,
             now=self.clock,
@@ -304,6 +319,7 @@ class Gateway:
 
     def _start_invoicing(self) -> None:
         cfg = self.config
+        self._invoicing_entry(cfg.invoicing.care_provider_nihii or LAB_NIHII)  # refuse at start-up, not later
         self.invoicing = InvoicingPipeline(
             cfg.invoicing_root, self.journal, self._genasync_client,
             rescan_seconds=cfg.invoicing.rescan_seconds, poll_interval=cfg.invoicing.poll_interval_seconds,
@@ -332,8 +348,9 @@ class Gateway:
             self.journal = Journal(cfg.journal_path)
             try:
                 self._prepare_upstream()
+                self._selector = self._certificate_selector()
                 self.insurability = InsurabilityService(self._insurability_client(), self.journal,
-                                                        certificates=self._certificate_selector())
+                                                        certificates=self._selector)
             except BaseException:
                 self.stop()
                 raise
