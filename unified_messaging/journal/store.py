@@ -7,15 +7,14 @@ thread, and every writing transaction opened with ``BEGIN IMMEDIATE``.
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import sqlite_utils
+
+from unified_messaging.journal.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +64,12 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Journal:
-    """Thread-safe access to the journal file; each thread gets its own connection."""
+class Journal(SqliteFile):
+    """The journal file, shared by the threads of the gateway (see ``SqliteFile``)."""
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.clock = clock
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connection()
         conn.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
         with self.write() as db:
@@ -80,37 +77,14 @@ class Journal:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
 
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
-
     @property
     def db(self) -> sqlite_utils.Database:
-        """A sqlite-utils view of this thread's connection, for reads."""
+        """A sqlite-utils view of this thread's connection."""
         database = getattr(self._local, "db", None)
         if database is None:
             database = sqlite_utils.Database(self._connection())
             self._local.db = database
         return database
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A writing transaction, opened with BEGIN IMMEDIATE so concurrent writers queue up."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
 
     def record_consultation(self, consultation: Consultation) -> int:
         with self.write():
@@ -125,10 +99,3 @@ class Journal:
 
     def count(self, table: str) -> int:
         return self.db[table].count
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            self._local.db = None

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
-from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.mycarenet.keystore import Keystore, KeystoreError, load_keystore, verify_chain
+from unified_messaging.journal.sqlite import SqliteFile
 from unified_messaging.securespace import rules
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.crypto import PasswordHasher, Sealer, fingerprint
@@ -78,7 +77,9 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SecureSpaceStore:
+class SecureSpaceStore(SqliteFile):
+    extra_pragmas = ("foreign_keys=ON", "secure_delete=ON")
+
     """Thread-safe access to the secure space file; each thread gets its own connection.
 
     ``master_secret`` is the installation's master key (``secrets.master_key``); ``hasher`` may be
@@ -87,14 +88,10 @@ class SecureSpaceStore:
 
     def __init__(self, path: Path, master_secret: bytes, *, hasher: PasswordHasher | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self._sealer = Sealer(master_secret)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection().executescript(_SCHEMA)
         with self.write() as db:
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -105,43 +102,11 @@ class SecureSpaceStore:
 
     # ---------------------------------------------------------------- connections
 
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA secure_delete=ON")
-            self._local.conn = conn
-            with self._guard:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A writing transaction, opened with BEGIN IMMEDIATE so concurrent writers queue up."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.row_factory = sqlite3.Row
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, list(params)).fetchall()
-
-    def close(self) -> None:
-        with self._guard:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
 
     def _stamp(self) -> str:
         return self.clock().isoformat(timespec="seconds")

@@ -24,6 +24,9 @@ from unified_messaging.insurability.contract_xml import (  # noqa: F401 - re-exp
 )
 from unified_messaging.xmlsafe import safe_parser
 
+__all__ = ["TNS", "WSDL_FILE", "XSD_FILE", "Contract", "ContractNotFound", "ContractSchema", "Endpoint",
+           "find_wsdl_dir"]
+
 _WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 
 
