@@ -40,4 +40,198 @@ def runner_arguments(pki: DevPki, url: str, root: Path, journal: Path) -> list[s
             "--genasync-url", url + GENASYNC_PATH, "--keystore", str(pki.lab.path),
             "--keystore-password", pki.password, "--licence-username", LICENCE[0],
             "--licence-password", LICENCE[1], "--nihii", LAB.nihii, "--quality", LAB.quality,
-            "--platform-ca", str(pki.ca_certificate_path)]
+            "--platform-ca", str(pki.ca_certificate_path), "--repost-grace", "0.5"]
+
+
+# -- the real processes: ``unified-messaging simulator`` and ``unified-messaging serve`` --
+
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import requests  # noqa: E402
+
+from unified_messaging.invoicing.store import InvoicingStore  # noqa: E402
+from unified_messaging.journal.store import Journal  # noqa: E402
+from unified_messaging.mycarenet.devpki import DEFAULT_PASSWORD, LAB_NIHII, PLATFORM_CBE  # noqa: E402
+from unified_messaging.simulator.app import GENERICINSURABILITY_PATH  # noqa: E402
+
+CLI = shutil.which("unified-messaging", path=str(Path(sys.executable).parent)) or "unified-messaging"
+GATEWAY_LICENCE = ("lab-software", "the-right-licence-password")
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition", every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class Process:
+    """A CLI process whose stderr goes to ``log`` (a file: a pipe nobody reads would block it)."""
+
+    popen: subprocess.Popen
+    url: str
+    log: Path
+    data: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no clean-up runs."""
+        self.popen.kill()
+        self.popen.wait(timeout=10)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        return self.popen.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def _launch(arguments: list[str], cwd: Path, log: Path, pattern: str, env: dict | None = None,
+            timeout: float = 60.0) -> Process:
+    stream = open(log, "ab")
+    start = log.stat().st_size
+    popen = subprocess.Popen(arguments, cwd=cwd, stdout=stream, stderr=subprocess.STDOUT,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    stream.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log, "rb") as reader:
+            reader.seek(start)
+            text = reader.read().decode("utf-8", "replace")
+        found = re.search(pattern, text)
+        if found:
+            return Process(popen, found.group(1), log)
+        if popen.poll() is not None:
+            break
+        time.sleep(0.05)
+    popen.kill()
+    popen.wait()
+    raise AssertionError(f"{arguments[1]} did not start:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def start_simulator(folder: Path, *options: str, timings: tuple[float, float, float] = (0.0, 0.2, 0.4),
+                    min_get_interval: float = 0.0) -> Process:
+    """``unified-messaging simulator`` on a free port, its demo PKI in ``folder/sim-data``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arguments = [CLI, "simulator", "--port", "0", "--data-folder", str(folder / "sim-data"),
+                 "--licence-username", GATEWAY_LICENCE[0], "--licence-password", "env:UM_TEST_LICENCE_PASSWORD",
+                 "--genasync-acknowledgement-seconds", str(timings[0]),
+                 "--genasync-detailed-seconds", str(timings[1]), "--genasync-settlement-seconds", str(timings[2]),
+                 "--genasync-min-get-interval-seconds", str(min_get_interval), *options]
+    process = _launch(arguments, folder, folder / "simulator.log", r"platform at (http://\S+)",
+                      env={"UM_TEST_LICENCE_PASSWORD": GATEWAY_LICENCE[1]})
+    process.data = folder / "sim-data"
+    return process
+
+
+def simulator_counters(simulator: Process) -> dict[str, int]:
+    return requests.get(simulator.url + "/_simulator/counters", timeout=10).json()
+
+
+def remote_gateway_config(folder: Path, simulator: Process, *, poll_interval: float = 0.2,
+                          rescan: float = 0.5, extra: str = "") -> Path:
+    """A configuration for ``serve`` against a stand-alone simulator, as an integrator writes one for
+    the real platform ([upstream] mode = "remote"); secrets come from the environment."""
+    pki = simulator.data / "demo-pki"
+    base = simulator.url
+    text = f"""
+[server]
+port = 0
+[data]
+folder = "{folder / 'um-data'}"
+[upstream]
+mode = "remote"
+sts_url = "{base}{STS_PATH}"
+genericinsurability_url = "{base}{GENERICINSURABILITY_PATH}"
+genasync_url = "{base}{GENASYNC_PATH}"
+platform_ca = "{pki / 'ca.pem'}"
+platform_signer_cbe = "{PLATFORM_CBE}"
+timeout_seconds = 30.0
+[licence]
+username = "{GATEWAY_LICENCE[0]}"
+password = "env:UM_TEST_LICENCE_PASSWORD"
+[identity]
+keystore = "{pki / 'lab.p12'}"
+keystore_password = "env:UM_TEST_KEYSTORE_PASSWORD"
+[folders]
+insurability = false
+[invoicing]
+care_provider_nihii = "{LAB_NIHII}"
+rescan_seconds = {rescan}
+poll_interval_seconds = {poll_interval}
+throttle_wait_seconds = 0.2
+{extra}
+"""
+    path = folder / "gateway.toml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GATEWAY_ENV = {"UM_TEST_LICENCE_PASSWORD": GATEWAY_LICENCE[1], "UM_TEST_KEYSTORE_PASSWORD": DEFAULT_PASSWORD}
+
+
+def start_gateway(folder: Path, config: Path | None = None, *options: str) -> Process:
+    """``unified-messaging serve --port 0`` in ``folder`` (with ``--config`` when given)."""
+    arguments = [CLI, "serve", "--port", "0", *(["--config", str(config)] if config else []), *options]
+    return _launch(arguments, folder, folder / "gateway.log", r"serving (http://\S+)", env=GATEWAY_ENV)
+
+
+def invoicing_status(folder: Path, config: Path | None = None) -> tuple[list[dict], str]:
+    """``unified-messaging invoicing status`` as a user runs it: (the --json rows, the table)."""
+    base = [CLI, "invoicing", *(["--config", str(config)] if config else []), "status"]
+    rows = subprocess.run([*base, "--json"], cwd=folder, capture_output=True, text=True, timeout=60, check=True)
+    table = subprocess.run(base, cwd=folder, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(rows.stdout), table.stdout
+
+
+def journal_rows(journal: Path) -> list[dict]:
+    """The invoicing files as the journal holds them (read-only use while the gateway runs)."""
+    if not journal.exists():
+        return []
+    journal_handle = Journal(journal)
+    try:
+        return InvoicingStore(journal_handle).files()
+    finally:
+        journal_handle.close()
+
+
+def journal_feedback(journal: Path) -> list[dict]:
+    if not journal.exists():
+        return []
+    journal_handle = Journal(journal)
+    try:
+        return list(journal_handle.db.query("SELECT * FROM invoicing_feedback ORDER BY id"))
+    finally:
+        journal_handle.close()
+
+
+def drop_file(to_send: Path, name: str, data: bytes, *, marker: str | None = None) -> None:
+    """What the lab software does: the file, then its .ok marker."""
+    (to_send / name).write_bytes(data)
+    (to_send / (marker or f"{name}.ok")).write_bytes(b"")
+
+
+def received_codes(root: Path, stem: str) -> list[str]:
+    return sorted(p.name.split("_")[1] for p in (root / "received").glob(f"{stem}_*") if not p.name.startswith("."))

@@ -120,6 +120,87 @@ def dev_certs(folder: str | None, config_path: str | None) -> None:
     click.echo(f"keystore password: see {pki.manifest_path.name} (development value)")
 
 
+@main.command("simulator")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file (default: conf/unified-messaging.toml): gives the licence, the data folder "
+                   "and the [simulator] timings unless the options below are given.")
+@click.option("--host", default=None, help="Address to listen on (default: [simulator] host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: [simulator] port; 0 = any free port).")
+@click.option("--data-folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the demo PKI is kept (default: the configuration's data folder).")
+@click.option("--licence-username", default=None, help="The licence the platform accepts (default: [licence] username).")
+@click.option("--licence-password", default=None,
+              help="Its password (default: [licence] password; enc:/env:/file: forms accepted).")
+@click.option("--latency-ms", type=click.IntRange(0), default=None,
+              help="Delay of every answer, after the platform handled the request (default: [simulator] latency_ms).")
+@click.option("--genasync-acknowledgement-seconds", type=click.FloatRange(0), default=None,
+              help="Seconds after a post before the 931000 (or 920999) falls due.")
+@click.option("--genasync-detailed-seconds", type=click.FloatRange(0), default=None,
+              help="Seconds after a post before the 920098 / 920099 falls due.")
+@click.option("--genasync-settlement-seconds", type=click.FloatRange(0), default=None,
+              help="Seconds after a post before the 920900 falls due.")
+@click.option("--genasync-min-get-interval-seconds", type=click.FloatRange(0), default=None,
+              help="Shortest time between two gets before the mailbox answers 'Not enough time'.")
+@click.option("--hold", "holds", multiple=True, metavar="OPERATION=MS",
+              help="Hold each GenAsync OPERATION (post, get or confirm) request MS milliseconds before handling it "
+                   "(a slow network on the way in; for crash tests and demos). Repeatable.")
+def simulator_command(config_path: str | None, host: str | None, port: int | None, data_folder: Path | None,
+                      licence_username: str | None, licence_password: str | None, latency_ms: int | None,
+                      genasync_acknowledgement_seconds: float | None, genasync_detailed_seconds: float | None,
+                      genasync_settlement_seconds: float | None, genasync_min_get_interval_seconds: float | None,
+                      holds: tuple[str, ...]) -> None:
+    """Run the simulated MyCareNet platform (STS, GenericInsurability, GenAsync) on its own, until stopped.
+
+    Point a gateway at it with [upstream] mode = "remote" and the addresses it prints; the gateway's
+    keystore is <data folder>/demo-pki/lab.p12 and its platform_ca <data folder>/demo-pki/ca.pem.
+    GET /_simulator/counters returns its counters as JSON (a test and diagnostic endpoint).
+    """
+    from unified_messaging.secrets import SecretError, resolve_secret
+    from unified_messaging.simulator.genasync import FeedbackTimings
+    from unified_messaging.simulator.standalone import StandaloneSettings, StandaloneSimulator, parse_holds
+
+    config = _load(config_path)
+    _setup_logging(config.logging.level)
+    sim = config.simulator
+    folder = (data_folder or config.data_folder).expanduser().resolve()
+    username = licence_username if licence_username is not None else config.licence.username
+    try:
+        password = (licence_password if licence_password is not None else config.licence.password)
+        password = resolve_secret(password, key="[licence] password", data_folder=folder).value
+        hold_seconds = parse_holds(holds)
+    except (SecretError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    def pick(value, default):
+        return default if value is None else value
+
+    settings = StandaloneSettings(
+        data_folder=folder, licences={username: password}, host=pick(host, sim.host), port=pick(port, sim.port),
+        latency_ms=pick(latency_ms, sim.latency_ms),
+        timings=FeedbackTimings(pick(genasync_acknowledgement_seconds, sim.genasync_acknowledgement_seconds),
+                                pick(genasync_detailed_seconds, sim.genasync_detailed_seconds),
+                                pick(genasync_settlement_seconds, sim.genasync_settlement_seconds)),
+        min_get_interval=pick(genasync_min_get_interval_seconds, sim.genasync_min_get_interval_seconds),
+        holds=hold_seconds,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    standalone = StandaloneSimulator(settings)
+    try:
+        standalone.start()
+    except OSError as exc:
+        raise click.ClickException(f"Cannot start the simulator on {settings.host}:{settings.port}: "
+                                   f"{exc.strerror or exc}.") from None
+    for line in standalone.describe():
+        click.echo(line, err=True)
+    click.echo(f"licence accepted: {username} (password not shown). Press Ctrl-C to stop.", err=True)
+    standalone.run_until(stop)
+    click.echo("stopping...", err=True)
+    standalone.stop()
+    click.echo("stopped.", err=True)
+
+
 EXIT_FILE_REJECTED = 3
 EXIT_STOPPED = 4
 

@@ -10,7 +10,9 @@ Every step leaves the disk and the journal in a state a restart can continue fro
 3. **post**: the file is marked ``posting`` (committed) and posted; its TAck moves it to
    ``archive/`` (OK) or ``error/`` (NOK).  A file left ``posting`` by a crash or a network failure
    is never posted again blindly: the mailbox's TAcks say whether the post arrived
-   (``FeedbackPoller``), and only a post that a complete ``get`` shows no TAck for is sent again;
+   (``FeedbackPoller``), and only a post that a complete ``get`` shows no TAck for is sent again,
+   and only when that ``get`` began ``repost_grace`` after the post (a post cut off by a crash may
+   still be on its way, or being handled by the platform, for a while);
 4. **poll**: see ``poller.py``.
 
 Events from watchdog only wake the worker; the truth is the rescan (at start, after each event,
@@ -105,7 +107,8 @@ class InvoicingPipeline:
     def __init__(self, root: Path, journal: Journal, client_factory: Callable[[], GenAsyncClient], *,
                  rescan_seconds: float = 10.0, poll_interval: float = 15.0, is_test: bool = True,
                  clock: Callable[[], datetime] = _utc_now, polling: bool = False,
-                 checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] = BACKOFF_SECONDS) -> None:
+                 checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] = BACKOFF_SECONDS,
+                 repost_grace: float | None = None) -> None:
         self.folders = Folders(Path(root))
         self.journal = journal
         self.rescan_seconds = rescan_seconds
@@ -117,6 +120,7 @@ class InvoicingPipeline:
         self._polling = polling
         self._checkpoint = checkpoint or (lambda step: None)
         self._backoff = backoff
+        self._repost_grace = repost_grace
         self.folders.create()
         self.store = InvoicingStore(journal, clock=clock)
         self.poller = FeedbackPoller(self.store, self.folders, checkpoint=self._checkpoint,
@@ -398,10 +402,24 @@ class InvoicingPipeline:
         elif outcome.messages or outcome.tacks:
             self._next_poll = time.monotonic()
 
+    @property
+    def repost_grace(self) -> float:
+        """How long a post may still be on its way, or being handled, after it began.
+
+        A post cut off by a crash or a timeout may still reach the platform and be handled after
+        the gateway gave up on it (the request was sent; only the answer was lost).  A ``get``
+        that shows no TAck proves nothing until then; by default twice the client's timeout.
+        """
+        if self._repost_grace is not None:
+            return self._repost_grace
+        return 2 * float(getattr(self.client, "timeout", 60.0) or 60.0)
+
     def _repost_unsettled(self, get_started: str) -> None:
-        """Posts begun before a complete get that showed no TAck for them never reached the platform."""
+        """Posts begun at least ``repost_grace`` before a complete get that showed no TAck for them
+        never reached the platform: they may be sent again."""
+        cutoff = _iso(datetime.fromisoformat(get_started) - timedelta(seconds=self.repost_grace))
         for row in self.store.files(states=("posting",)):
-            if row["posting_since"] and row["posting_since"] < get_started and not self.store.tacks_for(row["id"]):
+            if row["posting_since"] and row["posting_since"] < cutoff and not self.store.tacks_for(row["id"]):
                 log.warning("the post of %s (zone 204 %s) did not reach MyCareNet: it will be sent again",
                             row["name"], row["zone_204"])
                 self.store.update_file(row["id"], state="claimed")

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from unified_messaging.invoicing.feedback import FileStatus, feedback_code, status_for
+from unified_messaging.invoicing.explain import explain_message
+from unified_messaging.invoicing.feedback import FileStatus, feedback_code, read_feedback, status_for
 from unified_messaging.invoicing.folders import Folders, write_durably
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.mycarenet.genasync import GenAsyncClient, ReceivedMessage, TAck, tack_xml
@@ -132,10 +133,13 @@ class FeedbackPoller:
                 status = status_for(code).value
             except ValueError:
                 status = None
+            reason = (refusal_reason(code, message.content, received_name)
+                      if status == FileStatus.NOK.value else None)
             self.store.record_feedback(message_key=key, file_id=row["id"] if row else None, zone_204=zone_204,
                                        code=code, nip_reference=message.nip_reference,
                                        output_reference=message.output_reference, received_name=received_name,
-                                       probative_name=probative_name, status=status or FileStatus.ONGOING.value)
+                                       probative_name=probative_name, status=status or FileStatus.ONGOING.value,
+                                       reason=reason)
             log.info("feedback %s for %s stored as %s", code, stem, received_name)
 
     def _file_for(self, zone_204: str | None) -> dict | None:
@@ -151,6 +155,18 @@ def tack_changes(tack: TAck) -> dict[str, object]:
         return {"state": "sent", "status": FileStatus.OK.value, "reference": tack.reference, "reason": None}
     return {"state": "refused", "status": FileStatus.NOK.value, "reference": tack.reference,
             "reason": tack.describe()}
+
+
+def refusal_reason(code: str, content: bytes, received_name: str, *, max_lines: int = 4) -> str:
+    """Why a feedback message refused the file, in words (for ``invoicing status``); never fails."""
+    try:
+        lines = explain_message(read_feedback(content))
+    except Exception:  # an unreadable feedback still refuses the file; the file itself is on disk
+        log.warning("feedback %s stored as %s could not be explained", code, received_name)
+        lines = []
+    shown = lines[:max_lines] + ([f"... ({len(lines) - max_lines} more)"] if len(lines) > max_lines else [])
+    return "\n".join([f"{code}: {shown[0] if shown else 'the insurers refused the sending.'}", *shown[1:],
+                      f"The whole message is in received/{received_name}."])
 
 
 def _short(key: str) -> str:

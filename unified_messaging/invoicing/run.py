@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=float, default=15.0)
     parser.add_argument("--rescan-seconds", type=float, default=10.0)
     parser.add_argument("--throttle-wait", type=float, default=30.0)
+    parser.add_argument("--repost-grace", type=float, default=None,
+                        help="seconds after which an unanswered post may be sent again (default: twice the timeout)")
     parser.add_argument("--pause-at")
     parser.add_argument("--production", action="store_true", help="send production files (zone 202 = 12)")
     args = parser.parse_args(argv)
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     journal = Journal(args.journal)
     pipeline = InvoicingPipeline(args.root, journal, client_factory, rescan_seconds=args.rescan_seconds,
                                  poll_interval=args.poll_interval, is_test=not args.production,
-                                 checkpoint=_pause_at(args.root, args.pause_at))
+                                 checkpoint=_pause_at(args.root, args.pause_at), repost_grace=args.repost_grace)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     pipeline.start()

@@ -180,8 +180,11 @@ class InvoicingStore:
 
     def record_feedback(self, *, message_key: str, file_id: int | None, zone_204: str | None, code: str,
                         nip_reference: str | None, output_reference: str | None, received_name: str,
-                        probative_name: str | None, status: str) -> None:
-        """Record a feedback message (once) and move its file's status forward, never back."""
+                        probative_name: str | None, status: str, reason: str | None = None) -> None:
+        """Record a feedback message (once) and move its file's status forward, never back.
+
+        ``reason`` (why a refusing message refused the file) is kept with the NOK status it brings.
+        """
         now = self.now()
         with self.journal.write() as conn:
             cursor = conn.execute(
@@ -196,6 +199,8 @@ class InvoicingStore:
             if _RANK.get(status, 0) > _RANK.get(current, 0) or current is None:
                 conn.execute("UPDATE invoicing_files SET status = ?, updated_at = ? WHERE id = ?",
                              [status, now, file_id])
+                if reason and status == FileStatus.NOK.value:
+                    conn.execute("UPDATE invoicing_files SET reason = ? WHERE id = ?", [reason, file_id])
             conn.execute("UPDATE invoicing_files SET last_feedback = ?, last_feedback_at = ? WHERE id = ?",
                          [code, now, file_id])
 

@@ -1,0 +1,136 @@
+"""Crash safety of the real gateway process: ``unified-messaging serve`` is killed with SIGKILL at
+each step of a sending and started again, while ``unified-messaging simulator`` (a process of its
+own, so its mailbox and counters survive) keeps running.
+
+Each step is reached by watching the gateway's own state (files in ``.work``, journal rows,
+``received/``) and the simulator's counters, with the simulator slowed where needed (``--latency-ms``
+delays answers after the platform handled the request; ``--hold OP=MS`` delays a request before it
+is handled).  No hook in the gateway.  After each kill the test checks, on disk and in the
+simulator, that the kill really happened at that step; after the restart: the file was posted
+exactly once (``genasync.posts.<zone 204>``), every feedback message is in ``received/`` once, the
+status is DONE, and nothing is left unconfirmed in the mailbox."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.invoicing_support import (
+    drop_file,
+    invoicing_status,
+    journal_feedback,
+    journal_rows,
+    received_codes,
+    remote_gateway_config,
+    simulator_counters,
+    start_gateway,
+    start_simulator,
+    wait_for,
+)
+from unified_messaging.invoicing.writer import build_sending, spec_for_size, write_sending
+
+
+def _rows(folder: Path) -> list[dict]:
+    return journal_rows(folder / "um-data" / "journal.sqlite")
+
+
+def _work_files(root: Path, name: str) -> list[Path]:
+    return [p for p in (root / ".work").glob(f"*-{name}")]
+
+
+def after_claim(root, folder, simulator, name, ref):
+    """The payload is in .work (claimed) and nothing is posting yet: killed during the record pass."""
+    return bool(_work_files(root, name)) and not [r for r in _rows(folder) if r["state"] in ("posting", "sent")]
+
+
+def during_post(root, folder, simulator, name, ref):
+    """Marked posting (committed), the post held on its way: the platform has not taken it."""
+    return any(r["state"] == "posting" for r in _rows(folder)) and simulator_counters(simulator)["genasync.post"] == 0
+
+
+def after_post(root, folder, simulator, name, ref):
+    """The platform took the post (counted) and its TAck answer is still on the way back."""
+    return simulator_counters(simulator).get(f"genasync.posts.{ref}", 0) == 1
+
+
+def between_get_and_confirm(root, folder, simulator, name, ref):
+    """Feedback stored on disk and in the journal, the confirm held on its way: nothing confirmed."""
+    counters = simulator_counters(simulator)
+    return bool(journal_feedback(folder / "um-data" / "journal.sqlite")) and counters["genasync.confirm"] == 0 \
+        and counters.get("genasync.confirmed.messages", 0) == 0
+
+
+def checked_after_claim(root, folder, counters, ref):
+    assert counters.get(f"genasync.posts.{ref}", 0) == 0
+    assert not [r for r in _rows(folder) if r["state"] in ("posting", "sent")]
+
+
+def checked_during_post(root, folder, counters, ref):
+    assert counters.get(f"genasync.posts.{ref}", 0) == 0
+    assert [r["state"] for r in _rows(folder)] == ["posting"]
+
+
+def checked_after_post(root, folder, counters, ref):
+    assert counters[f"genasync.posts.{ref}"] == 1
+    assert [r["state"] for r in _rows(folder)] == ["posting"]  # the gateway never saw its TAck
+
+
+def checked_between_get_and_confirm(root, folder, counters, ref):
+    assert counters.get("genasync.confirmed.messages", 0) == 0 and counters["pending_messages"] >= 1
+    stored = journal_feedback(folder / "um-data" / "journal.sqlite")
+    assert stored and all((root / "received" / r["received_name"]).exists() for r in stored)
+
+
+STEPS = {
+    # step: (simulator options, big file?, reached, check after the kill)
+    "after-claim": ((), True, after_claim, checked_after_claim),
+    "during-post": (("--hold", "post=1500"), False, during_post, checked_during_post),
+    "after-post": (("--latency-ms", "1200"), False, after_post, checked_after_post),
+    "between-get-and-confirm": (("--hold", "confirm=1500"), False, between_get_and_confirm,
+                                checked_between_get_and_confirm),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_gateway_killed_at_each_step_sends_once_and_reaches_done(tmp_path, step):
+    options, big, reached, checked = STEPS[step]
+    ref = "202403020000" + f"{list(STEPS).index(step) + 1:02d}"
+    name = "FAC.txt"
+    simulator = start_simulator(tmp_path, *options)
+    config = remote_gateway_config(tmp_path, simulator)
+    root = tmp_path / "um-data" / "invoicing"
+    gateway = start_gateway(tmp_path, config)
+    try:
+        if big:
+            with open(tmp_path / name, "wb") as stream:
+                write_sending(stream, spec_for_size(30 * 1024 * 1024, zone_204=ref))
+            (tmp_path / name).rename(root / "toSend" / name)
+            (root / "toSend" / f"{name}.ok").write_bytes(b"")
+        else:
+            drop_file(root / "toSend", name, build_sending(zone_204=ref))
+        wait_for(lambda: reached(root, tmp_path, simulator, name, ref), timeout=30, every=0.01, what=step)
+        gateway.kill()
+        checked(root, tmp_path, simulator_counters(simulator), ref)
+
+        gateway = start_gateway(tmp_path, config)
+        wait_for(lambda: any(r["name"] == name and r["status"] == "DONE" for r in _rows(tmp_path)), timeout=60,
+                 what="DONE after the restart")
+        wait_for(lambda: simulator_counters(simulator)["pending_messages"] == 0, timeout=30,
+                 what="every message confirmed")
+        final = simulator_counters(simulator)
+        assert gateway.stop() == 0
+    finally:
+        gateway.stop()
+        simulator.stop()
+    assert final[f"genasync.posts.{ref}"] == 1, final  # sent exactly once, whatever the kill interrupted
+    assert final["genasync.post"] == 1
+    if step == "between-get-and-confirm":
+        assert final["genasync.redelivered"] >= 1  # the unconfirmed messages came again and were not duplicated
+    assert received_codes(root, "FAC") == ["920098", "920900", "931000"]  # each message on disk, once
+    assert len(journal_feedback(tmp_path / "um-data" / "journal.sqlite")) == 3
+    assert (root / "archive" / name).exists()
+    assert not list((root / ".work").iterdir()) and not list((root / "toSend").iterdir())
+    assert not list((root / "error").iterdir())
+    rows, _ = invoicing_status(tmp_path, config)
+    assert [(r["name"], r["status"]) for r in rows] == [(name, "DONE")]
+
