@@ -109,3 +109,28 @@ def test_the_whole_set_up_from_the_command_line(setup, caplog):
         assert secret.encode() not in files and secret.encode("utf-16-be") not in files, secret
     p12 = pki.lab.path.read_bytes()
     assert all(p12[i:i + 32] not in files for i in range(0, len(p12) - 32, 256))
+
+
+def test_the_commands_run_as_a_real_process(tmp_path):
+    """The groups are registered in the main command: a user creates the space and lists it."""
+    import json
+    import subprocess
+
+    from tests.test_cli_serve import CLI
+
+    ssin = "85073003328"
+    create = subprocess.run([CLI, "securespace", "create", "--name", "Lab", "--owner-name", "Olivia Owner",
+                             "--owner-ssin", ssin, "--responsible-name", "Rita Responsible",
+                             "--responsible-ssin", ssin], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert create.returncode == 0, create.stderr
+    shown = subprocess.run([CLI, "securespace", "show"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "Olivia Owner" in shown.stdout
+    assert ssin not in shown.stdout + create.stdout + create.stderr
+    listed = subprocess.run([CLI, "users", "list", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    again = subprocess.run([CLI, "securespace", "create", "--name", "x", "--owner-name", "x", "--owner-ssin", ssin,
+                            "--responsible-name", "x", "--responsible-ssin", ssin], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "SS-SECURE-SPACE-EXISTS" in again.stdout + again.stderr
+    assert "Traceback" not in again.stderr
