@@ -1,7 +1,6 @@
 """Shared fixtures: a real gateway (with its real simulator) on ephemeral ports."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,6 @@ def gateway(tmp_path_factory):
     """One running gateway + simulator for the whole session (read-mostly tests share it)."""
     from unified_messaging.gateway import Gateway
 
-    logging.getLogger("spyne.protocol.soap.soap11.invalid").setLevel(logging.CRITICAL)
     gw = Gateway(make_config(tmp_path_factory.mktemp("gateway"))).start()
     yield gw
     gw.stop()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from unified_messaging.simulator.soap import fault_envelope
 from unified_messaging.simulator.sts import ISSUER, SimulatedSts
 from unified_messaging.serving import serving as serve_locally
 from tests.conftest import official_security_schema
+from tests.test_wsse import change_one_byte
 
 XMLSEC1 = shutil.which("xmlsec1")
 SECURITY_SIGNATURE = ("/*[local-name()='Envelope']/*[local-name()='Header']/*[local-name()='Security']"
@@ -121,14 +121,6 @@ def sts_request_arguments(holder_pem: Path) -> list[str]:
     return ["--pubkey-cert-pem", str(holder_pem), "--id-attr:Id", f"{SOAP11_NS}:Body",
             "--id-attr:Id", f"{WSU_NS}:Timestamp", "--id-attr:Id", f"{WSSE_NS}:BinarySecurityToken",
             "--node-xpath", SECURITY_SIGNATURE]
-
-
-def change_one_byte(document: bytes, pattern: bytes) -> bytes:
-    match = re.search(pattern, document)
-    assert match, pattern
-    position = match.end() - 1
-    replacement = b"1" if document[position:position + 1] != b"1" else b"2"
-    return document[:position] + replacement + document[position + 1:]
 
 
 # --------------------------------------------------------------------------------------------

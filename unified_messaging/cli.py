@@ -29,10 +29,6 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Spyne logs whole invalid request bodies (patient data) on this logger; we report such
-    # errors ourselves, masked.
-    logging.getLogger("spyne.protocol.soap.soap11.invalid").setLevel(logging.CRITICAL)
-    logging.getLogger("spyne.protocol.xml.invalid").setLevel(logging.CRITICAL)
 
 
 @click.group()

@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from unified_messaging.folderwatch import fsync_folder
+
 TO_SEND = "toSend"
 RECEIVED = "received"
 ARCHIVE = "archive"
@@ -50,34 +52,6 @@ class Folders:
             folder.mkdir(parents=True, exist_ok=True)
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that it survives a crash: temporary file, fsync, rename, fsync the folder.
-
-    Writing the same path again replaces it whole, so a message delivered twice leaves one file.
-    """
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
-    sync_folder(path.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    """fsync a folder, so that renames and new files in it are durable (no-op where unsupported)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 def free_name(folder: Path, name: str) -> Path:
     """``folder/name``, or ``name`` with ``-2``, ``-3``... before its suffix when that is taken."""
     candidate = folder / name
@@ -93,6 +67,6 @@ def move_to(source: Path, folder: Path, name: str) -> Path:
     """Move ``source`` into ``folder`` under a free ``name``; durable once this returns."""
     target = free_name(folder, name)
     os.replace(source, target)
-    sync_folder(folder)
-    sync_folder(source.parent)
+    fsync_folder(folder)
+    fsync_folder(source.parent)
     return target

@@ -37,13 +37,13 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from unified_messaging.invoicing.efact import SendingValidator, ValidationReport
+from unified_messaging.folderwatch import write_atomically
 from unified_messaging.invoicing.feedback import FileStatus
 from unified_messaging.invoicing.folders import (
     MARKER_SUFFIX,
     REASON_SUFFIX,
     Folders,
     move_to,
-    write_durably,
 )
 from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
 from unified_messaging.invoicing.store import InvoicingStore
@@ -239,7 +239,7 @@ class InvoicingPipeline:
         reason = (f"The marker {name}{MARKER_SUFFIX} arrived without its file {name} (or the file was already "
                   "picked up with another marker). Put the file in toSend first, then its .ok marker.")
         target = move_to(work_marker, self.folders.error, f"{name}{MARKER_SUFFIX}")
-        write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode("utf-8"))
+        write_atomically(target.with_name(target.name + REASON_SUFFIX), reason.encode("utf-8"))
         self.store.record_file(name=f"{name}{MARKER_SUFFIX}", size=0, sha256="", zone_204=None, destination=None,
                                is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,
                                reason=reason)
@@ -289,7 +289,7 @@ class InvoicingPipeline:
     def _to_error(self, source: Path, name: str, reason: str, *, size: int = 0, sha256: str = "",
                   zone_204: str | None = None, file_id: int | None = None) -> None:
         target = move_to(source, self.folders.error, name)
-        write_durably(target.with_name(target.name + REASON_SUFFIX), (reason.rstrip() + "\n").encode("utf-8"))
+        write_atomically(target.with_name(target.name + REASON_SUFFIX), (reason.rstrip() + "\n").encode("utf-8"))
         if file_id is None:
             self.store.record_file(name=name, size=size, sha256=sha256, zone_204=zone_204, destination=None,
                                    is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,

@@ -21,7 +21,8 @@ from typing import Callable
 
 from unified_messaging.invoicing.explain import explain_message
 from unified_messaging.invoicing.feedback import FileStatus, feedback_code, read_feedback, status_for
-from unified_messaging.invoicing.folders import Folders, write_durably
+from unified_messaging.folderwatch import write_atomically
+from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.mycarenet.genasync import GenAsyncClient, ReceivedMessage, TAck, tack_xml
 
@@ -93,9 +94,9 @@ class FeedbackPoller:
         row = self._file_for(tack.input_reference)
         stem = file_stem(row, tack.input_reference)
         name = f"{stem}_tack_{tack.reference or _short(key)}.xml"
-        write_durably(self.folders.probative / name, tack_xml(tack))
+        write_atomically(self.folders.probative / name, tack_xml(tack))
         if xades:
-            write_durably(self.folders.probative / f"{stem}_tack_{tack.reference or _short(key)}.xades.xml", xades)
+            write_atomically(self.folders.probative / f"{stem}_tack_{tack.reference or _short(key)}.xades.xml", xades)
         changes = None
         settles = row is not None and row["state"] in ("posting", "claimed")
         if settles:
@@ -126,9 +127,9 @@ class FeedbackPoller:
         received_name = f"{stem}_{code}_{short}.txt"
         probative_name = f"{stem}_{code}_{short}.xades.xml" if message.xades else None
         if not self.store.has_feedback(key):
-            write_durably(self.folders.received / received_name, message.content)
+            write_atomically(self.folders.received / received_name, message.content)
             if probative_name:
-                write_durably(self.folders.probative / probative_name, message.xades)
+                write_atomically(self.folders.probative / probative_name, message.xades)
             try:
                 status = status_for(code).value
             except ValueError:
