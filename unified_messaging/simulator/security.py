@@ -47,6 +47,7 @@ SOA-03001  the message is not well-formed XML or not a SOAP envelope
 """
 from __future__ import annotations
 
+import heapq
 import hmac
 import logging
 import threading
@@ -157,7 +158,8 @@ class SecurityCheck:
         self._now = now
         self._skew = max_clock_skew
         self.counters: CounterSink = counters if counters is not None else Counters()
-        self._seen: dict[str, datetime] = {}
+        self._seen: set[str] = set()
+        self._expiries: list[tuple[datetime, str]] = []  # a heap: the earliest expiry first
         self._replay_lock = threading.Lock()
 
     def check(self, envelope_bytes: bytes) -> CallerInfo:
@@ -202,13 +204,13 @@ class SecurityCheck:
             return
         now = self._now()
         with self._replay_lock:
-            for seen, until in list(self._seen.items()):
-                if until < now:
-                    del self._seen[seen]
+            while self._expiries and self._expiries[0][0] < now:  # forget what can no longer be replayed
+                self._seen.discard(heapq.heappop(self._expiries)[1])
             if value in self._seen:
                 raise SimulatedFault(REPLAYED, "This signed message was already received; sign every message anew "
                                                "(a new Timestamp and signature).")
-            self._seen[value] = verified.expires + self._skew
+            self._seen.add(value)
+            heapq.heappush(self._expiries, (verified.expires + self._skew, value))
 
     def _check_licence(self, body: etree._Element) -> str:
         licences = [element for element in body.iter(tag=etree.Element) if _is_licence(element)]
