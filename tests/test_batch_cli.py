@@ -40,6 +40,12 @@ def test_a_run_prints_a_progress_bar_and_the_summary(tmp_path, gateway):
     assert "b.csv: not processed, moved to" in done.stdout
     assert "a.csv" in done.stderr  # the progress bar (click draws only its label when not on a terminal)
     assert INSURED[0].ssin not in done.stdout + done.stderr
+    # the run is in the gateway's journal, for the web UI
+    runs = {r["input"]: r for r in gateway.journal.batch_runs(job=str(job.resolve()))}
+    assert (runs["a.csv"]["status"], runs["a.csv"]["lines"], runs["a.csv"]["ok"], runs["a.csv"]["errors"],
+            runs["a.csv"]["output"]) == ("done", 2, 1, 1, "a.result.csv")
+    assert runs["b.csv"]["status"] == "rejected" and "unknown column(s) 'wrong'" in runs["b.csv"]["reason"]
+    assert runs["b.csv"]["reason"] == (tmp_path / "error" / "b.csv.reason.txt").read_text().strip()
 
 
 def test_killed_in_the_middle_of_a_batch_the_next_run_neither_loses_nor_duplicates(tmp_path, gateway):
@@ -74,3 +80,7 @@ def test_killed_in_the_middle_of_a_batch_the_next_run_neither_loses_nor_duplicat
     assert all(r[4] == "OK" for r in rows[1:])
     assert len({r[6] for r in rows[1:]}) == count
     assert (tmp_path / "archive" / "kill.csv").exists() and not part.exists()
+    # the killed run left no row (it never finished the file); the second one did, with where it continued
+    (run,) = gateway.journal.batch_runs(job=str(job.resolve()))
+    assert (run["input"], run["status"], run["lines"], run["ok"], run["errors"]) == ("kill.csv", "done", count, count, 0)
+    assert run["resumed_at"] in (written, written - 1)

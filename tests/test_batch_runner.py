@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import logging
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from tests.conftest import ROOT
-from unified_messaging.insurability.batch import OUTPUT_COLUMNS, BatchRunner
+from unified_messaging.insurability.batch import OUTPUT_COLUMNS, BatchRunner, BatchScheduler
 from unified_messaging.insurability.batch_job import BatchConfigError, load_batch_job
+from unified_messaging.journal import Journal
 from unified_messaging.mycarenet.errors import UpstreamUnavailable
 from unified_messaging.simulator.population import TEST_PATIENTS
 
@@ -36,6 +41,20 @@ def read_output(path: Path, encoding: str = "utf-8") -> list[list[str]]:
 @pytest.fixture
 def job(tmp_path):
     return load_batch_job(write_job(tmp_path))
+
+
+@pytest.fixture
+def journal(tmp_path):
+    """A journal of its own for the batch files (the session gateway's journal gets the consultations)."""
+    j = Journal(tmp_path / "batch-journal.sqlite")
+    yield j
+    j.close()
+
+
+def ticking_clock(start: datetime) -> Callable[[], datetime]:
+    """A clock that moves one second each time it is read."""
+    ticks = itertools.count()
+    return lambda: start + timedelta(seconds=next(ticks))
 
 
 # ------------------------------------------------------------------------------ batch.properties
@@ -159,6 +178,55 @@ def test_the_encoding_of_the_job_is_used_both_ways(gateway, tmp_path):
     assert "Amélie".encode("iso-8859-1") in data and "Réf".encode("iso-8859-1") in data
 
 
+def test_every_file_of_a_run_is_journaled_with_its_counts_and_reason(gateway, job, journal):
+    bad_check = next(p for p in TEST_PATIENTS if p.scenario == "bad_check_digit").ssin
+    (job.input_folder / "a.csv").write_text("\n".join([
+        HEADER, f"{INSURED[0].ssin};2025-10-01;;OK-1", f"{INSURED[1].ssin};2025-10-01;;OK-2",
+        f"{INSURED[0].ssin};31/02/2025;;BAD-DATE", f"{bad_check};2025-10-01;;BAD-SSIN",
+        f"{INSURED[1].ssin};2025-10-01;;OK-3"]) + "\n")
+    (job.input_folder / "b.csv").write_text("ssin;date;reference\n")
+    (job.input_folder / "c.csv").write_text(f"{HEADER}\n{INSURED[0].ssin};2025-10-01;;OK-C\n")
+    clock = ticking_clock(datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc))
+    summary = BatchRunner(job, gateway.insurability, journal=journal, clock=clock).run()
+    assert [f.status for f in summary.files] == ["done", "rejected", "done"]
+    c, b, a = journal.batch_runs()
+    assert {r["job"] for r in (a, b, c)} == {str(job.source)} and journal.batch_jobs() == [str(job.source)]
+    assert (a["input"], a["status"], a["lines"], a["ok"], a["errors"], a["resumed_at"], a["output"], a["reason"]) \
+        == ("a.csv", "done", 5, 3, 2, 0, "a.result.csv", None)
+    assert (a["started_at"], a["finished_at"]) == ("2026-11-22T09:00:00.000+00:00", "2026-11-22T09:00:01.000+00:00")
+    assert (b["input"], b["status"], b["lines"], b["ok"], b["errors"], b["output"]) == \
+        ("b.csv", "rejected", None, None, None, None)
+    assert b["reason"] == (job.error_folder / "b.csv.reason.txt").read_text().strip()
+    assert "unknown column(s) 'date'" in b["reason"]
+    assert (b["started_at"], b["finished_at"]) == ("2026-11-22T09:00:02.000+00:00", "2026-11-22T09:00:03.000+00:00")
+    assert (c["input"], c["lines"], c["ok"], c["errors"], c["output"]) == ("c.csv", 1, 1, 0, "c.result.csv")
+    assert journal.count_batch_runs(job=str(job.source), status="done") == 2
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_batch(gateway, job, journal, caplog):
+    with journal.write() as conn:  # what a full disk or a broken file does to an INSERT
+        conn.execute("CREATE TRIGGER fail BEFORE INSERT ON batch_files BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    (job.input_folder / "a.csv").write_text(f"{HEADER}\n{INSURED[0].ssin};2025-10-01;;A\n")
+    (job.input_folder / "b.csv").write_text(f"{HEADER}\n{INSURED[1].ssin};2025-10-01;;B\n")
+    with caplog.at_level(logging.ERROR, logger="unified_messaging.insurability.batch"):
+        summary = BatchRunner(job, gateway.insurability, journal=journal).run()
+    assert [(f.status, f.ok) for f in summary.files] == [("done", 1), ("done", 1)]
+    assert (job.output_folder / "b.result.csv").exists() and (job.archive_folder / "b.csv").exists()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{name}: the run could not be written to the journal; the batch goes on" for name in ("a.csv", "b.csv")]
+
+
+def test_the_scheduler_journals_the_files_of_its_jobs(gateway, tmp_path, journal):
+    jobs = [load_batch_job(write_job(tmp_path / name)) for name in ("one", "two")]
+    for j in jobs:
+        (j.input_folder / "x.csv").write_text(f"{HEADER}\n{INSURED[0].ssin};2025-10-01;;X\n")
+    scheduler = BatchScheduler(jobs, gateway.insurability, max_parallel=2, rescan_seconds=60, settle_seconds=0,
+                               journal=journal)
+    assert all(s.complete for s in scheduler.run_once())
+    assert journal.batch_jobs() == sorted(str(j.source) for j in jobs)
+    assert [(r["input"], r["status"], r["ok"]) for r in journal.batch_runs()] == [("x.csv", "done", 1)] * 2
+
+
 class Unreachable:
     """The gateway's service, unreachable from call ``fail_from`` until ``restore()``."""
 
@@ -177,18 +245,23 @@ class Unreachable:
         return self.service.consult(query, interface=interface)
 
 
-def test_upstream_unreachable_stops_the_run_and_the_next_run_continues(gateway, job):
+def test_upstream_unreachable_stops_the_run_and_the_next_run_continues(gateway, job, journal):
     lines = [f"{INSURED[0].ssin};2025-10-01;;L{i:03d}" for i in range(60)]
     (job.input_folder / "f.csv").write_text("\n".join([HEADER, *lines]) + "\n")
     service = Unreachable(gateway.insurability, fail_from=25)
-    (result,) = BatchRunner(job, service, max_parallel=4, retry_delays=(0.01,)).run().files
+    (result,) = BatchRunner(job, service, max_parallel=4, retry_delays=(0.01,), journal=journal).run().files
     assert result.status == "stopped" and "Run the job again" in result.reason
     assert (job.input_folder / "f.csv").exists() and not (job.output_folder / "f.result.csv").exists()
     service.fail_from = 10**9
-    (result,) = BatchRunner(job, service, max_parallel=4).run().files
+    (result,) = BatchRunner(job, service, max_parallel=4, journal=journal).run().files
     assert result.status == "done" and 0 < result.resumed_at < 25 and result.ok == 60
     rows = read_output(job.output_folder / "f.result.csv")[1:]
     assert [r[3] for r in rows] == [f"L{i:03d}" for i in range(60)]
+    done, stopped = journal.batch_runs()
+    assert (stopped["status"], stopped["lines"], stopped["output"]) == ("stopped", 60, None)
+    assert stopped["ok"] + stopped["errors"] == done["resumed_at"] and "Run the job again" in stopped["reason"]
+    assert (done["status"], done["lines"], done["ok"], done["errors"]) == ("done", 60, 60, 0)
+    assert done["output"] == "f.result.csv" and done["reason"] is None
 
 
 def test_a_second_run_of_the_same_job_waits(gateway, job):

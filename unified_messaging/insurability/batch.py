@@ -14,7 +14,10 @@ For every file of the job's input folder matching its pattern, in name order:
   keeps its complete lines and continues at the first line without one: no line lost, none twice;
 * at the end the part is renamed to the output name, the input moves to the archive folder and
   the sidecar is removed (in that order; a run that finds an output and its sidecar but no part
-  only finishes the archiving).
+  only finishes the archiving);
+* with a journal, every file processed (done, rejected or stopped) leaves one ``batch_files`` row
+  with its counts and its reason, SSINs masked; a journal that cannot be written is logged, and
+  the batch goes on.
 
 MyCareNet unreachable: the line is asked again after ``retry_delays``; if it still fails, the run
 **stops** (``status = "stopped"``) with every answered line kept, and the next run continues there.
@@ -34,7 +37,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,6 +46,8 @@ from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.insurability.batch_job import BatchJob
 from unified_messaging.insurability.contract_xml import CONTACT_TYPES, REQUEST_TYPES
 from unified_messaging.insurability.service import InsurabilityService
+from unified_messaging.journal import BatchFileRun, Journal
+from unified_messaging.journal.store import utc_now
 from unified_messaging.mycarenet.errors import UpstreamUnavailable
 from unified_messaging.mycarenet.models import CareProvider, InsurabilityAnswer, InsurabilityQuery
 
@@ -274,6 +279,8 @@ class BatchRunner:
         stop: threading.Event | None = None,
         progress: Progress | None = None,
         settle_seconds: float = 0.0,
+        journal: Journal | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.job = job
         self.service = service
@@ -282,6 +289,8 @@ class BatchRunner:
         self.stop_event = stop or threading.Event()
         self.progress = progress
         self.settle_seconds = settle_seconds
+        self.journal = journal
+        self.clock = clock
 
     def input_files(self) -> list[Path]:
         """Files to process now: matching the pattern, not hidden, unchanged for ``settle_seconds``."""
@@ -305,12 +314,35 @@ class BatchRunner:
             for path in self.input_files():
                 if self.stop_event.is_set():
                     break
+                started_at = self._now()
                 result = self._run_locked(path)
+                self._record(result, started_at)
                 summary.files.append(result)
                 if result.status == "stopped":
                     break  # MyCareNet unreachable: the next files would stop too
         log.info("%s", mask_ssins_in_text(summary.describe()))
         return summary
+
+    def _now(self) -> str:
+        return self.clock().astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+    def _record(self, result: FileResult, started_at: str) -> None:
+        """One ``batch_files`` row for the file; a journal that cannot be written does not stop the batch."""
+        if self.journal is None:
+            return
+        read = result.status != "rejected"
+        run = BatchFileRun(
+            job=mask_ssins_in_text(self.job.name), input=mask_ssins_in_text(result.input), status=result.status,
+            started_at=started_at, finished_at=self._now(),
+            lines=result.lines if read else None, ok=result.ok if read else None,
+            errors=result.errors if read else None, resumed_at=result.resumed_at if read else None,
+            output=mask_ssins_in_text(result.output.name) if result.status == "done" and result.output else None,
+            reason=mask_ssins_in_text(result.reason) or None,
+        )
+        try:
+            self.journal.record_batch_file(run)
+        except Exception:
+            log.exception("%s: the run could not be written to the journal; the batch goes on", run.input)
 
     # -------------------------------------------------------------- one file, under its lock
     def _run_locked(self, path: Path) -> FileResult:
@@ -540,9 +572,10 @@ class BatchScheduler:
     """
 
     def __init__(self, jobs: list[BatchJob], service: InsurabilityService, *, max_parallel: int,
-                 rescan_seconds: float, settle_seconds: float = 10.0) -> None:
+                 rescan_seconds: float, settle_seconds: float = 10.0, journal: Journal | None = None) -> None:
         self.jobs = jobs
         self.service = service
+        self.journal = journal
         self.max_parallel = max_parallel
         self.rescan_seconds = rescan_seconds
         self.settle_seconds = settle_seconds
@@ -563,7 +596,7 @@ class BatchScheduler:
             if self._stop.is_set():
                 break
             runner = BatchRunner(job, self.service, max_parallel=self.max_parallel, stop=self._stop,
-                                 settle_seconds=self.settle_seconds)
+                                 settle_seconds=self.settle_seconds, journal=self.journal)
             try:
                 summaries.append(runner.run())
             except OSError:

@@ -3,10 +3,15 @@
 Kept behind this one small class with plain SQL so that moving to PostgreSQL later is a swap, not
 a rewrite.  SQLite rules learnt the hard way (see ENGINEERING.md): WAL mode, one connection per
 thread, and every writing transaction opened with ``BEGIN IMMEDIATE``.
+
+The read queries for the UI stay fast on a year of traffic: a month is a range on the ``at``
+index (never ``substr(at, ...)`` in a WHERE), pages are ``ORDER BY id DESC`` walks of an index
+that ends with the row id, and the list of months is one index seek per month.
 """
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +19,7 @@ from typing import Callable
 
 import sqlite_utils
 
+from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.journal.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
@@ -38,8 +44,30 @@ CREATE TABLE IF NOT EXISTS consultations (
 );
 CREATE INDEX IF NOT EXISTS consultations_at ON consultations(at);
 CREATE INDEX IF NOT EXISTS consultations_outcome ON consultations(outcome, at);
+CREATE INDEX IF NOT EXISTS consultations_outcome_id ON consultations(outcome, id);
+CREATE TABLE IF NOT EXISTS batch_files (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    input TEXT NOT NULL,
+    status TEXT NOT NULL,  -- done | rejected | stopped
+    lines INTEGER,
+    ok INTEGER,
+    errors INTEGER,
+    resumed_at INTEGER,
+    output TEXT,  -- the output file's name, without its folder
+    reason TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batch_files_job ON batch_files(job, id);
+CREATE INDEX IF NOT EXISTS batch_files_status ON batch_files(status, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+BATCH_STATUSES = ("done", "rejected", "stopped")
+OK_OUTCOME = "OK"  # InsurabilityService also writes ERROR, FAULT, REJECTED and UNAVAILABLE
+_TEXT_COLUMNS = ("patient", "audit_reference", "reference", "care_provider", "code")
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -60,8 +88,52 @@ class Consultation:
     duration_ms: float
 
 
+@dataclass(frozen=True)
+class BatchFileRun:
+    """One input file of a batch job, as one run left it; the texts are already masked.
+
+    ``status`` is ``done``, ``rejected`` or ``stopped``; the counts are None for a rejected file
+    (its lines were never read); ``output`` is a file name (no folder), set once the file is done;
+    the times are ISO 8601 in UTC.
+    """
+
+    job: str
+    input: str
+    status: str
+    started_at: str
+    finished_at: str
+    lines: int | None = None
+    ok: int | None = None
+    errors: int | None = None
+    resumed_at: int | None = None
+    output: str | None = None
+    reason: str | None = None
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def month_range(month: str) -> tuple[str, str]:
+    """``"2026-11"`` -> ``("2026-11", "2026-12")``: the bounds of ``at >= start AND at < end``."""
+    found = _MONTH.fullmatch(month)
+    if not found:
+        raise ValueError(f"month = {month!r} is not a month: write it as YYYY-MM (for example 2026-11).")
+    year, number = int(found.group(1)), int(found.group(2))
+    following = f"{year + 1:04d}-01" if number == 12 else f"{year:04d}-{number + 1:02d}"
+    return month, following
+
+
+def _like_pattern(text: str) -> str:
+    """``text`` anywhere, with LIKE's wildcards (and the escape character) taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _page(limit: int, offset: int) -> list[int]:
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit ({limit}) and offset ({offset}) cannot be negative.")
+    return [limit, offset]
 
 
 class Journal(SqliteFile):
@@ -99,3 +171,146 @@ class Journal(SqliteFile):
 
     def count(self, table: str) -> int:
         return self.db[table].count
+
+    # ------------------------------------------------------------------ consultations, for the UI
+    @staticmethod
+    def _consultation_filters(outcome: str | None, month: str | None, text: str | None,
+                              interface: str | None) -> tuple[str, list[str]]:
+        clauses: list[str] = []
+        args: list[str] = []
+        if outcome:
+            clauses.append("outcome = ?")
+            args.append(outcome)
+        if interface:
+            clauses.append("interface = ?")
+            args.append(interface)
+        if month:
+            clauses.append("at >= ? AND at < ?")
+            args.extend(month_range(month))
+        text = (text or "").strip()
+        if text:
+            matches = [f"{column} LIKE ? ESCAPE '\\'" for column in _TEXT_COLUMNS]
+            args.extend([_like_pattern(text)] * len(_TEXT_COLUMNS))
+            masked = mask_ssins_in_text(text)
+            if masked != text:  # the journal keeps patients masked: a full SSIN finds its masked form
+                matches.append("patient LIKE ? ESCAPE '\\'")
+                args.append(_like_pattern(masked))
+            clauses.append("(" + " OR ".join(matches) + ")")
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def find_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
+                           interface: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
+        """One page of consultations, newest first.
+
+        ``month`` is ``YYYY-MM`` (UTC, as ``at`` is written); ``text`` is found, ignoring ASCII
+        case, in the (masked) patient, the audit reference, the reference, the care provider or
+        the code. Empty filters are no filters.
+        """
+        where, args = self._consultation_filters(outcome, month, text, interface)
+        return list(self.db.query(f"SELECT * FROM consultations {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                                  [*args, *_page(limit, offset)]))
+
+    def count_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
+                            interface: str | None = None) -> int:
+        """How many consultations ``find_consultations`` pages through with the same filters."""
+        where, args = self._consultation_filters(outcome, month, text, interface)
+        return int(self._connection().execute(f"SELECT count(*) FROM consultations {where}", args).fetchone()[0])
+
+    def consultation_months(self) -> list[str]:
+        """Every month (``YYYY-MM``) with at least one consultation, newest first.
+
+        One index seek per month (the newest ``at`` before the month found last), not a scan.
+        """
+        conn = self._connection()
+        months: list[str] = []
+        latest = conn.execute("SELECT max(at) FROM consultations").fetchone()[0]
+        while latest is not None:
+            months.append(latest[:7])
+            latest = conn.execute("SELECT max(at) FROM consultations WHERE at < ?", [latest[:7]]).fetchone()[0]
+        return months
+
+    def consultation_outcomes(self) -> list[str]:
+        """Every outcome in the journal, in name order (one index seek per outcome)."""
+        conn = self._connection()
+        outcomes: list[str] = []
+        found = conn.execute("SELECT min(outcome) FROM consultations").fetchone()[0]
+        while found is not None:
+            outcomes.append(found)
+            found = conn.execute("SELECT min(outcome) FROM consultations WHERE outcome > ?", [found]).fetchone()[0]
+        return outcomes
+
+    @staticmethod
+    def _last_months(found: list[str], months: int) -> list[str]:
+        if months < 1:
+            raise ValueError(f"months ({months}) must be at least 1.")
+        return found[:months]
+
+    def consultations_per_month(self, *, months: int = 12) -> list[dict]:
+        """``{month, outcome, n}`` for the last ``months`` months with consultations.
+
+        Newest month first, outcomes in name order, no row where n would be 0. Each count is a
+        range of the (outcome, at) index, so nothing is read but index entries.
+        """
+        conn = self._connection()
+        outcomes = self.consultation_outcomes()
+        rows = []
+        for month in self._last_months(self.consultation_months(), months):
+            start, end = month_range(month)
+            for outcome in outcomes:
+                n = conn.execute("SELECT count(*) FROM consultations WHERE outcome = ? AND at >= ? AND at < ?",
+                                 [outcome, start, end]).fetchone()[0]
+                if n:
+                    rows.append({"month": month, "outcome": outcome, "n": n})
+        return rows
+
+    def consultation_codes(self, *, months: int = 12, top: int = 10) -> list[dict]:
+        """``{code, n}``: the ``top`` most frequent codes of the consultations that were not OK.
+
+        Over the last ``months`` months with consultations, most frequent first (then by code).
+        Outcomes other than OK are ERROR, FAULT, REJECTED and UNAVAILABLE; UNAVAILABLE has no code,
+        and consultations without a code are left out.
+        """
+        if top < 0:
+            raise ValueError(f"top ({top}) cannot be negative.")
+        last = self._last_months(self.consultation_months(), months)
+        failed = [o for o in self.consultation_outcomes() if o != OK_OUTCOME]
+        if not last or not failed:
+            return []
+        return list(self.db.query(
+            f"SELECT code, count(*) AS n FROM consultations WHERE outcome IN ({', '.join('?' * len(failed))}) "
+            "AND at >= ? AND code IS NOT NULL GROUP BY code ORDER BY n DESC, code LIMIT ?",
+            [*failed, last[-1], top]))
+
+    # ------------------------------------------------------------------ batch files
+    def record_batch_file(self, run: BatchFileRun) -> int:
+        """Keep one input file's run; returns its id."""
+        if run.status not in BATCH_STATUSES:
+            raise ValueError(f"status = {run.status!r}: a batch file run is one of {', '.join(BATCH_STATUSES)}.")
+        row = asdict(run)
+        columns, values = ", ".join(row), ", ".join(f":{name}" for name in row)
+        with self.write() as conn:
+            return int(conn.execute(f"INSERT INTO batch_files({columns}) VALUES ({values})", row).lastrowid)
+
+    @staticmethod
+    def _batch_filters(job: str | None, status: str | None) -> tuple[str, list[str]]:
+        clauses, args = [], []
+        for column, value in (("job", job), ("status", status)):
+            if value:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def batch_runs(self, *, job: str | None = None, status: str | None = None, limit: int = 50,
+                   offset: int = 0) -> list[dict]:
+        """One page of batch file runs, newest first."""
+        where, args = self._batch_filters(job, status)
+        return list(self.db.query(f"SELECT * FROM batch_files {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                                  [*args, *_page(limit, offset)]))
+
+    def count_batch_runs(self, *, job: str | None = None, status: str | None = None) -> int:
+        where, args = self._batch_filters(job, status)
+        return int(self._connection().execute(f"SELECT count(*) FROM batch_files {where}", args).fetchone()[0])
+
+    def batch_jobs(self) -> list[str]:
+        """Every job with a recorded run, in name order."""
+        return [row[0] for row in self._connection().execute("SELECT DISTINCT job FROM batch_files ORDER BY job")]
