@@ -157,3 +157,29 @@ def test_a_network_failure_never_makes_a_file_nok(tmp_path, pki):
         pipe.run_once(poll=True)
     row = status_of(pipe, "NET.txt")
     assert row["status"] is None and row["state"] == "posting" and "cannot be reached" in row["reason"]
+
+
+def test_a_settled_file_shows_its_amounts_and_each_feedback_its_error_counts(pipeline):
+    root = pipeline.folders.root
+    drop(root, "AMOUNTS.txt", build_sending(zone_204="20240223000110"))
+    run_until(pipeline, lambda: status_of(pipeline, "AMOUNTS.txt")["status"] == "DONE")
+    row = status_of(pipeline, "AMOUNTS.txt")
+    assert row["amount_requested"] == 2375 and row["amount_accepted"] + row["amount_rejected"] == 2375
+    assert row["payment_reference"]
+    store = pipeline.store
+    assert [r["id"] for r in store.list_files(status="DONE", text="amounts")] == [row["id"]]
+    stored = {f["code"]: store.feedback(f["id"]) for f in store.feedback_for(row["id"])}
+    assert set(stored) == {"931000", "920098", "920900"}
+    assert all(isinstance(f["error_counts"], dict) and f["record_count"] is not None for f in stored.values())
+    delays = {d["code"]: d["seconds"] for d in store.feedback_delays() if d["file_id"] == row["id"]}
+    assert set(delays) == set(stored) and all(seconds >= 0 for seconds in delays.values())
+
+
+def test_a_refusal_counts_its_errors_for_the_error_categories(pipeline):
+    drop(pipeline.folders.root, "ERRORS.txt", build_sending(zone_204="20240223000111", nomenclature="9999991"))
+    run_until(pipeline, lambda: status_of(pipeline, "ERRORS.txt")["status"] == "NOK")
+    refused = pipeline.store.feedback_for(status_of(pipeline, "ERRORS.txt")["id"])[-1]
+    counts = pipeline.store.feedback(refused["id"])["error_counts"]
+    assert refused["code"] == "920099" and sum(counts.values()) >= 1
+    categories = pipeline.store.error_categories()
+    assert all(categories[key] >= value for key, value in counts.items())

@@ -6,15 +6,13 @@ The group reads the journal and the invoicing root from ``ctx.obj`` (``journal_p
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import click
 
 from unified_messaging.config import ConfigError, load_config
 
-from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
+from unified_messaging.invoicing.resend import ResendRefused, queue_resend
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
 
@@ -99,18 +97,8 @@ def resend(ctx: click.Context, refused: str, corrected: Path, journal: Path | No
     match = [r for r in rows if str(r["id"]) == refused] or [r for r in rows if r["name"] == refused]
     if not match:
         raise click.ClickException(f"no file {refused!r} in the journal")
-    original = match[0]
-    if original["status"] != "NOK":
-        raise click.ClickException(f"{original['name']} (#{original['id']}) is {original['status'] or 'being sent'}, "
-                                   "not refused: only a refused file can be sent again")
-    from unified_messaging.invoicing.pipeline import check_file
-
-    checked = check_file(corrected, expect_test=bool(original["is_test"]) if original["is_test"] is not None else True)
-    store.link_resend(checked.sha256, original["id"])
-    folders = Folders(root_path)
-    target = folders.to_send / corrected.name
-    temporary = folders.to_send / f".{corrected.name}.tmp"
-    shutil.copyfile(corrected, temporary)
-    os.replace(temporary, target)
-    (folders.to_send / f"{corrected.name}{MARKER_SUFFIX}").write_bytes(b"")
-    click.echo(f"{corrected.name} queued as the corrected version of {original['name']} (#{original['id']}).")
+    try:
+        queued = queue_resend(store, root_path, match[0]["id"], corrected.name, corrected.read_bytes())
+    except ResendRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{queued.name} queued as the corrected version of {queued.original_name} (#{queued.original_id}).")

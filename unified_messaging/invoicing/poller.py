@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import Callable
 
 from unified_messaging.invoicing.explain import explain_message
-from unified_messaging.invoicing.feedback import FileStatus, feedback_code, read_feedback, status_for
+from unified_messaging.invoicing.feedback import (
+    SETTLEMENT,
+    FeedbackError,
+    FeedbackMessage,
+    FileStatus,
+    feedback_code,
+    read_feedback,
+    status_for,
+)
 from unified_messaging.folderwatch import write_atomically
 from unified_messaging.invoicing.folders import Folders
-from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.invoicing.store import InvoicingStore, SettledAmounts
 from unified_messaging.mycarenet.genasync import GenAsyncClient, ReceivedMessage, TAck, tack_xml
 
 log = logging.getLogger(__name__)
@@ -127,6 +135,7 @@ class FeedbackPoller:
         received_name = f"{stem}_{code}_{short}.txt"
         probative_name = f"{stem}_{code}_{short}.xades.xml" if message.xades else None
         if not self.store.has_feedback(key):
+            parsed = _read(code, message.content, received_name)
             write_atomically(self.folders.received / received_name, message.content)
             if probative_name:
                 write_atomically(self.folders.probative / probative_name, message.xades)
@@ -134,13 +143,16 @@ class FeedbackPoller:
                 status = status_for(code).value
             except ValueError:
                 status = None
-            reason = (refusal_reason(code, message.content, received_name)
+            reason = (_reason(code, parsed, received_name)
                       if status == FileStatus.NOK.value else None)
             self.store.record_feedback(message_key=key, file_id=row["id"] if row else None, zone_204=zone_204,
                                        code=code, nip_reference=message.nip_reference,
                                        output_reference=message.output_reference, received_name=received_name,
                                        probative_name=probative_name, status=status or FileStatus.ONGOING.value,
-                                       reason=reason)
+                                       reason=reason,
+                                       error_counts=error_counts(parsed) if parsed else None,
+                                       record_count=len(parsed.records) if parsed else None,
+                                       settled=settled_amounts(parsed) if parsed else None)
             log.info("feedback %s for %s stored as %s", code, stem, received_name)
 
     def _file_for(self, zone_204: str | None) -> dict | None:
@@ -158,13 +170,60 @@ def tack_changes(tack: TAck) -> dict[str, object]:
             "reason": tack.describe()}
 
 
+def error_counts(message: FeedbackMessage) -> dict[str, int]:
+    """Error slots per letter (B, F, R, E, S) and ``zone`` for the error-code zones; empty if none."""
+    counts: dict[str, int] = {}
+    for error in message.error_slots:
+        counts[error.letter] = counts.get(error.letter, 0) + 1
+    if message.zone_errors:
+        counts["zone"] = len(message.zone_errors)
+    return counts
+
+
+def settled_amounts(message: FeedbackMessage) -> SettledAmounts | None:
+    """What a 920900 settles: the federation's record 92, else (or where it is blank) the sum of the
+    mutualities' records 91; the payment references of the 91s (the 92 has none).  None otherwise."""
+    if message.code != SETTLEMENT or (message.settlement_total is None and not message.settlements):
+        return None
+    total = message.settlement_total
+
+    def amount(name: str) -> int | None:
+        value = getattr(total, name) if total is not None else None
+        if value is not None:
+            return value
+        parts = [getattr(s, name) for s in message.settlements if getattr(s, name) is not None]
+        return sum(parts) if parts else None
+
+    references = [total.payment_reference] if total is not None and total.payment_reference else []
+    if not references:
+        references = list(dict.fromkeys(s.payment_reference for s in message.settlements if s.payment_reference))
+    return SettledAmounts(requested=amount("requested_total"), accepted=amount("accepted_total"),
+                          rejected=amount("rejected_total"), payment_reference=", ".join(references) or None)
+
+
+def _read(code: str, content: bytes, received_name: str) -> FeedbackMessage | None:
+    """The message read once, or None (an unreadable message is still stored; it is on disk)."""
+    try:
+        return read_feedback(content)
+    except FeedbackError as exc:
+        log.warning("feedback %s stored as %s could not be read: %s", code, received_name, exc)
+    except Exception as exc:  # a reader bug must not lose the message
+        log.warning("feedback %s stored as %s could not be read (%s)", code, received_name, type(exc).__name__)
+    return None
+
+
 def refusal_reason(code: str, content: bytes, received_name: str, *, max_lines: int = 4) -> str:
     """Why a feedback message refused the file, in words (for ``invoicing status``); never fails."""
-    try:
-        lines = explain_message(read_feedback(content))
-    except Exception:  # an unreadable feedback still refuses the file; the file itself is on disk
-        log.warning("feedback %s stored as %s could not be explained", code, received_name)
-        lines = []
+    return _reason(code, _read(code, content, received_name), received_name, max_lines=max_lines)
+
+
+def _reason(code: str, message: FeedbackMessage | None, received_name: str, *, max_lines: int = 4) -> str:
+    lines: list[str] = []
+    if message is not None:
+        try:
+            lines = explain_message(message)
+        except Exception:  # an unexplained feedback still refuses the file; the file itself is on disk
+            log.warning("feedback %s stored as %s could not be explained", code, received_name)
     shown = lines[:max_lines] + ([f"... ({len(lines) - max_lines} more)"] if len(lines) > max_lines else [])
     return "\n".join([f"{code}: {shown[0] if shown else 'the insurers refused the sending.'}", *shown[1:],
                       f"The whole message is in received/{received_name}."])
