@@ -13,7 +13,7 @@ DEFAULT_FILE = ROOT / "conf" / "unified-messaging.toml"
 def test_the_documented_file_equals_the_built_in_defaults():
     loaded = load_config(DEFAULT_FILE)
     defaults = Config()
-    for section in ("server", "data", "upstream", "simulator", "licence", "identity", "journal", "folders", "batch", "logging"):
+    for section in ("server", "data", "upstream", "simulator", "licence", "identity", "journal", "folders", "invoicing", "securespace", "batch", "web", "logging"):
         assert getattr(loaded, section) == getattr(defaults, section), section
 
 

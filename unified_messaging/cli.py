@@ -75,6 +75,8 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
         ) from None
     click.echo(f"unified-messaging {__version__} serving {gateway.services_url}", err=True)
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)
+    if gateway.mybox is not None:
+        click.echo(f"Mybox (web UI): {gateway.mybox_url}/", err=True)
     if gateway.simulator is not None:
         click.echo(f"upstream: built-in MyCareNet simulator at {gateway.simulator_url} "
                    "(test patients are listed in README.md)", err=True)
@@ -261,7 +263,7 @@ def batch_run(properties: str, config_path: str | None, max_parallel: int | None
 
     try:
         summary = BatchRunner(job, service, max_parallel=config.batch.max_parallel, stop=stop,
-                              progress=progress).run()
+                              progress=progress, journal=gateway.journal).run()
     finally:
         for bar in bars.values():
             bar.__exit__(None, None, None)

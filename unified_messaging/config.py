@@ -144,6 +144,17 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = _key(True)
+    session_idle_minutes: float = _key(30.0, _positive)
+    session_max_hours: float = _key(12.0, _positive)
+    login_max_failures: int = _key(5, _positive)
+    login_lockout_minutes: float = _key(15.0, _positive)
+    page_size: int = _key(50, _positive)
+    max_upload_bytes: int = _key(64 * 1024 * 1024, _positive)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = _key("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -161,6 +172,7 @@ class Config:
     invoicing: InvoicingConfig = field(default_factory=InvoicingConfig)
     securespace: SecureSpaceConfig = field(default_factory=SecureSpaceConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "built-in defaults"
 
@@ -201,7 +213,7 @@ _SECTION_CLASSES = {
     "simulator": SimulatorConfig, "licence": LicenceConfig, "identity": IdentityConfig,
     "journal": JournalConfig,
     "folders": FoldersConfig, "invoicing": InvoicingConfig, "securespace": SecureSpaceConfig,
-    "batch": BatchConfig,
+    "batch": BatchConfig, "web": WebConfig,
     "logging": LoggingConfig,
 }
 

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import requests
 from cryptography import x509
@@ -43,6 +43,11 @@ from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_
 from unified_messaging.soap.consult import build_soap_apps
 from unified_messaging.soap.contract import Contract
 from unified_messaging.soap.router import PREFIXES, ServicesRouter
+from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.securespace.check import CertificateCheck, ConfigurationCheck, Endpoints
+from unified_messaging.securespace.models import Licence
+from unified_messaging.web.app import Mybox
+from unified_messaging.web.context import PREFIX as MYBOX_PREFIX, MyboxServices
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +55,18 @@ MAX_SIMULATOR_BODY = 128 * 1024 * 1024  # a large eFact post (the simulator chec
 
 
 class GatewayApp:
-    """The top-level WSGI app: the services prefixes, a redirect from ``/``, 404 elsewhere."""
+    """The top-level WSGI app: the services prefixes, Mybox, a redirect from ``/``, 404 elsewhere."""
 
-    def __init__(self, services: ServicesRouter) -> None:
+    def __init__(self, services: ServicesRouter, mybox: Mybox | None = None) -> None:
         self.services = services
+        self.mybox = mybox
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if any(path == p or path.startswith(p + "/") for p in PREFIXES):
             return self.services(environ, start_response)
+        if self.mybox is not None and (path == MYBOX_PREFIX or path.startswith(MYBOX_PREFIX + "/")):
+            return self.mybox(environ, start_response)
         if path in ("", "/", "/unified-messaging", "/unified-messaging/"):
             start_response("302 Found", [("Location", PREFIXES[0]), ("Content-Length", "0")])
             return [b""]
@@ -132,6 +140,8 @@ class Gateway:
         self.folders: InsurabilityFolders | None = None
         self.batch: BatchScheduler | None = None
         self.invoicing: InvoicingPipeline | None = None
+        self.securespace: SecureSpaceStore | None = None
+        self.mybox: Mybox | None = None
 
     @property
     def port(self) -> int:
@@ -145,6 +155,10 @@ class Gateway:
     @property
     def services_url(self) -> str:
         return self.url + PREFIXES[0]
+
+    @property
+    def mybox_url(self) -> str:
+        return self.url + MYBOX_PREFIX
 
     @staticmethod
     def _display_host(host: str) -> str:
@@ -262,12 +276,39 @@ class Gateway:
                   "batch": self.config.securespace.batch, "invoicing": self.config.securespace.invoicing_folders}
         if not any(acting.values()):
             return None
-        store = SecureSpaceStore.in_data_folder(self.config.data_folder, master_key(self.config.data_folder))
+        store = self._securespace_store()
         log.info("certificates chosen per request from the secure space for %s",
                  ", ".join(name for name, value in acting.items() if value))
         return CertificateSelector(
             store, {name: [part.strip() for part in value.split(",") if part.strip()]
                     for name, value in acting.items() if value}, clock=self.clock)
+
+    def _securespace_store(self) -> SecureSpaceStore:
+        if self.securespace is None:
+            self.securespace = SecureSpaceStore.in_data_folder(self.config.data_folder,
+                                                               master_key(self.config.data_folder), clock=self.clock)
+        return self.securespace
+
+    def configuration_check(self, certificate_ids: Sequence[int] = ()) -> list[CertificateCheck]:
+        """The secure space's configuration check against this gateway's upstream (Mybox runs it)."""
+        cfg, plan = self.config, self._plan
+        store = self._securespace_store()
+        endpoints = Endpoints(plan.sts_url, plan.genericinsurability_url,
+                              plan.genasync_url if cfg.invoicing.enabled else "", "", plan.platform_ca,
+                              is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds)
+        licence = store.licence() or Licence(cfg.licence.username, self._licence_password)
+        return ConfigurationCheck(store, endpoints, licence=licence, package_name=cfg.licence.package_name,
+                                  clock=self.clock).run(list(certificate_ids))
+
+    def _mybox(self) -> Mybox:
+        cfg = self.config
+        services = MyboxServices(
+            config=cfg, journal=self.journal, invoicing=InvoicingStore(self.journal, clock=self.clock),
+            securespace=self._securespace_store(), configuration_check=self.configuration_check, clock=self.clock,
+            trusted_ca=self._plan.platform_ca if cfg.upstream.mode == "simulator" else None,
+            invoicing_root=cfg.invoicing_root if cfg.invoicing.enabled else None)
+        self.mybox = Mybox(services)
+        return self.mybox
 
     def _insurability_client(self) -> SignedInsurability:
         cfg, plan = self.config, self._plan
@@ -366,7 +407,7 @@ class Gateway:
             apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
             router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
                                     max_request_bytes=cfg.server.max_request_bytes)
-            self._main = start_server(GatewayApp(router), cfg.server.host, cfg.server.port,
+            self._main = start_server(GatewayApp(router, self._mybox() if cfg.web.enabled else None), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
                                 name="um-gateway")
             self._servers.append(self._main)
@@ -378,7 +419,7 @@ class Gateway:
                     rescan_seconds=cfg.folders.rescan_seconds,
                 ).start()
             self.batch = BatchScheduler(jobs, service, max_parallel=cfg.batch.max_parallel,
-                                        rescan_seconds=cfg.batch.rescan_seconds).start()
+                                        rescan_seconds=cfg.batch.rescan_seconds, journal=self.journal).start()
             if cfg.invoicing.enabled:
                 self._start_invoicing()
         except BaseException:
@@ -386,6 +427,8 @@ class Gateway:
             raise
         log.info("unified-messaging listening on %s (data in %s, journal %s)",
                  self.services_url, cfg.data_folder, cfg.journal_path)
+        if self.mybox is not None:
+            log.info("Mybox, the web UI: %s/", self.mybox_url)
         return self
 
     def stop(self) -> None:
@@ -407,6 +450,10 @@ class Gateway:
             self._upstream = None
         if self.journal is not None:
             self.journal.close()
+        if self.securespace is not None:
+            self.securespace.close()
+            self.securespace = None
+        self.mybox = None
         self.insurability = None
 
     def __enter__(self) -> "Gateway":

@@ -51,6 +51,7 @@ SS-UPSTREAM-REFUSED            The MyCareNet service refused the probe.         
 SS-UPSTREAM-UNREACHABLE        The service cannot be reached.                                   Check the network, the proxy and the [upstream] address; try again later.
 SS-UPSTREAM-NOT-CONFIGURED     No address is configured for this service.                       Configure the service's address in [upstream], or leave the service unused.
 SS-UNKNOWN-ESTABLISHMENT       No establishment has this number.                                List them with: unified-messaging establishments list.
+SS-BAD-LANGUAGE                The language is not one of en, nl, fr.                           Choose English (en), Nederlands (nl) or Français (fr).
 =============================  ===============================================================  ==================================================================
 """
 from __future__ import annotations

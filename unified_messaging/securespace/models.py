@@ -29,6 +29,10 @@ class Role(str, Enum):
     CLINICAL = "clinical"
 
 
+LANGUAGES = ("en", "nl", "fr")
+"""The languages of Mybox, English first (the default)."""
+
+
 class PartyKind(str, Enum):
     NIHII = "NIHII"
     SSIN = "SSIN"
@@ -91,6 +95,7 @@ class User:
     ssin: str = field(repr=False)
     roles: frozenset[Role]
     created_at: str
+    language: str = "en"
 
     @property
     def masked_ssin(self) -> str:

@@ -25,7 +25,7 @@ from unified_messaging.securespace import rules
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.crypto import PasswordHasher, Sealer, fingerprint
 from unified_messaging.securespace.models import (
-    CertificateRecord, Establishment, Licence, Mandate, MandateEvent, MandateState, Party, PartyKind,
+    LANGUAGES, CertificateRecord, Establishment, Licence, Mandate, MandateEvent, MandateState, Party, PartyKind,
     Role, SecureSpace, Service, Side, User,
 )
 
@@ -95,6 +95,9 @@ class SecureSpaceStore(SqliteFile):
         self._connection().executescript(_SCHEMA)
         with self.write() as db:
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            columns = {row[1] for row in db.execute("PRAGMA table_info(users)")}
+            if "language" not in columns:  # a secure space made before Mybox
+                db.execute("ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT 'en'")
 
     @classmethod
     def in_data_folder(cls, data_folder: Path, master_secret: bytes, **options: Any) -> SecureSpaceStore:
@@ -163,6 +166,15 @@ class SecureSpaceStore(SqliteFile):
         self.user(login)
         with self.write() as db:
             db.execute("UPDATE users SET roles = ? WHERE login = ?", [_roles_text(_roles(roles)), login])
+        return self.user(login)
+
+    def set_language(self, login: str, language: str) -> User:
+        """The user's Mybox language: ``en``, ``nl`` or ``fr``."""
+        self.user(login)
+        if language not in LANGUAGES:
+            raise Refusal("SS-BAD-LANGUAGE", f"'{language}' was given.")
+        with self.write() as db:
+            db.execute("UPDATE users SET language = ? WHERE login = ?", [language, login])
         return self.user(login)
 
     def remove_user(self, login: str) -> None:
@@ -563,7 +575,7 @@ def _nihii11(certificate_nihii: str | None, given: str | None) -> str | None:
 
 def _user(row: sqlite3.Row) -> User:
     return User(row["login"], row["name"], row["ssin"],
-                frozenset(Role(r) for r in row["roles"].split(",") if r), row["created_at"])
+                frozenset(Role(r) for r in row["roles"].split(",") if r), row["created_at"], row["language"])
 
 
 def _certificate(row: sqlite3.Row) -> CertificateRecord:

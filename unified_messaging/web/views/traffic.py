@@ -1,0 +1,277 @@
+"""The traffic pages: the dashboard, the invoicing files, the insurability consultations, the batch runs.
+
+Lists are read page by page from the journal (newest first, filtered in SQL), so they stay fast
+with a year of traffic; a file's feedback messages are read from ``received/`` only on its detail
+page, to explain every error per invoice line.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from unified_messaging.invoicing.efact import RECORD_NAMES
+from unified_messaging.invoicing.explain import LETTERS, explain, explain_message, explain_zone_error
+from unified_messaging.invoicing.feedback import FeedbackError, read_feedback
+from unified_messaging.invoicing.folders import Folders
+from unified_messaging.invoicing.resend import ResendRefused, queue_resend
+from unified_messaging.web.charts import Series, horizontal_bars, stacked_columns
+from unified_messaging.web.context import Page
+from unified_messaging.web.permissions import Permission
+from unified_messaging.web.routing import route
+
+log = logging.getLogger(__name__)
+
+FILE_STATUSES = ("WAITING", "OK", "ONGOING", "DONE", "NOK", "ERROR")
+OUTCOMES = ("OK", "ERROR", "FAULT", "REJECTED", "UNAVAILABLE")
+FEEDBACK_NAMES = {"931000": "acknowledgement", "920098": "detailed check (accepted)",
+                  "920099": "detailed check (refused)", "920999": "reception refusal", "920900": "settlement"}
+ERROR_CODES = ("920098", "920099", "920999")  # a 920900 repeats its 920098's errors: not counted twice
+DELAY_BUCKETS = ((3600, "< 1 h"), (6 * 3600, "1–6 h"), (24 * 3600, "6–24 h"), (3 * 86400, "1–3 d"),
+                 (7 * 86400, "3–7 d"), (None, "> 7 d"))
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _month(page: Page) -> str | None:
+    month = page.query("month")
+    return month if _MONTH.match(month) else None
+
+
+def _page_number(page: Page) -> int:
+    try:
+        return max(1, min(int(page.query("page") or 1), 1_000_000))
+    except ValueError:
+        return 1
+
+
+def _pages(page: Page, total: int) -> dict[str, Any]:
+    size = page.services.config.web.page_size
+    number = _page_number(page)
+    last = max(1, -(-total // size))
+    number = min(number, last)
+    return {"number": number, "last": last, "size": size, "offset": (number - 1) * size, "total": total}
+
+
+def _choice(value: str, choices: tuple[str, ...]) -> str | None:
+    value = value.upper()
+    return value if value in choices else None
+
+
+# ------------------------------------------------------------------------------ dashboard
+
+@route("/", permission=Permission.DASHBOARD)
+def dashboard(page: Page) -> Response:
+    charts: list[dict[str, Any]] = []
+    if page.can(Permission.INVOICING):
+        charts.extend(_invoicing_charts(page))
+    charts.extend(_consultation_charts(page))
+    return page.render("dashboard.html", charts=charts)
+
+
+def _columns_chart(chart_id: str, title: str, first: str, categories: list[str], series: list[Series],
+                   values: dict[tuple[str, str], int]) -> dict[str, Any]:
+    """A stacked-columns chart and the same figures as a table (``first`` heads the category column)."""
+    return {"id": chart_id, "title": title, "svg": stacked_columns(title, categories, series, values),
+            "table": {"head": [first] + [s.label for s in series],
+                      "rows": [[c] + [values.get((c, s.key), 0) for s in series] for c in categories]}}
+
+
+def _bars_chart(chart_id: str, title: str, head: list[str], items: list[tuple[str, int]], key: str) -> dict[str, Any]:
+    return {"id": chart_id, "title": title, "svg": horizontal_bars(title, items, key=key),
+            "table": {"head": head, "rows": [list(item) for item in items]}}
+
+
+def _per_month(rows: list[dict], column: str) -> tuple[list[str], dict[tuple[str, str], int]]:
+    months = sorted({r["month"] for r in rows})
+    return months, {(r["month"], (r[column] or "WAITING").lower()): r["n"] for r in rows}
+
+
+def _invoicing_charts(page: Page) -> list[dict[str, Any]]:
+    _, store = page._, page.services.invoicing
+    months, values = _per_month(store.files_per_status_per_month(months=12), "status")
+    charts = [_columns_chart("chart-files", _("Invoicing files per status and month"), _("Month"), months,
+                             [Series(s.lower(), _(s)) for s in FILE_STATUSES], values)]
+    delays = store.feedback_delays(months=12)
+    codes = [c for c in FEEDBACK_NAMES if any(d["code"] == c for d in delays)]
+    counts: dict[tuple[str, str], int] = {}
+    for delay in delays:
+        label = next(label for limit, label in DELAY_BUCKETS if limit is None or delay["seconds"] < limit)
+        counts[(label, f"c{delay['code']}")] = counts.get((label, f"c{delay['code']}"), 0) + 1
+    charts.append(_columns_chart("chart-delays", _("Feedback delays after sending"), _("Delay"),
+                                 [label for _limit, label in DELAY_BUCKETS],
+                                 [Series(f"c{code}", f"{code} {_(FEEDBACK_NAMES[code])}") for code in codes], counts))
+    categories = store.error_categories(months=12, codes=ERROR_CODES)
+    items = sorted(((f"{key} · {_(LETTERS[key][0]) if key in LETTERS else _('header or summary zone')}", n)
+                    for key, n in categories.items() if n), key=lambda item: -item[1])
+    charts.append(_bars_chart("chart-errors", _("Invoicing errors by category"), [_("Category"), _("Errors")],
+                              items, "nok"))
+    return charts
+
+
+def _consultation_charts(page: Page) -> list[dict[str, Any]]:
+    _, journal = page._, page.services.journal
+    months, values = _per_month(journal.consultations_per_month(months=12), "outcome")
+    codes = [(r["code"] or _("no code"), r["n"]) for r in journal.consultation_codes(months=12, top=10)]
+    return [
+        _columns_chart("chart-consultations", _("Insurability consultations per outcome and month"), _("Month"),
+                       months, [Series(o.lower(), _(o)) for o in OUTCOMES], values),
+        _bars_chart("chart-codes", _("Refused consultations by code"), [_("Code"), _("Consultations")], codes,
+                    "error"),
+    ]
+
+
+# ------------------------------------------------------------------------------ invoicing
+
+@route("/invoicing", permission=Permission.INVOICING)
+def invoicing_files(page: Page) -> Response:
+    store = page.services.invoicing
+    filters = {"status": _choice(page.query("status"), FILE_STATUSES), "month": _month(page),
+               "text": page.query("q")[:100] or None}
+    pages = _pages(page, store.count_files(**filters))
+    files = store.list_files(**filters, limit=pages["size"], offset=pages["offset"])
+    return page.render("invoicing_list.html", files=files, filters=filters, pages=pages, statuses=FILE_STATUSES,
+                       months=store.file_months(), display_status=display_status,
+                       live=any(display_status(f) in ("WAITING", "OK", "ONGOING") for f in files))
+
+
+def display_status(row: dict) -> str:
+    if row.get("state") == "error":
+        return "ERROR"
+    return row.get("status") or "WAITING"
+
+
+@route("/invoicing/<int:file_id>", permission=Permission.INVOICING)
+def invoicing_file(page: Page, file_id: int) -> Response:
+    store = page.services.invoicing
+    row = store.file(file_id)
+    if row is None:
+        return page.render("refused.html", status=404,
+                           message=page._("There is no invoicing file #{number}.", number=file_id))
+    messages = [_feedback_view(page, message) for message in store.feedback_for(file_id)]
+    return page.render("invoicing_file.html", file=row, file_status=display_status(row), messages=messages,
+                       tacks=store.tacks_for(file_id), resent_as=store.resent_as(file_id),
+                       resend_of=store.file(row["resend_of"]) if row["resend_of"] else None,
+                       feedback_names=FEEDBACK_NAMES)
+
+
+def _folders(page: Page) -> Folders | None:
+    root = page.services.invoicing_root
+    return Folders(root) if root else None
+
+
+def _stored(folder: Path, name: str | None) -> Path | None:
+    """``folder/name`` when ``name`` is a plain file name there (never a path leaving the folder)."""
+    if not name or Path(name).name != name or name.startswith("."):
+        return None
+    path = folder / name
+    return path if path.is_file() else None
+
+
+def _feedback_view(page: Page, message: dict) -> dict[str, Any]:
+    """One feedback message, read from ``received/`` and explained line by line."""
+    folders = _folders(page)
+    path = _stored(folders.received, message["received_name"]) if folders else None
+    view: dict[str, Any] = {"row": message, "available": path is not None, "lines": [], "records": [],
+                            "settlements": [], "zone_errors": []}
+    if path is None:
+        return view
+    try:
+        parsed = read_feedback(path.read_bytes())
+    except (FeedbackError, ValueError, OSError) as exc:
+        view["problem"] = str(exc)
+        return view
+    view["lines"] = explain_message(parsed)[:1]
+    view["zone_errors"] = [explain_zone_error(e.zone, e.code) for e in parsed.zone_errors]
+    for record in parsed.records:
+        slots = [(slot.code, explain(slot)) for slot in record.slots]
+        zones = [str(error) for error in record.zone_errors]
+        if slots or zones:
+            view["records"].append({"index": record.index, "type": record.record_type,
+                                    "name": RECORD_NAMES.get(record.record_type, ""), "sequence": record.sequence,
+                                    "slots": slots, "zones": zones})
+    view["settlements"] = list(parsed.settlements)
+    view["total"] = parsed.settlement_total
+    return view
+
+
+def _download(path: Path | None, name: str, kind: str, page: Page) -> Response:
+    if path is None:
+        return page.render("refused.html", status=404,
+                           message=page._("This file is no longer in the invoicing folders."))
+    return Response(path.read_bytes(), content_type=kind,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@route("/invoicing/<int:file_id>/feedback/<int:feedback_id>", permission=Permission.INVOICING)
+def feedback_download(page: Page, file_id: int, feedback_id: int) -> Response:
+    message = next((m for m in page.services.invoicing.feedback_for(file_id) if m["id"] == feedback_id), None)
+    folders = _folders(page)
+    path = _stored(folders.received, message["received_name"]) if message and folders else None
+    return _download(path, message["received_name"] if message else "", "text/plain; charset=latin-1", page)
+
+
+@route("/invoicing/<int:file_id>/feedback/<int:feedback_id>/probative", permission=Permission.INVOICING)
+def feedback_probative(page: Page, file_id: int, feedback_id: int) -> Response:
+    message = next((m for m in page.services.invoicing.feedback_for(file_id) if m["id"] == feedback_id), None)
+    folders = _folders(page)
+    path = _stored(folders.probative, message["probative_name"]) if message and folders else None
+    return _download(path, message["probative_name"] or "" if message else "", "application/xml", page)
+
+
+@route("/invoicing/<int:file_id>/tack/<int:tack_id>/probative", permission=Permission.INVOICING)
+def tack_probative(page: Page, file_id: int, tack_id: int) -> Response:
+    tack = next((t for t in page.services.invoicing.tacks_for(file_id) if t["id"] == tack_id), None)
+    folders = _folders(page)
+    path = _stored(folders.probative, tack["probative_name"]) if tack and folders else None
+    return _download(path, tack["probative_name"] or "" if tack else "", "application/xml", page)
+
+
+@route("/invoicing/<int:file_id>/resend", methods=("POST",), permission=Permission.INVOICING)
+def invoicing_resend(page: Page, file_id: int) -> Response:
+    upload = page.request.files.get("corrected")
+    root = page.services.invoicing_root
+    if upload is None or not upload.filename:
+        page.flash("error", page._("Choose the corrected eFact file to send."))
+    elif root is None:
+        page.flash("error", page._("Invoicing is not enabled on this gateway ([invoicing] enabled)."))
+    else:
+        try:
+            queued = queue_resend(page.services.invoicing, root, file_id, upload.filename, upload.read())
+        except ResendRefused as exc:
+            page.flash("error", str(exc))
+        else:
+            page.flash("ok", page._("{name} is queued as the corrected version of {original}; it appears in the "
+                                    "list as soon as the gateway takes it.", name=queued.name,
+                                    original=queued.original_name))
+    return page.redirect("invoicing_file", file_id=file_id)
+
+
+# ------------------------------------------------------------------------------ insurability and batch
+
+@route("/insurability", permission=Permission.INSURABILITY)
+def consultations(page: Page) -> Response:
+    journal = page.services.journal
+    interface = page.query("interface")
+    filters = {"outcome": _choice(page.query("outcome"), OUTCOMES), "month": _month(page),
+               "text": page.query("q")[:100] or None,
+               "interface": interface if interface in ("soap", "folder", "batch") else None}
+    pages = _pages(page, journal.count_consultations(**filters))
+    rows = journal.find_consultations(**filters, limit=pages["size"], offset=pages["offset"])
+    return page.render("consultations.html", rows=rows, filters=filters, pages=pages, outcomes=OUTCOMES,
+                       months=journal.consultation_months())
+
+
+@route("/batch", permission=Permission.BATCH)
+def batch_runs(page: Page) -> Response:
+    journal = page.services.journal
+    job = page.query("job")
+    jobs = journal.batch_jobs()
+    filters = {"job": job if job in jobs else None,
+               "status": page.query("status") if page.query("status") in ("done", "rejected", "stopped") else None}
+    pages = _pages(page, journal.count_batch_runs(**filters))
+    rows = journal.batch_runs(**filters, limit=pages["size"], offset=pages["offset"])
+    return page.render("batch_runs.html", rows=rows, filters=filters, pages=pages, jobs=jobs)
+
