@@ -105,7 +105,7 @@ class Mybox:
                 if request.method == "GET":
                     return page.redirect("login", {"next": request.full_path.rstrip("?")
                                                    if request.path != "/" else None})
-                return self._refuse(page, 403, "You are not logged in (or your session has ended): log in again.")
+                return self._refuse(page, 403, page._("You are not logged in (or your session has ended): log in again."))
             if not allowed(user, route.permission):
                 needed = ", ".join(sorted(r.value for r in ALLOWED[route.permission]))
                 log.warning("Mybox: user %s (%s) refused %s %s", user.login,

@@ -98,10 +98,10 @@ def _invoicing_charts(page: Page) -> list[dict[str, Any]]:
     codes = [c for c in FEEDBACK_NAMES if any(d["code"] == c for d in delays)]
     counts: dict[tuple[str, str], int] = {}
     for delay in delays:
-        label = next(label for limit, label in DELAY_BUCKETS if limit is None or delay["seconds"] < limit)
+        label = _(next(label for limit, label in DELAY_BUCKETS if limit is None or delay["seconds"] < limit))
         counts[(label, f"c{delay['code']}")] = counts.get((label, f"c{delay['code']}"), 0) + 1
     charts.append(_columns_chart("chart-delays", _("Feedback delays after sending"), _("Delay"),
-                                 [label for _limit, label in DELAY_BUCKETS],
+                                 [_(label) for _limit, label in DELAY_BUCKETS],
                                  [Series(f"c{code}", f"{code} {_(FEEDBACK_NAMES[code])}") for code in codes], counts))
     categories = store.error_categories(months=12, codes=ERROR_CODES)
     items = sorted(((f"{key} · {_(LETTERS[key][0]) if key in LETTERS else _('header or summary zone')}", n)
