@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS consultations (
     duration_ms REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS consultations_at ON consultations(at);
-CREATE INDEX IF NOT EXISTS consultations_outcome ON consultations(outcome, at);
+DROP INDEX IF EXISTS consultations_outcome;
+CREATE INDEX IF NOT EXISTS consultations_outcome_at ON consultations(outcome, at, code);
 CREATE INDEX IF NOT EXISTS consultations_outcome_id ON consultations(outcome, id);
 CREATE TABLE IF NOT EXISTS batch_files (
     id INTEGER PRIMARY KEY,
