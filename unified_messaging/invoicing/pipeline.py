@@ -37,6 +37,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from unified_messaging.invoicing.efact import SendingValidator, ValidationReport
+from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.folderwatch import write_atomically
 from unified_messaging.invoicing.feedback import FileStatus
 from unified_messaging.invoicing.folders import (
@@ -243,7 +244,7 @@ class InvoicingPipeline:
         self.store.record_file(name=f"{name}{MARKER_SUFFIX}", size=0, sha256="", zone_204=None, destination=None,
                                is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,
                                reason=reason)
-        log.warning("marker %s without a file: moved to error/", name)
+        log.warning("marker %s without a file: moved to error/", mask_ssins_in_text(name))
 
     def _record(self, payload: Path, name: str, work_name: str) -> None:
         checked = check_file(payload, expect_test=self.is_test)
@@ -296,7 +297,8 @@ class InvoicingPipeline:
                                    reason=reason)
         else:
             self.store.update_file(file_id, work_name=None)
-        log.warning("invoicing file %s moved to error/: %s", name, reason.splitlines()[0])
+        log.warning("invoicing file %s moved to error/: %s", mask_ssins_in_text(name),
+                    mask_ssins_in_text(reason.splitlines()[0]))
 
     # -- post --
 

@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.models import User
 from unified_messaging.web.views import ROUTE_MODULES
@@ -65,6 +66,7 @@ class Mybox:
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("unified_messaging.web", "templates"),
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.templates.filters["masked"] = mask_ssins_in_text  # a national number can hide in a file name
         self.max_body = web.max_upload_bytes + 64 * 1024
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -103,8 +105,7 @@ class Mybox:
         if route.permission is not None:
             if user is None:
                 if request.method == "GET":
-                    return page.redirect("login", {"next": request.full_path.rstrip("?")
-                                                   if request.path != "/" else None})
+                    return page.redirect("login", {"next": page.here() if request.path != "/" else None})
                 return self._refuse(page, 403, page._("You are not logged in (or your session has ended): log in again."))
             if not allowed(user, route.permission):
                 needed = ", ".join(sorted(r.value for r in ALLOWED[route.permission]))

@@ -64,6 +64,10 @@ class Page:
         query = {k: v for k, v in (_query or {}).items() if v not in (None, "")}
         return url + ("?" + urlencode(query) if query else "")
 
+    def here(self) -> str:
+        """This page's address (path and query), where a refused form comes back to."""
+        return self.request.script_root + self.request.full_path.rstrip("?")
+
     def with_page(self, number: int) -> str:
         """This list's address with the same filters, at page ``number``."""
         query = {k: v for k, v in self.request.args.items() if k != "page" and v}

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
+from unified_messaging.identifiers import mask_ssins_in_text
+
 log = logging.getLogger(__name__)
 
 MAX_SESSIONS = 10_000
@@ -105,34 +107,34 @@ class LoginLimiter:
     def __init__(self, *, max_failures: int, lockout: timedelta, clock: Callable[[], datetime]) -> None:
         self.max_failures, self.lockout, self.clock = max_failures, lockout, clock
         self._failures: dict[str, list[datetime]] = {}
+        self._locked: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def locked_until(self, login: str, address: str) -> datetime | None:
         """When logging in becomes possible again for this login or address, or ``None`` if it is now."""
         now = self.clock()
         with self._lock:
-            ends = [end for key in self._keys(login, address) if (end := self._lock_end(key, now))]
+            ends = [end for key in self._keys(login, address) if (end := self._locked.get(key)) and end > now]
         return max(ends) if ends else None
 
     def failed(self, login: str, address: str) -> None:
+        """Count a wrong password; the ``max_failures``-th within ``lockout`` locks for ``lockout`` from now."""
         now = self.clock()
         with self._lock:
             for key in self._keys(login, address):
                 recent = [t for t in self._failures.get(key, []) if now - t < self.lockout]
                 recent.append(now)
-                self._failures[key] = recent[-self.max_failures:]
-        log.warning("failed Mybox login for %r from %s", login[:64], address)
+                if len(recent) >= self.max_failures:
+                    self._locked[key] = now + self.lockout
+                    recent = []
+                self._failures[key] = recent
+        log.warning("failed Mybox login for %r from %s", mask_ssins_in_text(login[:64]), address)
 
     def succeeded(self, login: str, address: str) -> None:
         with self._lock:
             for key in self._keys(login, address):
                 self._failures.pop(key, None)
-
-    def _lock_end(self, key: str, now: datetime) -> datetime | None:
-        recent = [t for t in self._failures.get(key, []) if now - t < self.lockout]
-        if len(recent) >= self.max_failures:
-            return recent[-1] + self.lockout
-        return None
+                self._locked.pop(key, None)
 
     @staticmethod
     def _keys(login: str, address: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.invoicing.efact import RECORD_NAMES
 from unified_messaging.invoicing.explain import LETTERS, explain, explain_message, explain_zone_error
 from unified_messaging.invoicing.feedback import FeedbackError, read_feedback
@@ -202,7 +203,7 @@ def _download(path: Path | None, name: str, kind: str, page: Page) -> Response:
         return page.render("refused.html", status=404,
                            message=page._("This file is no longer in the invoicing folders."))
     return Response(path.read_bytes(), content_type=kind,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{mask_ssins_in_text(name)}"'})
 
 
 @route("/invoicing/<int:file_id>/feedback/<int:feedback_id>", permission=Permission.INVOICING)
@@ -241,11 +242,11 @@ def invoicing_resend(page: Page, file_id: int) -> Response:
         try:
             queued = queue_resend(page.services.invoicing, root, file_id, upload.filename, upload.read())
         except ResendRefused as exc:
-            page.flash("error", str(exc))
+            page.flash("error", mask_ssins_in_text(str(exc)))
         else:
             page.flash("ok", page._("{name} is queued as the corrected version of {original}; it appears in the "
-                                    "list as soon as the gateway takes it.", name=queued.name,
-                                    original=queued.original_name))
+                                    "list as soon as the gateway takes it.", name=mask_ssins_in_text(queued.name),
+                                    original=mask_ssins_in_text(queued.original_name)))
     return page.redirect("invoicing_file", file_id=file_id)
 
 
@@ -254,6 +255,11 @@ def invoicing_resend(page: Page, file_id: int) -> Response:
 @route("/insurability", permission=Permission.INSURABILITY)
 def consultations(page: Page) -> Response:
     journal = page.services.journal
+    typed = page.query("q")
+    if mask_ssins_in_text(typed) != typed:
+        # A full national number finds the same (masked) rows; keep it out of the page, links and history.
+        query = {k: v for k, v in page.request.args.items() if k != "page"}
+        return page.redirect("consultations", {**query, "q": mask_ssins_in_text(typed)})
     interface = page.query("interface")
     filters = {"outcome": _choice(page.query("outcome"), OUTCOMES), "month": _month(page),
                "text": page.query("q")[:100] or None,
