@@ -86,6 +86,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 import unified_messaging  # noqa: E402
+from tests.benchmarks.common import not_negative_int, positive_int, progress  # noqa: E402
 from tests.conftest import make_config  # noqa: E402
 from tests.web_support import MyboxStack, login, start_mybox  # noqa: E402
 from unified_messaging.identifiers import mask_ssin  # noqa: E402
@@ -109,20 +110,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Time Mybox's pages (dashboard, invoicing, consultations, batch runs) over HTTP on a journal "
                     "holding a year of traffic. Starts the real gateway in this process.")
-    parser.add_argument("--consultations", type=_not_negative_int, default=100_000, metavar="N",
+    parser.add_argument("--consultations", type=not_negative_int, default=100_000, metavar="N",
                         help="consultations in the journal, over the last --days (default: %(default)s)")
-    parser.add_argument("--files", type=_not_negative_int, default=2_000, metavar="N",
+    parser.add_argument("--files", type=not_negative_int, default=2_000, metavar="N",
                         help="invoicing files in the journal, over the last --days (default: %(default)s)")
-    parser.add_argument("--days", type=_positive_int, default=365, metavar="N",
+    parser.add_argument("--days", type=positive_int, default=365, metavar="N",
                         help="how far back the traffic goes: 1460 with four times the counts is four years of "
                              "the same traffic (default: %(default)s)")
-    parser.add_argument("--batch-runs", type=_not_negative_int, default=500, metavar="N",
+    parser.add_argument("--batch-runs", type=not_negative_int, default=500, metavar="N",
                         help="batch file runs in the journal (default: %(default)s)")
-    parser.add_argument("--repeat", type=_positive_int, default=30, metavar="N",
+    parser.add_argument("--repeat", type=positive_int, default=30, metavar="N",
                         help="measured requests per page (default: %(default)s)")
-    parser.add_argument("--warmup", type=_not_negative_int, default=3, metavar="N",
+    parser.add_argument("--warmup", type=not_negative_int, default=3, metavar="N",
                         help="requests per page before measuring, not counted (default: %(default)s)")
-    parser.add_argument("--query-repeat", type=_not_negative_int, default=10, metavar="N",
+    parser.add_argument("--query-repeat", type=not_negative_int, default=10, metavar="N",
                         help="calls of each store query for the queries column (the best is kept), 0 to skip "
                              "(default: %(default)s)")
     parser.add_argument("--target-ms", type=float, default=200.0, metavar="MS",
@@ -135,24 +136,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep-temp", action="store_true",
                         help="keep the temporary folder (journal, invoicing folders) and print its path")
     return parser.parse_args(argv)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number greater than 0")
-    return value
-
-
-def _not_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number of 0 or more")
-    return value
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- the synthetic year

@@ -79,6 +79,7 @@ import zeep
 from cryptography import x509
 
 import unified_messaging
+from tests.benchmarks.common import not_negative_int, positive_float, positive_int, progress
 from unified_messaging.config import Config, ConfigError, load_config
 from unified_messaging.mycarenet.devpki import load_dev_pki
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
@@ -128,13 +129,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="what to measure: gateway, direct, or both; the added latency needs both "
                              "(default: %(default)s)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--duration", type=_positive_float, default=8.0, metavar="SECONDS",
+    budget.add_argument("--duration", type=positive_float, default=8.0, metavar="SECONDS",
                         help="measured time per point, i.e. per concurrency and target (default: %(default)s)")
-    budget.add_argument("--calls", type=_positive_int, metavar="N",
+    budget.add_argument("--calls", type=positive_int, metavar="N",
                         help="measure a fixed number of calls per point instead of a fixed duration")
     parser.add_argument("--warmup", type=_not_negative_float, default=2.0, metavar="SECONDS",
                         help="warm-up time per point, at the point's concurrency, not measured (default: %(default)s)")
-    parser.add_argument("--latency-ms", type=_not_negative_int, default=0, metavar="MS",
+    parser.add_argument("--latency-ms", type=not_negative_int, default=0, metavar="MS",
                         help="simulated upstream latency: [simulator] latency_ms in the gateway's configuration "
                              "(default: %(default)s)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -145,32 +146,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--command", default=None, metavar="PATH",
                         help="the unified-messaging executable (default: the one beside this Python, "
                              "else python -m unified_messaging.cli)")
-    parser.add_argument("--startup-timeout", type=_positive_float, default=60.0, metavar="SECONDS",
+    parser.add_argument("--startup-timeout", type=positive_float, default=60.0, metavar="SECONDS",
                         help="how long to wait for the gateway to print its addresses (default: %(default)s)")
     parser.add_argument("--keep-temp", action="store_true",
                         help="keep the temporary folder (configuration, gateway log, journal) and print its path")
     return parser.parse_args(argv)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number greater than 0")
-    return value
-
-
-def _not_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number of 0 or more")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a number greater than 0")
-    return value
 
 
 def _not_negative_float(text: str) -> float:
@@ -181,7 +161,7 @@ def _not_negative_float(text: str) -> float:
 
 
 def _concurrency_list(text: str) -> list[int]:
-    return [_positive_int(part.strip()) for part in text.split(",") if part.strip()]
+    return [positive_int(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _target_list(text: str) -> list[str]:
@@ -755,10 +735,6 @@ def print_report(results: list[PointResult], facts: list[tuple[str, str]], setup
 
 
 # --------------------------------------------------------------------------- main
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _raise_system_exit(signum: int, _frame: object) -> None:

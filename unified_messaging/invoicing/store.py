@@ -198,7 +198,9 @@ class InvoicingStore:
     # -- files --
 
     def file(self, file_id: int) -> dict | None:
-        rows = list(self.journal.db.query("SELECT * FROM invoicing_files WHERE id = ?", [file_id]))
+        """One file: every column plus ``shown_status`` (see ``SHOWN_STATUSES``)."""
+        rows = list(self.journal.db.query(f"SELECT *, {_SHOWN_STATUS_SQL} AS shown_status FROM invoicing_files "
+                                          "WHERE id = ?", [file_id]))
         return rows[0] if rows else None
 
     def files(self, *, states: tuple[str, ...] | None = None, limit: int = 1000) -> list[dict]:

@@ -68,6 +68,8 @@ class Mybox:
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["masked"] = mask_ssins_in_text  # a national number can hide in a file name
         self.max_body = web.max_upload_bytes + 64 * 1024
+        folder = resources.files("unified_messaging.web").joinpath("static")
+        self.static = {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -148,9 +150,9 @@ class Mybox:
         return Response(text + "\n", status=status, content_type="text/plain; charset=utf-8")
 
     def _static(self, name: str) -> Response:
-        if name not in STATIC_FILES:
+        data = self.static.get(name)
+        if data is None:
             return self._plain(404, "No such file.")
-        data = resources.files("unified_messaging.web").joinpath("static", name).read_bytes()
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return Response(data, content_type=kind + ("; charset=utf-8" if kind.startswith("text/") or
                                                     kind.endswith("javascript") else ""),

@@ -18,7 +18,7 @@ from unified_messaging.journal import Journal
 from unified_messaging.securespace.check import CertificateCheck
 from unified_messaging.securespace.models import User
 from unified_messaging.securespace.store import SecureSpaceStore
-from unified_messaging.web.i18n import Translator
+from unified_messaging.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
 from unified_messaging.web.permissions import Permission, allowed
 from unified_messaging.web.sessions import Session
 
@@ -117,5 +117,4 @@ def safe_next(target: str | None) -> str | None:
 
 def _preferred(request: Request) -> str:
     """Before login: the browser's preferred language among Mybox's, else English."""
-    best = request.accept_languages.best_match(["en", "nl", "fr"])
-    return best or "en"
+    return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE

@@ -8,14 +8,14 @@ written the way each language writes them.
 from __future__ import annotations
 
 import logging
-from typing import Callable
-
+from unified_messaging.securespace.models import LANGUAGES as USER_LANGUAGES
 from unified_messaging.web.translations import CATALOGUES
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = {"en": "English", "nl": "Nederlands", "fr": "Français"}
-DEFAULT_LANGUAGE = "en"
+_NAMES = {"en": "English", "nl": "Nederlands", "fr": "Français"}
+LANGUAGES = {code: _NAMES[code] for code in USER_LANGUAGES}
+DEFAULT_LANGUAGE = USER_LANGUAGES[0]
 
 
 class Translator:
@@ -47,6 +47,3 @@ class Translator:
         """An ISO timestamp as ``2026-11-22 14:05`` (UTC, as the journal keeps it)."""
         return (iso or "")[:16].replace("T", " ")
 
-
-def translator_for(language: str | None) -> Callable[..., str]:
-    return Translator(language or DEFAULT_LANGUAGE)

@@ -19,6 +19,7 @@ from unified_messaging.invoicing.explain import LETTERS, explain, explain_messag
 from unified_messaging.invoicing.feedback import FeedbackError, read_feedback
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.resend import ResendRefused, queue_resend
+from unified_messaging.invoicing.store import SHOWN_STATUSES
 from unified_messaging.web.charts import Series, horizontal_bars, stacked_columns
 from unified_messaging.web.context import Page
 from unified_messaging.web.permissions import Permission
@@ -26,10 +27,11 @@ from unified_messaging.web.routing import route
 
 log = logging.getLogger(__name__)
 
-FILE_STATUSES = ("WAITING", "OK", "ONGOING", "DONE", "NOK", "ERROR")
+FILE_STATUSES = SHOWN_STATUSES
 OUTCOMES = ("OK", "ERROR", "FAULT", "REJECTED", "UNAVAILABLE")
 FEEDBACK_NAMES = {"931000": "acknowledgement", "920098": "detailed check (accepted)",
                   "920099": "detailed check (refused)", "920999": "reception refusal", "920900": "settlement"}
+PENDING_STATUSES = ("WAITING", "OK", "ONGOING")  # MyCareNet still has something to say
 ERROR_CODES = ("920098", "920099", "920999")  # a 920900 repeats its 920098's errors: not counted twice
 DELAY_BUCKETS = ((3600, "< 1 h"), (6 * 3600, "1–6 h"), (24 * 3600, "6–24 h"), (3 * 86400, "1–3 d"),
                  (7 * 86400, "3–7 d"), (None, "> 7 d"))
@@ -134,14 +136,8 @@ def invoicing_files(page: Page) -> Response:
     pages = _pages(page, store.count_files(**filters))
     files = store.list_files(**filters, limit=pages["size"], offset=pages["offset"])
     return page.render("invoicing_list.html", files=files, filters=filters, pages=pages, statuses=FILE_STATUSES,
-                       months=store.file_months(), display_status=display_status,
-                       live=any(display_status(f) in ("WAITING", "OK", "ONGOING") for f in files))
-
-
-def display_status(row: dict) -> str:
-    if row.get("state") == "error":
-        return "ERROR"
-    return row.get("status") or "WAITING"
+                       months=store.file_months(),
+                       live=any(f["shown_status"] in PENDING_STATUSES for f in files))
 
 
 @route("/invoicing/<int:file_id>", permission=Permission.INVOICING)
@@ -152,7 +148,7 @@ def invoicing_file(page: Page, file_id: int) -> Response:
         return page.render("refused.html", status=404,
                            message=page._("There is no invoicing file #{number}.", number=file_id))
     messages = [_feedback_view(page, message) for message in store.feedback_for(file_id)]
-    return page.render("invoicing_file.html", file=row, file_status=display_status(row), messages=messages,
+    return page.render("invoicing_file.html", file=row, file_status=row["shown_status"], pending=PENDING_STATUSES, messages=messages,
                        tacks=store.tacks_for(file_id), resent_as=store.resent_as(file_id),
                        resend_of=store.file(row["resend_of"]) if row["resend_of"] else None,
                        feedback_names=FEEDBACK_NAMES)
