@@ -344,3 +344,17 @@ def test_a_batch_run_stores_no_full_ssin(gateway, tmp_path):
         journal.close()
     for file in tmp_path.glob("journal.sqlite*"):
         assert ssin.encode() not in file.read_bytes(), file
+
+
+def test_a_masked_number_finds_the_full_numbers_it_may_stand_for(tmp_path):
+    """Mybox searches with what it shows (``812345*****``); a care provider's NIHII is kept in full."""
+    journal = Journal(tmp_path / "journal.sqlite")
+    for nihii, patient in (("81234530000", "850730*****"), ("19876543210", "812345*****"), ("81234630000", "-")):
+        journal.record_consultation(Consultation(
+            at="2026-11-02T10:00:00.000+00:00", interface="soap", care_provider=nihii, quality="labo",
+            patient=patient, period_start="2026-11-02", period_end="2026-11-02", outcome="OK", code=None,
+            audit_reference=None, reference=None, duration_ms=1.0))
+    found = {row["care_provider"] for row in journal.find_consultations(text="812345*****")}
+    assert found == {"81234530000", "19876543210"}  # the NIHII, and the patient shown that way
+    assert journal.count_consultations(text="812345*****") == 2
+    assert journal.count_consultations(text="81234*****") == 0  # not a masked 11-digit number: taken literally

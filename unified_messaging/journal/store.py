@@ -69,6 +69,7 @@ BATCH_STATUSES = ("done", "rejected", "stopped")
 OK_OUTCOME = "OK"  # InsurabilityService also writes ERROR, FAULT, REJECTED and UNAVAILABLE
 _TEXT_COLUMNS = ("patient", "audit_reference", "reference", "care_provider", "code")
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+_MASKED_NUMBER = re.compile(r"([0-9]{6})\*{5}")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,20 @@ def month_range(month: str) -> tuple[str, str]:
     year, number = int(found.group(1)), int(found.group(2))
     following = f"{year + 1:04d}-01" if number == 12 else f"{year:04d}-{number + 1:02d}"
     return month, following
+
+
+def _number_glob(text: str) -> str:
+    """A GLOB finding ``text`` anywhere, each masked number (``812345*****``) standing for any number it
+    may hide: the UI searches with what it shows, and a care provider's NIHII is kept in full."""
+    parts, last = [], 0
+    for match in _MASKED_NUMBER.finditer(text):
+        parts.append(_glob_literal(text[last:match.start()]) + match.group(1) + "[0-9]" * 5)
+        last = match.end()
+    return "*" + "".join(parts) + _glob_literal(text[last:]) + "*"
+
+
+def _glob_literal(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _like_pattern(text: str) -> str:
@@ -192,6 +207,9 @@ class Journal(SqliteFile):
         if text:
             matches = [f"{column} LIKE ? ESCAPE '\\'" for column in _TEXT_COLUMNS]
             args.extend([_like_pattern(text)] * len(_TEXT_COLUMNS))
+            if _MASKED_NUMBER.search(text):
+                matches.extend(f"{column} GLOB ?" for column in _TEXT_COLUMNS if column != "patient")
+                args.extend([_number_glob(text)] * (len(_TEXT_COLUMNS) - 1))
             masked = mask_ssins_in_text(text)
             if masked != text:  # the journal keeps patients masked: a full SSIN finds its masked form
                 matches.append("patient LIKE ? ESCAPE '\\'")
