@@ -5,9 +5,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from unified_messaging.mycarenet.devpki import DevPki
+from unified_messaging.simulator.devpki import DevPki
 from unified_messaging.mycarenet.genasync import GenAsyncClient
-from unified_messaging.mycarenet.models import CareProvider
+from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.invoicing.run import genasync_client
 from unified_messaging.serving import serving
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
@@ -58,7 +58,7 @@ import requests  # noqa: E402
 
 from unified_messaging.invoicing.store import InvoicingStore  # noqa: E402
 from unified_messaging.journal.store import Journal  # noqa: E402
-from unified_messaging.mycarenet.devpki import DEFAULT_PASSWORD, LAB_NIHII, PLATFORM_CBE  # noqa: E402
+from unified_messaging.simulator.devpki import DEFAULT_PASSWORD, LAB_NIHII, PLATFORM_CBE  # noqa: E402
 from unified_messaging.simulator.app import GENERICINSURABILITY_PATH  # noqa: E402
 
 CLI = shutil.which("unified-messaging", path=str(Path(sys.executable).parent)) or "unified-messaging"

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from unified_messaging.insurability.batch import OUTPUT_COLUMNS, BatchRunner, BatchScheduler
 from unified_messaging.insurability.batch_job import BatchConfigError, load_batch_job
 from unified_messaging.journal import Journal
-from unified_messaging.mycarenet.errors import UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 INSURED = [p for p in TEST_PATIENTS if p.scenario == "insured"]

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from unified_messaging.identifiers import cbe_problem, nihii_problem, ssin_problem
-from unified_messaging.mycarenet import devpki
-from unified_messaging.mycarenet.devpki import DEFAULT_PASSWORD, DevPki, load_dev_pki, make_dev_pki
+from unified_messaging.simulator import devpki
+from unified_messaging.simulator.devpki import DEFAULT_PASSWORD, DevPki, load_dev_pki, make_dev_pki
 from unified_messaging.mycarenet.keystore import IdentifierKind, verify_chain
 
 TODAY = date(2031, 3, 1)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from unified_messaging.invoicing.explain import explain, explain_message, explain_zone_error
-from unified_messaging.invoicing.feedback import (
+from unified_messaging.efact.explain import explain, explain_message, explain_zone_error
+from unified_messaging.efact.feedback import (
     FeedbackError,
     FileStatus,
     feedback_code,

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from unified_messaging.invoicing.efact import (
+from unified_messaging.efact.sending import (
     RECORD_LENGTH,
     EfactError,
     Severity,
@@ -21,7 +21,7 @@ from unified_messaging.invoicing.efact import (
     validate_file,
     validate_stream,
 )
-from unified_messaging.invoicing.writer import Defect, SendingSpec, build_sending, spec_for_size, write_sending
+from unified_messaging.simulator.efact_writer import Defect, SendingSpec, build_sending, spec_for_size, write_sending
 from tests.conftest import reference_path as reference
 
 OUTGOING = ("TFAC1SC09.509E", "TFAC1SC11.510E", "TFAC1SC12.518E", "TFAC1SC13.519E",

@@ -7,15 +7,15 @@ from decimal import Decimal
 import pytest
 
 from unified_messaging.identifiers import ssin_problem
-from unified_messaging.invoicing.efact import (
+from unified_messaging.efact.sending import (
     HEADER_LENGTH,
     RECORD_LENGTH,
     SEGMENT_200_ZONES,
     read_sending,
     validate_bytes,
 )
-from unified_messaging.invoicing.feedback import FileStatus, read_feedback
-from unified_messaging.invoicing.writer import (
+from unified_messaging.efact.feedback import FileStatus, read_feedback
+from unified_messaging.simulator.efact_writer import (
     Defect,
     HeaderError,
     SendingSpec,

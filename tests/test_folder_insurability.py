@@ -11,7 +11,7 @@ from lxml import etree
 from unified_messaging.folderwatch import REASON_SUFFIX
 from unified_messaging.insurability.contract_xml import TNS, ContractSchema, E
 from unified_messaging.insurability.folder import InsurabilityFolders
-from unified_messaging.mycarenet.errors import UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 NS = {"t": TNS}

@@ -14,9 +14,9 @@ import pytest
 
 from tests.invoicing_support import runner_arguments, running_platform
 from unified_messaging.invoicing.store import InvoicingStore
-from unified_messaging.invoicing.writer import build_sending
+from unified_messaging.simulator.efact_writer import build_sending
 from unified_messaging.journal.store import Journal
-from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.simulator.devpki import make_dev_pki
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.invoicing_support import running_platform
 from tests.test_invoicing_crash import file_row, start_runner, wait_for
-from unified_messaging.invoicing.writer import spec_for_size, write_sending
-from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.simulator.efact_writer import spec_for_size, write_sending
+from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.simulator.genasync import FeedbackTimings
 
 PEAK_GROWTH_LIMIT_MB = 64

@@ -9,9 +9,9 @@ import pytest
 
 from tests.invoicing_support import client_for, running_platform
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
-from unified_messaging.invoicing.writer import Defect, build_sending
+from unified_messaging.simulator.efact_writer import Defect, build_sending
 from unified_messaging.journal.store import Journal
-from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.simulator.devpki import make_dev_pki
 
 
 @pytest.fixture(scope="module")

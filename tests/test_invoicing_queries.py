@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_REFERENCE, reference_path
-from unified_messaging.invoicing.efact import read_sending
-from unified_messaging.invoicing.feedback import read_feedback
+from unified_messaging.efact.sending import read_sending
+from unified_messaging.efact.feedback import read_feedback
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.poller import FeedbackPoller, error_counts, settled_amounts
 from unified_messaging.invoicing.store import SHOWN_STATUSES, InvoicingStore
-from unified_messaging.invoicing.writer import (
+from unified_messaging.simulator.efact_writer import (
     HeaderError,
     build_920098,
     build_920099,

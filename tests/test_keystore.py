@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from unified_messaging.identifiers import make_ssin
-from unified_messaging.mycarenet.devpki import (
+from unified_messaging.simulator.devpki import (
     CertificateUsage, DevCa, ehealth_subject, issue_certificate, with_mod97_check,
 )
 from unified_messaging.mycarenet.keystore import (

@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from tests.test_securespace_store import GROUP, NURSE, active_mandate, add, new_store, pki  # noqa: F401
-from unified_messaging.mycarenet.devpki import NURSE_NIHII
+from unified_messaging.simulator.devpki import NURSE_NIHII
 from unified_messaging.securespace.check import ACTIVE, NOT_ACTIVE, ConfigurationCheck, Endpoints
 from unified_messaging.securespace.models import Licence, Service
 from unified_messaging.serving import serving

@@ -7,7 +7,7 @@ import logging
 import pytest
 from click.testing import CliRunner
 
-from unified_messaging.mycarenet.devpki import GROUP_NUMBER, NURSE_NIHII
+from unified_messaging.simulator.devpki import GROUP_NUMBER, NURSE_NIHII
 from unified_messaging.secrets import master_key
 from unified_messaging.securespace import cli
 from unified_messaging.securespace.crypto import PasswordHasher

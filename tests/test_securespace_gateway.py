@@ -8,7 +8,7 @@ import zeep
 
 from tests.conftest import make_config
 from unified_messaging.gateway import Gateway
-from unified_messaging.mycarenet.devpki import GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN
+from unified_messaging.simulator.devpki import GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN
 from unified_messaging.secrets import master_key
 from unified_messaging.securespace.crypto import PasswordHasher
 from unified_messaging.securespace.models import Party, PartyKind

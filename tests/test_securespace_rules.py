@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from unified_messaging.mycarenet.devpki import GROUP_CBE, GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN
+from unified_messaging.simulator.devpki import GROUP_CBE, GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN
 from unified_messaging.securespace import catalogue, rules
 from unified_messaging.securespace.catalogue import CATALOGUE, Refusal
 from unified_messaging.securespace.models import (

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from unified_messaging.mycarenet.devpki import (
+from unified_messaging.simulator.devpki import (
     EXPIRED_NIHII, GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN, make_dev_pki,
 )
 from unified_messaging.securespace.catalogue import Refusal

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 from lxml import etree
 
-from unified_messaging.mycarenet.devpki import LAB_NIHII, NURSE_SSIN, DevPki, make_dev_pki
-from unified_messaging.mycarenet.errors import UpstreamFault
+from unified_messaging.simulator.devpki import LAB_NIHII, NURSE_SSIN, DevPki, make_dev_pki
+from unified_messaging.domain.errors import UpstreamFault
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry
-from unified_messaging.mycarenet.models import CareProvider, InsurabilityQuery
+from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.mycarenet.sts import StsClient, TokenCache, build_request, claims_for
 from unified_messaging.mycarenet.wsse import SOAP11_NS, WsseSigningPlugin, sign_envelope
 from unified_messaging.simulator.app import Simulator

@@ -9,7 +9,7 @@ from lxml import etree
 from tests.conftest import make_config
 from tests.test_soap_clients import ACTION, _envelope, _get_insurability_body
 from unified_messaging.gateway import Gateway
-from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 

@@ -20,7 +20,7 @@ import zeep
 from tests.conftest import make_config, official_schema, official_security_schema, reference_path
 from tests.test_soap_clients import LAB
 from unified_messaging.gateway import Gateway
-from unified_messaging.mycarenet.devpki import PLATFORM_CBE, make_dev_pki
+from unified_messaging.simulator.devpki import PLATFORM_CBE, make_dev_pki
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.platform import STS_PATH, build_platform
 from unified_messaging.simulator.security import SecurityCheck

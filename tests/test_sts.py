@@ -17,10 +17,10 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from unified_messaging.mycarenet.devpki import (
+from unified_messaging.simulator.devpki import (
     GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN, DevPki, make_dev_pki,
 )
-from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.sts import (
     HOLDER_SSIN, PERSON_SSIN, SOA_ERRORS_NS, WST_NS, Claim, SamlToken, StsClient, TokenCache, build_request,

@@ -20,9 +20,9 @@ import pytest
 from lxml import etree
 from zeep import Plugin
 
-from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient, insurability_reference
-from unified_messaging.mycarenet.models import (
+from unified_messaging.domain.insurability import (
     CareProvider,
     ContactType,
     InsurabilityAnswer,

@@ -35,9 +35,9 @@ from tests.web_support import PASSWORDS, USERS, MyboxStack, start_mybox
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.store import InvoicingStore
-from unified_messaging.invoicing.writer import build_sending
-from unified_messaging.mycarenet.devpki import GROUP_NUMBER, LAB_NIHII
-from unified_messaging.mycarenet.models import CareProvider, InsurabilityQuery
+from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.devpki import GROUP_NUMBER, LAB_NIHII
+from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.simulator.platform import demo_pki
 from unified_messaging.simulator.population import TEST_PATIENTS
 from unified_messaging.web.i18n import Translator

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
 from unified_messaging.mycarenet import wsse
-from unified_messaging.mycarenet.devpki import NURSE_SSIN, CertificateUsage, DevPki, ehealth_subject, make_dev_pki
+from unified_messaging.simulator.devpki import NURSE_SSIN, CertificateUsage, DevPki, ehealth_subject, make_dev_pki
 from unified_messaging.mycarenet.keystore import AUTHENTICATION_ALIAS, KeyEntry
 from unified_messaging.mycarenet.wsse import (
     DS_NS, SAML_NS, SOAP11_NS, WSSE_NS, WSU_ID, WSU_NS, RefusalCode, SecurityRefusal, SigningCredential,

@@ -104,7 +104,7 @@ def dev_certs(folder: str | None, config_path: str | None) -> None:
 
     The simulator trusts this CA only. The keystores are for tests and demos: never for MyCareNet.
     """
-    from unified_messaging.mycarenet.devpki import make_dev_pki
+    from unified_messaging.simulator.devpki import make_dev_pki
     from unified_messaging.simulator.platform import DEMO_PKI_FOLDER
 
     target = Path(folder) if folder else _load(config_path).data_folder / DEMO_PKI_FOLDER

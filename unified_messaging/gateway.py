@@ -26,9 +26,9 @@ from unified_messaging.journal import Journal
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry, KeystoreError, describe_certificate, read_keystore
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
-from unified_messaging.mycarenet.devpki import LAB_NIHII, PLATFORM_CBE
+from unified_messaging.simulator.devpki import LAB_NIHII, PLATFORM_CBE
 from unified_messaging.mycarenet.genasync import GenAsyncClient
-from unified_messaging.mycarenet.models import CareProvider, InsurabilityAnswer, InsurabilityQuery
+from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
 from unified_messaging.mycarenet.sts import StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin

@@ -24,7 +24,7 @@ from typing import Callable
 
 from lxml import etree
 
-from unified_messaging.mycarenet.devpki import make_dev_pki
+from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.mycarenet.sts import StsClient
 from unified_messaging.mycarenet.wsse import sign_envelope, verify_envelope
 from unified_messaging.serving import serving

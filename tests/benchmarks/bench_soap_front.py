@@ -81,10 +81,10 @@ from cryptography import x509
 import unified_messaging
 from tests.benchmarks.common import not_negative_int, positive_float, positive_int, progress
 from unified_messaging.config import Config, ConfigError, load_config
-from unified_messaging.mycarenet.devpki import load_dev_pki
+from unified_messaging.simulator.devpki import load_dev_pki
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import read_keystore
-from unified_messaging.mycarenet.models import CareProvider, InsurabilityQuery
+from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.mycarenet.sts import StsClient, TokenCache
 from unified_messaging.mycarenet.wsse import WsseSigningPlugin
 from unified_messaging.secrets import resolve_secret

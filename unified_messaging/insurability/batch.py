@@ -48,8 +48,8 @@ from unified_messaging.insurability.contract_xml import CONTACT_TYPES, REQUEST_T
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.journal import BatchFileRun, Journal
 from unified_messaging.journal.store import utc_now
-from unified_messaging.mycarenet.errors import UpstreamUnavailable
-from unified_messaging.mycarenet.models import CareProvider, InsurabilityAnswer, InsurabilityQuery
+from unified_messaging.domain.errors import UpstreamUnavailable
+from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Iterable
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from unified_messaging.mycarenet.models import (
+from unified_messaging.domain.insurability import (
     CareProvider,
     ContactType,
     InsurabilityAnswer,

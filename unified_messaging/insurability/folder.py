@@ -48,7 +48,7 @@ from unified_messaging.insurability.contract_xml import (
     query_from_xml,
 )
 from unified_messaging.insurability.service import InsurabilityService
-from unified_messaging.mycarenet.errors import UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from typing import Callable, Protocol
 from unified_messaging.identifiers import mask_ssin, mask_ssins_in_text, nihii_problem, ssin_problem
 from unified_messaging.journal import Consultation, Journal
 from unified_messaging.securespace.catalogue import Refusal
-from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.keystore import KeyEntry
-from unified_messaging.mycarenet.models import (
+from unified_messaging.domain.insurability import (
     BusinessFault,
     FaultDetail,
     InsurabilityAnswer,

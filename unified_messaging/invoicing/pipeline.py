@@ -36,10 +36,10 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from unified_messaging.invoicing.efact import SendingValidator, ValidationReport
+from unified_messaging.efact.sending import SendingValidator, ValidationReport
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.folderwatch import write_atomically
-from unified_messaging.invoicing.feedback import FileStatus
+from unified_messaging.efact.feedback import FileStatus
 from unified_messaging.invoicing.folders import (
     MARKER_SUFFIX,
     REASON_SUFFIX,
@@ -49,7 +49,7 @@ from unified_messaging.invoicing.folders import (
 from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
-from unified_messaging.mycarenet.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled, destination_for
 
 log = logging.getLogger(__name__)

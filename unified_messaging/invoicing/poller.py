@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from unified_messaging.invoicing.explain import explain_message
-from unified_messaging.invoicing.feedback import (
+from unified_messaging.efact.explain import explain_message
+from unified_messaging.efact.feedback import (
     SETTLEMENT,
     FeedbackError,
     FeedbackMessage,

@@ -24,7 +24,7 @@ from cryptography import x509
 from unified_messaging.journal.store import Journal
 from unified_messaging.mycarenet.genasync import GenAsyncClient
 from unified_messaging.mycarenet.keystore import read_keystore
-from unified_messaging.mycarenet.models import CareProvider
+from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.sts import StsClient, TokenCache
 from unified_messaging.mycarenet.wsse import WsseSigningPlugin
 

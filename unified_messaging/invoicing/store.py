@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
-from unified_messaging.invoicing.feedback import FileStatus
+from unified_messaging.efact.feedback import FileStatus
 from unified_messaging.journal.store import Journal
 
 log = logging.getLogger(__name__)

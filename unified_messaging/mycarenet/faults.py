@@ -10,7 +10,7 @@ from __future__ import annotations
 from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.mycarenet.errors import UpstreamFault
+from unified_messaging.domain.errors import UpstreamFault
 
 SOA_ERRORS_NS = "urn:be:fgov:ehealth:errors:soa:v1"
 

@@ -38,10 +38,10 @@ from cryptography import x509
 from lxml import etree
 from zeep import plugins as zeep_plugins
 
-from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
 from unified_messaging.mycarenet.insurability import _network_reason
-from unified_messaging.mycarenet.models import CareProvider
+from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope

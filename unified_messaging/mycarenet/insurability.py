@@ -29,10 +29,10 @@ from lxml import etree
 from zeep import plugins as zeep_plugins
 
 from unified_messaging.identifiers import mask_ssin
-from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
 from unified_messaging.mycarenet.keystore import describe_certificate
-from unified_messaging.mycarenet.models import (
+from unified_messaging.domain.insurability import (
     BusinessFault,
     FaultDetail,
     GeneralSituation,

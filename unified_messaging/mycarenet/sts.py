@@ -39,7 +39,7 @@ from cryptography import x509
 from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.mycarenet.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
 from unified_messaging.mycarenet.keystore import IdentifierKind, Identity, KeyEntry, describe_certificate
 from unified_messaging.mycarenet.wsse import (

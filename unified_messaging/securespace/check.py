@@ -29,10 +29,10 @@ from typing import Any, Callable, Sequence
 import requests
 from cryptography import x509
 
-from unified_messaging.mycarenet.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry
-from unified_messaging.mycarenet.models import CareProvider, InsurabilityQuery
+from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.mycarenet.sts import SamlToken, StsClient
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
 from unified_messaging.securespace import rules

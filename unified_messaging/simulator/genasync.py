@@ -53,8 +53,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
-from unified_messaging.invoicing import writer
-from unified_messaging.invoicing.efact import (
+from unified_messaging.simulator import efact_writer as writer
+from unified_messaging.efact.sending import (
     HEADER_LENGTH,
     NOMENCLATURE,
     RECORD_LENGTH,

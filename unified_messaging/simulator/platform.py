@@ -2,7 +2,7 @@
 
 ``build_platform`` wires one ``Simulator`` with the eHealth STS mounted beside GenericInsurability
 and the platform's security checks (signature, timestamp, token, certificate, licence) run before
-every business call.  The keys come from a development PKI (``mycarenet.devpki``) kept in the data
+every business call.  The keys come from a development PKI (``simulator.devpki``) kept in the data
 folder; the simulator trusts that PKI's CA only.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 
 from lxml import etree
 
-from unified_messaging.mycarenet.devpki import DevPki, load_dev_pki, make_dev_pki
+from unified_messaging.simulator.devpki import DevPki, load_dev_pki, make_dev_pki
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.simulator.app import Simulator

@@ -16,7 +16,7 @@ from spyne.server.wsgi import WsgiApplication
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.insurability.contract_xml import E, answer_to_xml, query_from_xml
 from unified_messaging.insurability.service import InsurabilityService
-from unified_messaging.mycarenet.errors import UpstreamUnavailable
+from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.soap.contract import TNS, Contract
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 

@@ -14,9 +14,9 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.invoicing.efact import RECORD_NAMES
-from unified_messaging.invoicing.explain import LETTERS, explain, explain_message, explain_zone_error
-from unified_messaging.invoicing.feedback import FeedbackError, read_feedback
+from unified_messaging.efact.sending import RECORD_NAMES
+from unified_messaging.efact.explain import LETTERS, explain, explain_message, explain_zone_error
+from unified_messaging.efact.feedback import FeedbackError, read_feedback
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.resend import ResendRefused, queue_resend
 from unified_messaging.invoicing.store import SHOWN_STATUSES

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 
-from unified_messaging.invoicing.efact import (
+from unified_messaging.efact.sending import (
     EXTENDED_300_LENGTH,
     EXTENDED_300_ZONES,
     FEEDBACK_CODES,

@@ -1,4 +1,4 @@
-"""Plain values exchanged with MyCareNet's GenericInsurability service.
+"""Plain insurability values: the question a caller asks and the answer MyCareNet gives.
 
 These are the gateway's insurability vocabulary: the upstream client turns them into protocol
 messages, the simulator answers with them, and the interfaces (SOAP front, folders, batch) map

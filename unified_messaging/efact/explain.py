@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from unified_messaging.invoicing.efact import (
+from unified_messaging.efact.sending import (
     EXTENDED_300_ZONES,
     RECORD_NAMES,
     SEGMENT_200_ZONES,
@@ -20,7 +20,7 @@ from unified_messaging.invoicing.efact import (
     settlement_zones,
     summary_zones,
 )
-from unified_messaging.invoicing.feedback import REFUSAL_TYPES, FeedbackMessage
+from unified_messaging.efact.feedback import REFUSAL_TYPES, FeedbackMessage
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Errors raised by the upstream MyCareNet client.
+"""Errors the upstream seam raises and callers (interfaces, core services) handle.
 
 Business answers (patient unknown, several insurers...) are not errors: they come back inside an
 ``InsurabilityAnswer``.  These exceptions are for calls that did not get a business answer.

@@ -377,7 +377,7 @@ def _manifest(pki: DevPki, day: date, ca: DevCa, untrusted_ca: DevCa) -> dict[st
                 "not_after": dev_ca.certificate.not_valid_after_utc.isoformat()}
 
     return {
-        "description": "Development PKI made by unified_messaging.mycarenet.devpki. Test keys only: "
+        "description": "Development PKI made by unified_messaging.simulator.devpki. Test keys only: "
                        "never use them in production, never commit them.",
         "generated_for": day.isoformat(),
         "password_note": "the keystores use the password given to make_dev_pki (default: devpki.DEFAULT_PASSWORD)",

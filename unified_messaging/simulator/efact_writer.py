@@ -16,7 +16,7 @@ from enum import Enum
 from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence
 
 from unified_messaging.identifiers import make_ssin
-from unified_messaging.invoicing.efact import (
+from unified_messaging.efact.sending import (
     AMOUNT_A,
     DESTINATION_MUTUALITY,
     EXTENDED_300_LENGTH,
@@ -39,7 +39,7 @@ from unified_messaging.invoicing.efact import (
     record_check_digits,
     summary_zones,
 )
-from unified_messaging.invoicing.feedback import (
+from unified_messaging.efact.feedback import (
     ACCEPTED,
     ACKNOWLEDGEMENT,
     FEEDBACK_RECORD_LENGTH,
