@@ -9,19 +9,12 @@ import zlib
 
 import pytest
 
-from unified_messaging.efact.sending import (
-    RECORD_LENGTH,
-    EfactError,
-    Severity,
-    iter_units,
-    mod97_digits,
-    read_sending,
-    record_check_sum,
-    validate_bytes,
-    validate_file,
-    validate_stream,
-)
-from unified_messaging.simulator.efact_writer import Defect, SendingSpec, build_sending, spec_for_size, write_sending
+from unified_messaging.efact.layout import RECORD_LENGTH
+from unified_messaging.efact.report import EfactError, Severity
+from unified_messaging.efact.units import iter_units, read_sending
+from unified_messaging.efact.validator import validate_bytes, validate_file, validate_stream
+from unified_messaging.efact.values import mod97_digits, record_check_sum
+from unified_messaging.simulator.sending_writer import Defect, SendingSpec, build_sending, spec_for_size, write_sending
 from tests.conftest import reference_path as reference
 
 OUTGOING = ("TFAC1SC09.509E", "TFAC1SC11.510E", "TFAC1SC12.518E", "TFAC1SC13.519E",

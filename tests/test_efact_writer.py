@@ -7,28 +7,21 @@ from decimal import Decimal
 import pytest
 
 from unified_messaging.identifiers import ssin_problem
-from unified_messaging.efact.sending import (
-    HEADER_LENGTH,
-    RECORD_LENGTH,
-    SEGMENT_200_ZONES,
-    read_sending,
-    validate_bytes,
-)
+from unified_messaging.efact.layout import HEADER_LENGTH, RECORD_LENGTH, SEGMENT_200_ZONES
+from unified_messaging.efact.units import read_sending
+from unified_messaging.efact.validator import validate_bytes
 from unified_messaging.efact.feedback import FileStatus, read_feedback
-from unified_messaging.simulator.efact_writer import (
-    Defect,
+from unified_messaging.simulator.feedback_writer import (
     HeaderError,
-    SendingSpec,
     build_920098,
     build_920099,
     build_920900,
     build_920999,
     build_931000,
-    build_sending,
     first_index,
     slot,
-    spec_for_size,
 )
+from unified_messaging.simulator.sending_writer import Defect, SendingSpec, build_sending, spec_for_size
 from tests.conftest import reference_path as reference
 
 

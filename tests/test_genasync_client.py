@@ -10,7 +10,7 @@ from lxml import etree
 
 from tests.conftest import SHARED_REFERENCE
 from tests.invoicing_support import FAST, LAB, LICENCE, client_for, running_platform
-from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.domain.errors import UpstreamFault
 from unified_messaging.mycarenet.genasync import (

@@ -10,7 +10,7 @@ from tests.invoicing_support import client_for, running_platform
 from tests.test_invoicing_pipeline import drop, pki, run_until, status_of  # noqa: F401 (fixture)
 from unified_messaging.invoicing.cli import invoicing
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
-from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.journal.store import Journal
 
 

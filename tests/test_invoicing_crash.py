@@ -14,7 +14,7 @@ import pytest
 
 from tests.invoicing_support import runner_arguments, running_platform
 from unified_messaging.invoicing.store import InvoicingStore
-from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.journal.store import Journal
 from unified_messaging.simulator.devpki import make_dev_pki
 

@@ -27,7 +27,7 @@ from tests.invoicing_support import (
     start_simulator,
     wait_for,
 )
-from unified_messaging.simulator.efact_writer import build_sending, spec_for_size, write_sending
+from unified_messaging.simulator.sending_writer import build_sending, spec_for_size, write_sending
 
 
 def _rows(folder: Path) -> list[dict]:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.invoicing_support import drop_file, invoicing_status, start_gateway, wait_for
-from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.sending_writer import build_sending
 
 DEMO_LIMIT_SECONDS = 60.0
 

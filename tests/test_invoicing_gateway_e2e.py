@@ -22,7 +22,7 @@ from tests.invoicing_support import (
     start_simulator,
     wait_for,
 )
-from unified_messaging.simulator.efact_writer import Defect, build_sending, spec_for_size, write_sending
+from unified_messaging.simulator.sending_writer import Defect, build_sending, spec_for_size, write_sending
 
 PEAK_GROWTH_LIMIT_MB = 64
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.invoicing_support import running_platform
 from tests.test_invoicing_crash import file_row, start_runner, wait_for
-from unified_messaging.simulator.efact_writer import spec_for_size, write_sending
+from unified_messaging.simulator.sending_writer import spec_for_size, write_sending
 from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.simulator.genasync import FeedbackTimings
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.invoicing_support import client_for, running_platform
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
-from unified_messaging.simulator.efact_writer import Defect, build_sending
+from unified_messaging.simulator.sending_writer import Defect, build_sending
 from unified_messaging.journal.store import Journal
 from unified_messaging.simulator.devpki import make_dev_pki
 

@@ -17,22 +17,22 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_REFERENCE, reference_path
-from unified_messaging.efact.sending import read_sending
+from unified_messaging.efact.units import read_sending
 from unified_messaging.efact.feedback import read_feedback
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.poller import FeedbackPoller, error_counts, settled_amounts
 from unified_messaging.invoicing.store import SHOWN_STATUSES, InvoicingStore
-from unified_messaging.simulator.efact_writer import (
+from unified_messaging.simulator.feedback_writer import (
     HeaderError,
     build_920098,
     build_920099,
     build_920900,
     build_920999,
     build_931000,
-    build_sending,
     first_index,
     slot,
 )
+from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.journal.store import Journal
 from unified_messaging.mycarenet.genasync import APPLIES_TO_PREFIX, TACK_SUCCESS, ReceivedMessage, TAck
 

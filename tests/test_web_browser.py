@@ -35,7 +35,7 @@ from tests.web_support import PASSWORDS, USERS, MyboxStack, start_mybox
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.store import InvoicingStore
-from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.simulator.devpki import GROUP_NUMBER, LAB_NIHII
 from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.simulator.platform import demo_pki

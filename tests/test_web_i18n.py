@@ -95,7 +95,7 @@ def folder_labels(source: str) -> set[str]:
 
 def dynamic_msgids() -> set[str]:
     """Texts chosen at run time and translated when shown."""
-    from unified_messaging.efact.sending import RECORD_NAMES
+    from unified_messaging.efact.layout import RECORD_NAMES
     from unified_messaging.efact.explain import LETTERS
     from unified_messaging.securespace.catalogue import CATALOGUE
     from unified_messaging.securespace.check import ACTIVE, NOT_ACTIVE

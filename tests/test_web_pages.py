@@ -16,7 +16,7 @@ from tests.web_support import MyboxStack, csrf_of, login, post_form, start_mybox
 from unified_messaging.insurability.batch import BatchRunner
 from unified_messaging.insurability.batch_job import load_batch_job
 from unified_messaging.invoicing.store import InvoicingStore
-from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.simulator.devpki import GROUP_NUMBER, LAB_NIHII
 from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.securespace.catalogue import Refusal

@@ -31,7 +31,7 @@ from tests.web_support import PASSWORDS, USERS, MyboxStack, csrf_of, login, post
 from unified_messaging.identifiers import ssin_problem
 from unified_messaging.insurability.batch import BatchRunner
 from unified_messaging.insurability.batch_job import load_batch_job
-from unified_messaging.simulator.efact_writer import build_sending
+from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.simulator.devpki import EXPIRED_SSIN, GROUP_NUMBER, LAB_NIHII, NURSE_SSIN
 from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.secrets import master_key

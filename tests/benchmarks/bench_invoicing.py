@@ -50,7 +50,7 @@ from tests.invoicing_support import (  # noqa: E402
     start_simulator,
     wait_for,
 )
-from unified_messaging.simulator.efact_writer import build_sending, spec_for_size, write_sending  # noqa: E402
+from unified_messaging.simulator.sending_writer import build_sending, spec_for_size, write_sending  # noqa: E402
 from unified_messaging.journal.store import Journal  # noqa: E402
 
 

@@ -17,7 +17,7 @@ consultations and 2,000 files): each list page answers in under 200 ms on this m
      (UM-SSIN, UM-PERIOD, ...), FAULT (SOA-...), UNAVAILABLE (no code), audit references for OK
      and ERROR, a caller's reference for the folder and batch interfaces;
    * ``--files`` invoicing files (default 2,000) over the same days, each a real eFact sending
-     built with ``simulator.efact_writer``; ~2 % refused by the gateway (ERROR), ~1.5 % refused by their
+     built with ``simulator.sending_writer``; ~2 % refused by the gateway (ERROR), ~1.5 % refused by their
      TAck (NOK), the others accepted by a TAck and then answered by 931000 (after hours), 920098 or
      920099 (after days) and 920900 (after weeks) when that moment is already past: the status
      (OK, ONGOING, DONE, NOK) follows from what has arrived, so the recent weeks are OK/ONGOING and
@@ -90,7 +90,8 @@ from tests.benchmarks.common import not_negative_int, positive_int, progress  # 
 from tests.conftest import make_config  # noqa: E402
 from tests.web_support import MyboxStack, login, start_mybox  # noqa: E402
 from unified_messaging.identifiers import mask_ssin, mask_ssins_in_text  # noqa: E402
-from unified_messaging.simulator import efact_writer as writer  # noqa: E402
+from unified_messaging.simulator import feedback_writer as writer  # noqa: E402
+from unified_messaging.simulator.sending_writer import SendingSpec, build_sending  # noqa: E402
 from unified_messaging.efact.feedback import read_feedback  # noqa: E402
 from unified_messaging.invoicing.folders import Folders  # noqa: E402
 from unified_messaging.invoicing.poller import error_counts, settled_amounts  # noqa: E402
@@ -270,12 +271,12 @@ def invoicing_rows(count: int, days: int, now: float, rng: random.Random, receiv
         number = per_day[f"{day:%Y%m%d}"] = per_day.get(f"{day:%Y%m%d}", 0) + 1
         zone_204 = f"{day:%Y%m%d}{number:06d}"
         month = f"{day:%Y%m}"
-        spec = writer.SendingSpec(
+        spec = SendingSpec(
             zone_204=zone_204, is_test=False, mutualities=tuple(sorted(rng.sample(MUTUALITIES, rng.randint(1, 3)))),
             invoices_per_mutuality=rng.randint(1, 6), lines_per_invoice=rng.randint(1, 4),
             line_amount=rng.choice((1250, 2375, 4410, 9120)), sending_number=number % 1000,
             invoicing_month=month, creation_date=f"{day:%Y%m%d}")
-        sending = writer.build_sending(spec)
+        sending = build_sending(spec)
         file = _File(index, created, f"labo-{day:%Y%m%d}-{number:03d}.txt", zone_204, rng.choice(FEDERATIONS),
                      sending, spec.lines_per_invoice, updated=created)
         files.append(file)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from unified_messaging.efact.sending import (
+from unified_messaging.efact.layout import (
     EXTENDED_300_ZONES,
     RECORD_NAMES,
     SEGMENT_200_ZONES,
-    euros,
     settlement_zones,
     summary_zones,
 )
+from unified_messaging.efact.values import euros
 from unified_messaging.efact.feedback import REFUSAL_TYPES, FeedbackMessage
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 
-from unified_messaging.efact.sending import (
+from unified_messaging.efact.layout import (
     EXTENDED_300_LENGTH,
     EXTENDED_300_ZONES,
     FEEDBACK_CODES,
@@ -29,13 +29,12 @@ from unified_messaging.efact.sending import (
     SEGMENT_200_LENGTH,
     SEGMENT_200_ZONES,
     SEGMENT_300_ZONES,
-    EfactError,
-    ValidationIssue,
     Zone,
-    parse_amount,
     settlement_zones,
     summary_zones,
 )
+from unified_messaging.efact.report import EfactError, ValidationIssue
+from unified_messaging.efact.values import parse_amount
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from unified_messaging.efact.sending import SendingValidator, ValidationReport
+from unified_messaging.efact.report import ValidationReport
+from unified_messaging.efact.validator import SendingValidator
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.folderwatch import write_atomically
 from unified_messaging.efact.feedback import FileStatus

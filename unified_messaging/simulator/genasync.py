@@ -53,15 +53,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
-from unified_messaging.simulator import efact_writer as writer
-from unified_messaging.efact.sending import (
-    HEADER_LENGTH,
-    NOMENCLATURE,
-    RECORD_LENGTH,
-    SENDING_CODE,
-    ValidationReport,
-    validate_bytes,
-)
+from unified_messaging.simulator import feedback_writer as writer
+from unified_messaging.efact.layout import HEADER_LENGTH, NOMENCLATURE, RECORD_LENGTH, SENDING_CODE
+from unified_messaging.efact.report import ValidationReport
+from unified_messaging.efact.validator import validate_bytes
 from unified_messaging.mycarenet.genasync import (
     APPLIES_TO_PREFIX,
     COMMON_NS,

@@ -14,7 +14,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.efact.sending import RECORD_NAMES
+from unified_messaging.efact.layout import RECORD_NAMES
 from unified_messaging.efact.explain import LETTERS, explain, explain_message, explain_zone_error
 from unified_messaging.efact.feedback import FeedbackError, read_feedback
 from unified_messaging.invoicing.folders import Folders

@@ -1,0 +1,166 @@
+"""What validating an eFact file tells: issues located in the file, the error that refuses a file,
+and the summary of what a 920000 sending holds.
+
+No message built here ever carries a beneficiary identification (see :mod:`.issue_log`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from unified_messaging.efact.layout import PRODUCTION_MARKER, TEST_MARKER
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """Something wrong in a file, located precisely.
+
+    ``record_type`` is the record type (``"50"``), ``"200"``/``"300"`` for the header segments, or
+    None for the file as a whole.  ``record_index`` counts the 350-character records from 0 (None
+    for the segments).  ``offset`` is the byte offset in the file where the problem starts.
+    """
+
+    record_type: str | None
+    record_index: int | None
+    zone: str | None
+    message: str
+    sequence: str | None = None
+    offset: int | None = None
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def location(self) -> str:
+        if self.record_type in ("200", "300"):
+            place = f"segment {self.record_type}"
+        elif self.record_type is None:
+            place = "file"
+        else:
+            place = f"record {self.record_type}"
+            details = []
+            if self.sequence and self.sequence.isdigit():
+                details.append(f"no. {self.sequence}")
+            if self.record_index is not None:
+                details.append(f"{_ordinal(self.record_index + 1)} record of the file")
+            if details:
+                place += f" ({', '.join(details)})"
+        if self.offset is not None:
+            place += f" at byte {self.offset}"
+        if self.zone:
+            place += f", zone {self.zone}"
+        return place
+
+    def __str__(self) -> str:
+        prefix = "" if self.is_error else "warning: "
+        return f"{prefix}{self.location()}: {self.message}"
+
+
+def _ordinal(number: int) -> str:
+    if 10 <= number % 100 <= 20:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+class EfactError(ValueError):
+    """An eFact file (sending or feedback) that cannot be accepted; ``issues`` says why.
+
+    ``record_type``, ``record_index``, ``zone`` and ``message`` repeat the first issue.
+    """
+
+    def __init__(self, issues: list[ValidationIssue] | ValidationIssue) -> None:
+        self.issues = [issues] if isinstance(issues, ValidationIssue) else list(issues)
+        if not self.issues:
+            raise ValueError("an EfactError needs at least one issue")
+        first = self.issues[0]
+        self.record_type = first.record_type
+        self.record_index = first.record_index
+        self.zone = first.zone
+        self.message = first.message
+        more = len(self.issues) - 1
+        text = str(first) + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+        super().__init__(text)
+
+
+
+@dataclass(frozen=True)
+class MutualitySummary:
+    """One record 95 as declared, plus the invoices the file holds for that mutuality."""
+
+    mutuality: str
+    invoices: int
+    amount_a: int
+    amount_b: int
+    total: int
+    control: str
+
+
+@dataclass(frozen=True)
+class SendingSummary:
+    """What a 920000 sending holds; amounts in cents."""
+
+    message_code: str | None = None
+    version: str | None = None
+    zone_204: str | None = None
+    type_marker: str | None = None
+    sending_number: str | None = None
+    invoicing_month: str | None = None
+    creation_date: str | None = None
+    invoices: int = 0
+    records: int = 0
+    service_lines: int = 0
+    mutualities: tuple[MutualitySummary, ...] = ()
+    federation: str | None = None
+    total_a: int | None = None
+    total_b: int | None = None
+    total: int | None = None
+    control: str | None = None
+
+    @property
+    def is_test(self) -> bool | None:
+        if self.type_marker == TEST_MARKER:
+            return True
+        if self.type_marker == PRODUCTION_MARKER:
+            return False
+        return None
+
+
+@dataclass
+class ValidationReport:
+    summary: SendingSummary
+    issues: list[ValidationIssue]
+    omitted_issues: int = 0
+    omitted_errors: int = 0
+    size: int = 0
+
+    @property
+    def errors(self) -> list[ValidationIssue]:
+        return [issue for issue in self.issues if issue.is_error]
+
+    @property
+    def warnings(self) -> list[ValidationIssue]:
+        return [issue for issue in self.issues if not issue.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.omitted_errors
+
+    def raise_for_errors(self) -> None:
+        if not self.ok:
+            raise EfactError(self.errors or self.issues)
+
+    def describe(self) -> str:
+        """The issues as plain text, one per line, for a reason file next to a refused payload."""
+        lines = [str(issue) for issue in self.issues]
+        if self.omitted_issues:
+            lines.append(f"... and {self.omitted_issues} more problems not listed")
+        return "\n".join(lines)
+
