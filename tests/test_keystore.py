@@ -20,9 +20,9 @@ from unified_messaging.simulator.devpki import (
     CertificateUsage, DevCa, ehealth_subject, issue_certificate, with_mod97_check,
 )
 from unified_messaging.mycarenet.keystore import (
-    IdentifierKind, Identity, KeyEntry, KeystoreError, _Rc2, dump_keystore, load_keystore, read_keystore,
-    verify_chain,
+    IdentifierKind, Identity, KeyEntry, KeystoreError, dump_keystore, load_keystore, read_keystore, verify_chain,
 )
+from unified_messaging.mycarenet.keystore.rc2 import Rc2
 
 NOW = datetime(2030, 6, 15, 12, 0, tzinfo=timezone.utc)
 NOT_BEFORE = NOW - timedelta(days=30)
@@ -370,7 +370,7 @@ def test_an_intermediate_ca_is_followed(ca):
     ("88bca90e90875a7f0f79c384627bafb2", 128, "0000000000000000", "2269552ab0f85ca6"),
 ])
 def test_rc2_matches_the_rfc_2268_test_vectors(key, bits, plain, cipher):
-    assert _Rc2(bytes.fromhex(key), bits).decrypt_block(bytes.fromhex(cipher)).hex() == plain
+    assert Rc2(bytes.fromhex(key), bits).decrypt_block(bytes.fromhex(cipher)).hex() == plain
 
 
 @pytest.mark.parametrize("encryption", ["aes", "legacy-3des", "none"])
