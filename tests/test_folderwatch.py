@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from unified_messaging.folderwatch import (
-    REASON_SUFFIX,
-    FolderWatcher,
-    Rejected,
-    RetryLater,
-    WatchedFolders,
-    free_name,
-)
+from unified_messaging.folders.files import REASON_SUFFIX, free_name
+from unified_messaging.folderwatch import FolderWatcher, Rejected, RetryLater, WatchedFolders
 
 
 @pytest.fixture
