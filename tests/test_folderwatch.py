@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from unified_messaging.folderwatch import (
-    REASON_SUFFIX,
-    FolderWatcher,
-    Rejected,
-    RetryLater,
-    WatchedFolders,
-    free_name,
-)
+from unified_messaging.folders.files import REASON_SUFFIX, free_name
+from unified_messaging.folderwatch import FolderWatcher, Rejected, RetryLater, WatchedFolders
 
 
 @pytest.fixture
@@ -194,3 +188,42 @@ def test_free_name(tmp_path):
     assert free_name(tmp_path, "a.xml") == tmp_path / "a.3.xml"
     (tmp_path / "noext").write_text("")
     assert free_name(tmp_path, "noext") == tmp_path / "noext.2"
+
+
+def test_files_dropped_one_after_another_are_each_handled_at_once(folders, tmp_path):
+    """The raw event starts the pass: a file dropped right after the previous one's claim (a move out of
+    the inbox) does not wait for the rescan, nor behind watchdog's 0.5 s pairing of move events."""
+    handler = Recorder(tmp_path / "done")
+    watcher = FolderWatcher(folders, handler, rescan_seconds=3600).start()
+    delays = []
+    try:
+        time.sleep(0.2)
+        for number in range(5):
+            handler.event.clear()
+            started = time.monotonic()
+            drop(folders, f"f{number}.xml")
+            assert handler.event.wait(10), "the .ok did not wake the watcher"
+            delays.append(time.monotonic() - started)
+    finally:
+        watcher.stop()
+    assert sorted(delays)[2] < 0.4, delays
+    assert len(handler.seen) == 5
+
+
+def test_one_clash_rule_for_every_folder_interface(tmp_path):
+    from unified_messaging.folders import files
+    from unified_messaging.insurability import batch, folder
+    from unified_messaging.invoicing import pipeline
+
+    assert folder.free_name is batch.free_name is files.free_name
+    assert pipeline.move_to is files.move_to
+    target = tmp_path / "out"
+    target.mkdir()
+    for number in range(3):
+        (tmp_path / "FAC.txt").write_text(str(number))
+        files.move_to(tmp_path / "FAC.txt", target)
+    assert sorted(p.name for p in target.iterdir()) == ["FAC.2.txt", "FAC.3.txt", "FAC.txt"]
+    (target / "BAD.txt.reason.txt").write_text("left by an interrupted move\n")
+    (tmp_path / "BAD.txt").write_text("x")
+    moved = files.move_to(tmp_path / "BAD.txt", target, reason="why")
+    assert moved.name == "BAD.2.txt" and (target / "BAD.2.txt.reason.txt").read_text() == "why\n"

@@ -183,3 +183,38 @@ def test_a_refusal_counts_its_errors_for_the_error_categories(pipeline):
     assert refused["code"] == "920099" and sum(counts.values()) >= 1
     categories = pipeline.store.error_categories()
     assert all(categories[key] >= value for key, value in counts.items())
+
+
+def test_markers_are_picked_up_at_once_not_at_the_rescan(tmp_path, pki, platform):
+    """Each drop is sent on its own file-system event, long before the 60 s rescan and poll."""
+    _, url = platform
+    pipe = InvoicingPipeline(tmp_path / "invoicing", Journal(tmp_path / "journal.sqlite"),
+                             lambda: client_for(pki, url), poll_interval=60, rescan_seconds=60).start()
+    delays = []
+    try:
+        time.sleep(0.3)
+        for number in range(5):
+            started = time.monotonic()
+            drop(pipe.folders.root, f"NOW{number}.txt", build_sending(zone_204=f"2024022300030{number}"))
+            deadline = started + 10
+            while time.monotonic() < deadline and not (pipe.folders.archive / f"NOW{number}.txt").exists():
+                time.sleep(0.005)
+            assert (pipe.folders.archive / f"NOW{number}.txt").exists(), "the marker did not start the pickup"
+            delays.append(time.monotonic() - started)
+    finally:
+        pipe.stop()
+    assert sorted(delays)[2] < 0.4, delays
+    assert max(delays) < 5, delays
+
+
+def test_a_name_already_taken_gets_the_one_clash_rule(pipeline):
+    root = pipeline.folders.root
+    for zone in ("20240223000201", "20240223000202"):
+        drop(root, "TWIN.txt", build_sending(zone_204=zone))
+        pipeline.run_once(poll=False)
+    assert (root / "archive" / "TWIN.txt").exists() and (root / "archive" / "TWIN.2.txt").exists()
+    for _ in range(2):
+        drop(root, "EMPTY.txt", b"")
+        pipeline.run_once(poll=False)
+    assert (root / "error" / "EMPTY.txt").exists() and (root / "error" / "EMPTY.2.txt").exists()
+    assert "empty" in (root / "error" / "EMPTY.2.txt.reason.txt").read_text()

@@ -1,12 +1,13 @@
 """Pick up files that another program drops in a folder, each followed by its ``.ok`` marker.
 
-Used by the insurability ``toQuery`` folder, and meant for the invoicing ``toSend`` folder too.
+Used by the insurability ``toQuery`` folder; the invoicing ``toSend`` folder runs its own claim
+(marker first, journalled) on the same :class:`~unified_messaging.folders.events.WatchLoop`.
 What ENGINEERING.md learnt about folder pickup is built in:
 
-* file system events (watchdog) only **wake** the worker up; the truth is a **rescan** of the
-  folder, done at start-up, after every wake-up and every ``rescan_seconds`` (events are lost on
-  network shares and on buffer overflows). ``poll=True`` uses watchdog's polling observer, for
-  NFS/CIFS shares where the kernel sees no change made by another machine;
+* a file system event **wakes** the worker at once; the truth is a **rescan** of the folder,
+  done at start-up, after every wake-up and every ``rescan_seconds`` (events are lost on network
+  shares and on buffer overflows). ``poll=True`` uses watchdog's polling observer, for NFS/CIFS
+  shares where the kernel sees no change made by another machine;
 * a payload is ready only once its marker (``<payload name>.ok``) exists: the dropping program
   writes the payload, then the marker, so a payload without marker is never touched;
 * a ready file is **claimed** by an atomic ``os.replace`` into the working folder, then its marker
@@ -24,23 +25,26 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
-
+from unified_messaging.folders.events import WatchLoop
+from unified_messaging.folders.files import (
+    MARKER,
+    REASON_SUFFIX,
+    free_name,
+    fsync_folder,
+    move_to_error,
+    write_atomically,
+)
 from unified_messaging.identifiers import mask_ssins_in_text
 
 log = logging.getLogger(__name__)
 
-MARKER = ".ok"
-REASON_SUFFIX = ".reason.txt"
+__all__ = ["MARKER", "REASON_SUFFIX", "FolderWatcher", "Rejected", "RetryLater", "WatchedFolders",
+           "free_name", "fsync_folder", "move_to_error", "write_atomically"]
 
 
 class RetryLater(Exception):
@@ -62,63 +66,6 @@ class WatchedFolders:
     def create(self) -> None:
         for folder in (self.inbox, self.work, self.error):
             folder.mkdir(parents=True, exist_ok=True)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees either nothing or the whole file (fsynced)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    fsync_folder(path.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make renames and creations in ``folder`` durable (POSIX: fsync the directory)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def free_name(folder: Path, name: str, *, taken: Callable[[Path], bool] | None = None) -> Path:
-    """``folder/name``, or ``folder/stem.2.ext``, ``stem.3.ext``... when that name is taken."""
-    is_taken = taken or (lambda p: p.exists())
-    candidate = folder / name
-    stem, dot, ext = name.rpartition(".") if "." in name[1:] else (name, "", "")
-    n = 2
-    while is_taken(candidate):
-        candidate = folder / (f"{stem}.{n}.{ext}" if dot else f"{name}.{n}")
-        n += 1
-    return candidate
-
-
-def move_to_error(path: Path, error_folder: Path, reason: str) -> Path:
-    """Move ``path`` into ``error_folder`` (under a free name) with ``<name>.reason.txt`` beside it."""
-    target = free_name(error_folder, path.name,
-                       taken=lambda p: p.exists() or p.with_name(p.name + REASON_SUFFIX).exists())
-    write_atomically(target.with_name(target.name + REASON_SUFFIX), (reason.rstrip() + "\n").encode("utf-8"))
-    os.replace(path, target)
-    fsync_folder(error_folder)
-    log.warning("%s moved to %s: %s", path.name, error_folder, mask_ssins_in_text(reason))
-    return target
-
-
-class _WakeUp(FileSystemEventHandler):
-    def __init__(self, wake: threading.Event) -> None:
-        self.wake = wake
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self.wake.set()
 
 
 class FolderWatcher:
@@ -152,52 +99,34 @@ class FolderWatcher:
         self.max_backoff_seconds = max_backoff_seconds
         self.name = name
         self.clock = clock
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._observer: BaseObserver | None = None
+        self._loop: WatchLoop | None = None
         self._backoff: dict[str, tuple[float, float]] = {}  # name -> (next attempt, current delay)
         self.handled = 0  # files handed to the handler and moved out of the working folder
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> "FolderWatcher":
         self.folders.create()
-        observer = PollingObserver(timeout=1) if self.poll else Observer()
-        observer.schedule(_WakeUp(self._wake), str(self.folders.inbox), recursive=False)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-        self._thread = threading.Thread(target=self._run, name=f"um-watch-{self.name}", daemon=True)
-        self._thread.start()
-        log.info("watching %s for files and their %s markers (%s, rescan every %.0f s)",
-                 self.folders.inbox, MARKER, "polling" if self.poll else "events", self.rescan_seconds)
+        self._loop = WatchLoop(self.folders.inbox, self.scan_once, poll=self.poll,
+                               rescan_seconds=self.rescan_seconds, next_wait=self._next_wait,
+                               name=self.name).start()
+        log.info("watching %s for files and their %s markers (%s events, rescan every %.0f s)",
+                 self.folders.inbox, MARKER, self._loop.events, self.rescan_seconds)
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop after the file being handled (if any); nothing is left half-claimed."""
-        self._stop.set()
-        self._wake.set()
-        if self._observer is not None:
-            self._observer.unschedule_all()
-            self._observer.stop()
-            self._observer.join(timeout=timeout)
-            self._observer = None
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+        if self._loop is not None:
+            self._loop.stop(timeout)
+            self._loop = None
 
     def wake(self) -> None:
         """Ask for a scan now (tests, or another component that knows a file arrived)."""
-        self._wake.set()
+        if self._loop is not None:
+            self._loop.wake()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                self.scan_once()
-            except Exception:  # a broken share must not kill the watcher: log, rescan later
-                log.exception("scanning %s failed; trying again in %.0f s", self.folders.inbox, self.rescan_seconds)
-            self._wake.wait(self._next_wait())
+    @property
+    def _stopping(self) -> bool:
+        return self._loop is not None and self._loop.stopping
 
     def _next_wait(self) -> float:
         wait = self.rescan_seconds
@@ -212,7 +141,7 @@ class FolderWatcher:
         self._claim_ready()
         done = 0
         for path in sorted(p for p in self.folders.work.iterdir() if self._is_payload(p)):
-            if self._stop.is_set():
+            if self._stopping:
                 break
             if self._due(path.name):
                 done += self._handle(path)

@@ -41,7 +41,13 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from unified_messaging.folderwatch import REASON_SUFFIX, free_name, fsync_folder, write_atomically
+from unified_messaging.folders.files import (
+    REASON_SUFFIX,
+    free_name,
+    fsync_folder,
+    taken_with_reason,
+    write_atomically,
+)
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.insurability.batch_job import BatchJob
 from unified_messaging.insurability.contract_xml import CONTACT_TYPES, REQUEST_TYPES
@@ -555,7 +561,7 @@ def _move(path: Path, folder: Path) -> Path:
 
 
 def _move_with_reason(path: Path, folder: Path, reason: str) -> Path:
-    target = free_name(folder, path.name, taken=lambda p: p.exists() or p.with_name(p.name + REASON_SUFFIX).exists())
+    target = free_name(folder, path.name, taken=taken_with_reason)
     write_atomically(target.with_name(target.name + REASON_SUFFIX), (reason + "\n").encode("utf-8"))
     shutil.move(str(path), str(target))
     fsync_folder(folder)

@@ -29,16 +29,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from unified_messaging.folderwatch import (
-    MARKER,
-    FolderWatcher,
-    Rejected,
-    RetryLater,
-    WatchedFolders,
-    free_name,
-    fsync_folder,
-    write_atomically,
-)
+from unified_messaging.folders.files import MARKER, free_name, fsync_folder, write_atomically
+from unified_messaging.folderwatch import FolderWatcher, Rejected, RetryLater, WatchedFolders
 from unified_messaging.insurability.contract_xml import (
     TNS,
     ContractSchema,

@@ -1,11 +1,14 @@
-"""The invoicing folders and the file operations the pipeline needs to be crash-safe."""
+"""The invoicing folders under ``[invoicing] root``.
+
+The file operations (atomic write, moves with their reason file, the ``stem.2.ext`` clash rule)
+are the ones every folder interface uses: :mod:`unified_messaging.folders.files`.
+"""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from unified_messaging.folderwatch import fsync_folder
+from unified_messaging.folders.files import MARKER, REASON_SUFFIX
 
 TO_SEND = "toSend"
 RECEIVED = "received"
@@ -13,8 +16,10 @@ ARCHIVE = "archive"
 ERROR = "error"
 PROBATIVE = "probative-values"
 WORK = ".work"
-MARKER_SUFFIX = ".ok"
-REASON_SUFFIX = ".reason.txt"
+MARKER_SUFFIX = MARKER
+
+__all__ = ["ARCHIVE", "ERROR", "MARKER_SUFFIX", "PROBATIVE", "RECEIVED", "REASON_SUFFIX", "TO_SEND", "WORK",
+           "Folders"]
 
 
 @dataclass(frozen=True)
@@ -50,23 +55,3 @@ class Folders:
     def create(self) -> None:
         for folder in (self.to_send, self.received, self.archive, self.error, self.probative, self.work):
             folder.mkdir(parents=True, exist_ok=True)
-
-
-def free_name(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``name`` with ``-2``, ``-3``... before its suffix when that is taken."""
-    candidate = folder / name
-    stem, dot, suffix = name.partition(".")
-    number = 2
-    while candidate.exists():
-        candidate = folder / f"{stem}-{number}{dot}{suffix}"
-        number += 1
-    return candidate
-
-
-def move_to(source: Path, folder: Path, name: str) -> Path:
-    """Move ``source`` into ``folder`` under a free ``name``; durable once this returns."""
-    target = free_name(folder, name)
-    os.replace(source, target)
-    fsync_folder(folder)
-    fsync_folder(source.parent)
-    return target

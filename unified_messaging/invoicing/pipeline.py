@@ -15,10 +15,12 @@ Every step leaves the disk and the journal in a state a restart can continue fro
    still be on its way, or being handled by the platform, for a while);
 4. **poll**: see ``poller.py``.
 
-Events from watchdog only wake the worker; the truth is the rescan (at start, after each event,
-and every ``rescan_seconds``), so markers missed on a network share are still found
-(``polling=True`` uses watchdog's polling observer there).  One worker thread does all the work,
-so the send and poll steps never race each other.
+The pass runs on the folder watcher every folder interface uses
+(:class:`~unified_messaging.folders.events.WatchLoop`): a marker's raw file-system event starts
+it at once; the truth is the rescan (at start, after each event, and every ``rescan_seconds``),
+so markers missed on a network share are still found (``polling=True`` uses watchdog's polling
+observer there).  One worker thread does all the work, so the send and poll steps never race
+each other.
 """
 from __future__ import annotations
 
@@ -32,21 +34,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
-
 from unified_messaging.efact.report import ValidationReport
 from unified_messaging.efact.validator import SendingValidator
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.folderwatch import write_atomically
 from unified_messaging.efact.feedback import FileStatus
-from unified_messaging.invoicing.folders import (
-    MARKER_SUFFIX,
-    REASON_SUFFIX,
-    Folders,
-    move_to,
-)
+from unified_messaging.folders.events import WatchLoop
+from unified_messaging.folders.files import move_to
+from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
 from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
@@ -93,14 +87,8 @@ def check_file(path: Path, *, expect_test: bool) -> Checked:
     return Checked(size, digest.hexdigest(), validator.finish())
 
 
-class _Wakeup(FileSystemEventHandler):
-    def __init__(self, event: threading.Event) -> None:
-        self._event = event
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        path = str(getattr(event, "dest_path", "") or event.src_path)
-        if path.endswith(MARKER_SUFFIX):
-            self._event.set()
+def _is_marker(name: str) -> bool:
+    return name.endswith(MARKER_SUFFIX)
 
 
 class InvoicingPipeline:
@@ -127,54 +115,42 @@ class InvoicingPipeline:
         self.store = InvoicingStore(journal, clock=clock)
         self.poller = FeedbackPoller(self.store, self.folders, checkpoint=self._checkpoint,
                                      on_settled=self._finish_settled)
-        self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._observer = None
+        self._watch: WatchLoop | None = None
         self._next_poll = 0.0
         self._poll_failures = 0
 
     # -- life cycle --
 
     def start(self) -> "InvoicingPipeline":
-        observer = PollingObserver(timeout=1) if self._polling else Observer()
-        observer.schedule(_Wakeup(self._wake), str(self.folders.to_send), recursive=False)
-        observer.start()
-        self._observer = observer
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name="um-invoicing", daemon=True)
-        self._thread.start()
-        log.info("invoicing pipeline watching %s", self.folders.to_send)
+        self._watch = WatchLoop(self.folders.to_send, self._pass, poll=self._polling,
+                                rescan_seconds=self.rescan_seconds, next_wait=self._next_wait,
+                                wake_on=_is_marker, name="invoicing").start()
+        log.info("invoicing pipeline watching %s (%s events)", self.folders.to_send, self._watch.events)
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        if self._watch is not None:
+            self._watch.stop(timeout=30)
+            self._watch = None
         if self._client is not None:
             self._client.close()
             self._client = None
 
     def wake(self) -> None:
-        self._wake.set()
+        if self._watch is not None:
+            self._watch.wake()
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("invoicing pipeline step failed; retrying")
-            if self._stopping.is_set():
-                break
-            wait = min(self.rescan_seconds, max(0.05, self._next_poll - time.monotonic()), self._next_attempt_wait())
-            self._wake.wait(max(0.05, wait))
-            self._wake.clear()
+    def _pass(self) -> None:
+        try:
+            self.run_once()
+        except Exception:
+            log.exception("invoicing pipeline step failed; retrying")
+
+    def _next_wait(self) -> float:
+        return max(0.05, min(self.rescan_seconds, self._next_poll - time.monotonic(), self._next_attempt_wait()))
 
     # -- one pass --
 
@@ -240,8 +216,7 @@ class InvoicingPipeline:
     def _refuse_marker(self, work_marker: Path, name: str) -> None:
         reason = (f"The marker {name}{MARKER_SUFFIX} arrived without its file {name} (or the file was already "
                   "picked up with another marker). Put the file in toSend first, then its .ok marker.")
-        target = move_to(work_marker, self.folders.error, f"{name}{MARKER_SUFFIX}")
-        write_atomically(target.with_name(target.name + REASON_SUFFIX), reason.encode("utf-8"))
+        move_to(work_marker, self.folders.error, f"{name}{MARKER_SUFFIX}", reason=reason)
         self.store.record_file(name=f"{name}{MARKER_SUFFIX}", size=0, sha256="", zone_204=None, destination=None,
                                is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,
                                reason=reason)
@@ -290,8 +265,7 @@ class InvoicingPipeline:
 
     def _to_error(self, source: Path, name: str, reason: str, *, size: int = 0, sha256: str = "",
                   zone_204: str | None = None, file_id: int | None = None) -> None:
-        target = move_to(source, self.folders.error, name)
-        write_atomically(target.with_name(target.name + REASON_SUFFIX), (reason.rstrip() + "\n").encode("utf-8"))
+        move_to(source, self.folders.error, name, reason=reason)
         if file_id is None:
             self.store.record_file(name=name, size=size, sha256=sha256, zone_204=zone_204, destination=None,
                                    is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,

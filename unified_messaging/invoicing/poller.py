@@ -29,7 +29,7 @@ from unified_messaging.efact.feedback import (
     read_feedback,
     status_for,
 )
-from unified_messaging.folderwatch import write_atomically
+from unified_messaging.folders.files import write_atomically
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.store import InvoicingStore, SettledAmounts
 from unified_messaging.mycarenet.genasync import GenAsyncClient, ReceivedMessage, TAck, tack_xml

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from unified_messaging.folderwatch import fsync_folder, write_atomically
+from unified_messaging.folders.files import fsync_folder, write_atomically
 from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
 from unified_messaging.invoicing.pipeline import check_file
 from unified_messaging.invoicing.store import InvoicingStore
