@@ -10,7 +10,7 @@ from pathlib import Path
 
 from unified_messaging.folderwatch import REASON_SUFFIX, free_name, fsync_folder, write_atomically
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".unified-messaging.lock"
 
@@ -56,6 +56,6 @@ def move_with_reason(path: Path, folder: Path, reason: str) -> Path:
     write_atomically(target.with_name(target.name + REASON_SUFFIX), (reason + "\n").encode("utf-8"))
     shutil.move(str(path), str(target))
     fsync_folder(folder)
-    log.warning("%s moved to %s: %s", path.name, folder, reason)
+    logger.warning("%s moved to %s: %s", path.name, folder, reason)
     return target
 
