@@ -266,7 +266,7 @@ def test_upstream_unreachable_stops_the_run_and_the_next_run_continues(gateway, 
 
 def test_a_second_run_of_the_same_job_waits(gateway, job):
     (job.input_folder / "a.csv").write_text(f"{HEADER}\n{INSURED[0].ssin};2025-10-01;;A\n")
-    from unified_messaging.insurability.batch import LOCK_NAME, _exclusive
+    from unified_messaging.insurability.batch_folders import LOCK_NAME, exclusive as _exclusive
 
     with _exclusive(job.output_folder / LOCK_NAME) as locked:
         assert locked

@@ -1,5 +1,8 @@
 """Mybox in a real browser: headless Chromium driven by selenium against a running gateway.
 
+One piece because its numbered steps share one gateway and one logged-in browser (module-scoped,
+slow to start) and follow a user's path in order; split, each file would start its own browser.
+
 What a user sees is asserted on the rendered page (texts, badges, attributes the page sets), after
 clicking and typing like a user: the login form, the invoicing list refreshing itself while the
 simulator answers, the filters, a feedback download, a certificate upload, an access grant, a

@@ -1,6 +1,10 @@
 """Mybox's pages over HTTP with real data: a real gateway sends real eFact files to its simulator,
 consults real test patients and runs a real batch job; the pages are read and their forms sent as a
-browser does (tests/web_support.py).  Lists page by two (``[web] page_size = 2``)."""
+browser does (tests/web_support.py).  Lists page by two (``[web] page_size = 2``).
+
+One piece because every test reads the same module-scoped site, whose real eFact exchanges,
+consultations and batch run take seconds to build; split, each file would build it again.
+"""
 from __future__ import annotations
 
 import html

@@ -1,5 +1,8 @@
 """Benchmark of Mybox's pages on a year of traffic in the journal.
 
+One piece on purpose: a benchmark is one script, run and read top to bottom (command line, the
+synthetic year, the pages, measuring, the report), and kept whole so that its method reads in one place.
+
 What is measured
 ----------------
 The target (the issue): "Pages stay fast with a year of traffic in the journal (for example 100,000

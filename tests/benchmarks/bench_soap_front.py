@@ -1,5 +1,8 @@
 """Benchmark of the ConsultMyCareNet SOAP front: GetInsurability through the gateway vs. direct.
 
+One piece on purpose: a benchmark is one script, run and read top to bottom (command line, set-up,
+the two targets, one measured point, the report), and kept whole so that its method reads in one place.
+
 What is measured
 ----------------
 The script starts the real gateway as a separate process (``unified-messaging serve --port 0``,

@@ -1,5 +1,8 @@
 """Dutch and French texts of Mybox, keyed by the English text (see ``i18n``).
 
+One piece because it is a pure data table (one dict per language, no code): splitting it would only
+scatter the texts a translator reviews side by side.
+
 Dutch as RIZIV/MyCareNet write it in Belgium (ziekenfonds, verzekerbaarheid, lastgever/lasthebber),
 French as INAMI/MyCareNet write it (mutualité, assurabilité, mandant/mandataire).  Keep every
 ``{placeholder}`` of the English text; ``tests/test_web_i18n.py`` lists the texts still to translate.
