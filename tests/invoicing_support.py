@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Iterator
 
 from unified_messaging.simulator.devpki import DevPki
-from unified_messaging.mycarenet.genasync import GenAsyncClient
 from unified_messaging.domain.insurability import CareProvider
-from unified_messaging.invoicing.run import genasync_client
 from unified_messaging.serving import serving
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
 from unified_messaging.simulator.platform import STS_PATH, build_platform
+from unified_messaging.securespace.models import Licence
+from unified_messaging.upstream import RenewingGenAsync, UpstreamPlan, genasync_for_keystore
 
 LICENCE = ("lab-software", "the-right-licence-password")
 LAB = CareProvider("81234530000", "labo")
@@ -28,11 +28,12 @@ def running_platform(pki: DevPki, *, timings: FeedbackTimings = FAST, min_get_in
 
 
 def client_for(pki: DevPki, url: str, *, throttle_wait: float = 0.2, licence: tuple[str, str] = LICENCE,
-               timeout: float = 30.0) -> GenAsyncClient:
-    return genasync_client(genasync_url=url + GENASYNC_PATH, sts_url=url + STS_PATH, keystore=pki.lab.path,
-                           keystore_password=pki.password, licence_username=licence[0],
-                           licence_password=licence[1], care_provider=LAB, platform_ca=pki.ca_certificate(),
-                           throttle_wait=throttle_wait, timeout=timeout)
+               timeout: float = 30.0) -> RenewingGenAsync:
+    """A GenAsync client from the upstream seam, acting as the demo lab."""
+    plan = UpstreamPlan(sts_url=url + STS_PATH, genericinsurability_url="", genasync_url=url + GENASYNC_PATH,
+                        keystore_path=pki.lab.path, keystore_password=pki.password,
+                        platform_ca=pki.ca_certificate(), timeout=timeout)
+    return genasync_for_keystore(plan, licence=Licence(*licence), care_provider=LAB, throttle_wait=throttle_wait)
 
 
 def runner_arguments(pki: DevPki, url: str, root: Path, journal: Path) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 from tests.test_securespace_store import GROUP, NURSE, active_mandate, add, new_store, pki  # noqa: F401
 from unified_messaging.simulator.devpki import NURSE_NIHII
 from unified_messaging.securespace.check import ACTIVE, NOT_ACTIVE, ConfigurationCheck, Endpoints
+from unified_messaging.upstream import CheckProbe
 from unified_messaging.securespace.models import Licence, Service
 from unified_messaging.serving import serving
 from unified_messaging.simulator.app import Simulator
@@ -45,7 +46,7 @@ def test_a_good_setup_is_active(store, pki, platform):  # noqa: F811
     simulator, endpoints = platform
     before = simulator.counters["genericinsurability.getInsurability"]
     record = add(store, pki, "lab")
-    result = ConfigurationCheck(store, endpoints, licence=LICENCE).check(record)
+    result = ConfigurationCheck(store, endpoints, probe=CheckProbe(endpoints), licence=LICENCE).check(record)
     assert result.token.startswith("issued, valid until")
     assert result.service(Service.INSURABILITY).status == ACTIVE, result.service(Service.INSURABILITY).reasons
     assert result.service(Service.INSURABILITY).acts_for == ("itself",)
@@ -58,7 +59,7 @@ def test_a_good_setup_is_active(store, pki, platform):  # noqa: F811
 
 def test_an_expired_certificate_is_reported_with_the_sts_refusal(store, pki, platform):  # noqa: F811
     record = add(store, pki, "expired")
-    result = ConfigurationCheck(store, platform[1], licence=LICENCE).check(record)
+    result = ConfigurationCheck(store, platform[1], probe=CheckProbe(platform[1]), licence=LICENCE).check(record)
     assert result.token == "refused (SOA-01017)"
     for status in result.services:
         assert status.status == NOT_ACTIVE
@@ -69,7 +70,7 @@ def test_an_expired_certificate_is_reported_with_the_sts_refusal(store, pki, pla
 def test_a_wrong_licence_is_reported_for_every_service(store, pki, platform):  # noqa: F811
     record = add(store, pki, "lab")
     store.set_licence(LICENCE.username, "an-old-licence-password")
-    result = ConfigurationCheck(store, platform[1]).check(record)
+    result = ConfigurationCheck(store, platform[1], probe=CheckProbe(platform[1])).check(record)
     assert result.token.startswith("issued")
     for status in result.services:
         assert "SS-LICENCE-REFUSED" in codes(status)
@@ -79,14 +80,14 @@ def test_a_wrong_licence_is_reported_for_every_service(store, pki, platform):  #
 
 def test_no_licence_at_all(store, pki, platform):  # noqa: F811
     record = add(store, pki, "lab")
-    result = ConfigurationCheck(store, platform[1]).check(record)
+    result = ConfigurationCheck(store, platform[1], probe=CheckProbe(platform[1])).check(record)
     assert codes(result.service(Service.INSURABILITY)) == ["SS-NO-LICENCE"]
 
 
 def test_a_missing_mandate_for_a_linked_establishment(store, pki, platform):  # noqa: F811
     record = add(store, pki, "nursing_group")
     store.add_establishment(record.id, NURSE_NIHII, ssin=None, valid_from=date(2020, 1, 1))
-    check = ConfigurationCheck(store, platform[1], licence=LICENCE)
+    check = ConfigurationCheck(store, platform[1], probe=CheckProbe(platform[1]), licence=LICENCE)
     invoicing = check.check(record).service(Service.INVOICING)
     assert invoicing.status == NOT_ACTIVE
     assert codes(invoicing) == ["SS-NO-MANDATE"] and NURSE_NIHII in invoicing.reasons[0].cause
@@ -104,6 +105,6 @@ def test_a_missing_mandate_for_a_linked_establishment(store, pki, platform):  # 
 def test_an_unreachable_upstream(store, pki):  # noqa: F811
     record = add(store, pki, "lab")
     endpoints = Endpoints("http://127.0.0.1:9/sts", "http://127.0.0.1:9/genins", timeout=2)
-    result = ConfigurationCheck(store, endpoints, licence=LICENCE).check(record)
+    result = ConfigurationCheck(store, endpoints, probe=CheckProbe(endpoints), licence=LICENCE).check(record)
     assert result.token == "not obtained: the STS cannot be reached"
     assert codes(result.service(Service.INSURABILITY)) == ["SS-UPSTREAM-UNREACHABLE"]

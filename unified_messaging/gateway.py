@@ -1,20 +1,15 @@
-"""One running unified-messaging: built from a Config, started, stopped.
+"""One running unified-messaging: built from a Config, started, stopped (the composition root).
 
 The gateway serves the legacy interfaces with waitress; when the configured upstream is the
 simulator (the default), the MyCareNet simulator runs in the same process on its own local port,
-so that everything between the two goes over a real socket.
+so that everything between the two goes over a real socket.  What the upstream is and how its
+clients are built is ``unified_messaging.upstream``'s business; this module only wires the parts.
 """
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
-
-import requests
-from cryptography import x509
+from typing import Callable, Sequence
 
 from unified_messaging.config import Config, ConfigError
 from unified_messaging.insurability.batch import BatchScheduler
@@ -22,95 +17,29 @@ from unified_messaging.insurability.batch_job import BatchConfigError, BatchJob,
 from unified_messaging.insurability.contract_xml import ContractSchema
 from unified_messaging.insurability.folder import InsurabilityFolders
 from unified_messaging.insurability.service import InsurabilityService
-from unified_messaging.journal import Journal
-from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
-from unified_messaging.mycarenet.keystore import KeyEntry, KeystoreError, describe_certificate, read_keystore
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
-from unified_messaging.simulator.devpki import LAB_NIHII, PLATFORM_CBE
-from unified_messaging.mycarenet.genasync import GenAsyncClient
-from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
-from unified_messaging.mycarenet.sts import StsClient, TokenCache, renewing_token
-from unified_messaging.mycarenet.trace import ExchangeTracer
-from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
+from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.journal import Journal
+from unified_messaging.domain.insurability import CareProvider
+from unified_messaging.mycarenet.keystore import KeyEntry
+from unified_messaging.mycarenet.sts import TokenCache
 from unified_messaging.secrets import SecretError, master_key, resolve_secret
 from unified_messaging.securespace.catalogue import Refusal
+from unified_messaging.securespace.check import CertificateCheck, ConfigurationCheck
 from unified_messaging.securespace.selection import CertificateSelector
 from unified_messaging.securespace.store import SecureSpaceStore
-from unified_messaging.simulator.app import Simulator
 from unified_messaging.serving import RunningServer, start_server
-from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
-from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
+from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.devpki import LAB_NIHII
 from unified_messaging.soap.consult import build_soap_apps
 from unified_messaging.soap.contract import Contract
 from unified_messaging.soap.router import PREFIXES, ServicesRouter
-from unified_messaging.invoicing.store import InvoicingStore
-from unified_messaging.securespace.check import CertificateCheck, ConfigurationCheck, Endpoints
-from unified_messaging.securespace.models import Licence
+from unified_messaging.upstream import CheckProbe, RenewingGenAsync, Upstream, display_host
 from unified_messaging.web.app import Mybox
 from unified_messaging.web.context import PREFIX as MYBOX_PREFIX, MyboxServices
+from unified_messaging.wsgi import GatewayApp
 
 log = logging.getLogger(__name__)
-
-MAX_SIMULATOR_BODY = 128 * 1024 * 1024  # a large eFact post (the simulator checks its own limits)
-
-
-class GatewayApp:
-    """The top-level WSGI app: the services prefixes, Mybox, a redirect from ``/``, 404 elsewhere."""
-
-    def __init__(self, services: ServicesRouter, mybox: Mybox | None = None) -> None:
-        self.services = services
-        self.mybox = mybox
-
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if any(path == p or path.startswith(p + "/") for p in PREFIXES):
-            return self.services(environ, start_response)
-        if self.mybox is not None and (path == MYBOX_PREFIX or path.startswith(MYBOX_PREFIX + "/")):
-            return self.mybox(environ, start_response)
-        if path in ("", "/", "/unified-messaging", "/unified-messaging/"):
-            start_response("302 Found", [("Location", PREFIXES[0]), ("Content-Length", "0")])
-            return [b""]
-        body = f"Nothing here. The services are listed at {PREFIXES[0]}\n".encode("utf-8")
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
-                                         ("Content-Length", str(len(body)))])
-        return [body]
-
-
-@dataclass(frozen=True)
-class UpstreamPlan:
-    """Where the upstream services are and which keystore acts there."""
-
-    sts_url: str
-    genericinsurability_url: str
-    genasync_url: str
-    keystore_path: Path
-    keystore_password: str
-    platform_ca: x509.Certificate | None
-    platform_signer_cbe: str | None = None
-    sts_certificate: x509.Certificate | None = None
-
-
-_acting_entry: ContextVar[KeyEntry | None] = ContextVar("um_acting_entry", default=None)
-"""The certificate the current upstream call acts with, when not the gateway's default one."""
-
-
-class SignedInsurability:
-    """The upstream client as the core service uses it: signed with the chosen certificate, and
-    asking the STS for a new token once when the platform refuses one."""
-
-    def __init__(self, client: GenericInsurabilityClient, cache: TokenCache, default: KeyEntry) -> None:
-        self.client, self.cache, self.default = client, cache, default
-
-    def get_insurability(self, query: InsurabilityQuery, *, acting: KeyEntry | None = None) -> InsurabilityAnswer:
-        entry = acting or self.default
-        marker = _acting_entry.set(entry)
-        try:
-            return renewing_token(self.cache, entry, lambda: self.client.get_insurability(query))
-        finally:
-            _acting_entry.reset(marker)
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def utc_now() -> datetime:
@@ -129,9 +58,7 @@ class Gateway:
         self.config = config
         self.clock = clock
         self.simulator: Simulator | None = simulator
-        self.simulator_url: str | None = None
-        self.token_cache: TokenCache | None = None
-        self._upstream: SignedInsurability | None = None
+        self.upstream: Upstream | None = None
         self._selector: CertificateSelector | None = None
         self._servers: list[RunningServer] = []
         self._main: RunningServer | None = None
@@ -150,7 +77,7 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        return f"http://{self._display_host(self.config.server.host)}:{self.port}"
+        return f"http://{display_host(self.config.server.host)}:{self.port}"
 
     @property
     def services_url(self) -> str:
@@ -160,9 +87,13 @@ class Gateway:
     def mybox_url(self) -> str:
         return self.url + MYBOX_PREFIX
 
-    @staticmethod
-    def _display_host(host: str) -> str:
-        return "127.0.0.1" if host in ("0.0.0.0", "") else host
+    @property
+    def simulator_url(self) -> str | None:
+        return self.upstream.simulator_url if self.upstream else None
+
+    @property
+    def token_cache(self) -> TokenCache | None:
+        return self.upstream.clients.token_cache if self.upstream else None
 
     def _secret(self, value: str, key: str) -> str:
         try:
@@ -173,102 +104,6 @@ class Gateway:
             log.warning("%s is written in clear in %s; encrypt it with 'unified-messaging secret encrypt'",
                         key, self.config.source)
         return secret.value
-
-    def _start_simulator(self, licence_password: str) -> UpstreamPlan:
-        cfg = self.config
-        pki = demo_pki(cfg.data_folder)
-        if self.simulator is None:
-            sim = cfg.simulator
-            self.simulator = build_platform(
-                pki, licences={cfg.licence.username: licence_password}, latency_ms=sim.latency_ms,
-                genasync_timings=FeedbackTimings(sim.genasync_acknowledgement_seconds, sim.genasync_detailed_seconds,
-                                                 sim.genasync_settlement_seconds),
-                genasync_min_get_interval=sim.genasync_min_get_interval_seconds,
-            )
-        running = start_server(self.simulator, cfg.simulator.host, cfg.simulator.port,
-                               threads=max(8, cfg.server.threads), max_body=MAX_SIMULATOR_BODY,
-                               name="um-simulator")
-        self._servers.append(running)
-        base = f"http://{self._display_host(cfg.simulator.host)}:{running.port}"
-        self.simulator_url = base
-        log.info("MyCareNet simulator listening on %s (demo keystores in %s)", base, pki.folder)
-        lab = pki.lab
-        return UpstreamPlan(
-            sts_url=base + STS_PATH,
-            genericinsurability_url=base + Simulator.GENERICINSURABILITY_PATH,
-            genasync_url=base + GENASYNC_PATH,
-            keystore_path=Path(cfg.identity.keystore) if cfg.identity.keystore else lab.path,
-            keystore_password=(self._secret(cfg.identity.keystore_password, "[identity] keystore_password")
-                               if cfg.identity.keystore_password else pki.password),
-            platform_ca=self._platform_ca() or pki.ca_certificate(),
-            platform_signer_cbe=cfg.upstream.platform_signer_cbe or PLATFORM_CBE,
-            sts_certificate=pki.load("sts").authentication.certificate,
-        )
-
-    def _remote_plan(self) -> UpstreamPlan:
-        cfg = self.config
-        for key in ("sts_url", "genericinsurability_url"):
-            if not getattr(cfg.upstream, key):
-                raise ConfigError(f'[upstream] {key} = "" is not valid when [upstream] mode = "remote": '
-                                  "expected the address of that MyCareNet service.")
-        for key in ("keystore", "keystore_password"):
-            if not getattr(cfg.identity, key):
-                raise ConfigError(f'[identity] {key} = "" is not valid when [upstream] mode = "remote": '
-                                  "expected the eHealth keystore of the care provider and its password.")
-        platform_ca = self._platform_ca()
-        if platform_ca is None:
-            log.warning("[upstream] platform_ca is not set: signed answers from MyCareNet will not be verified")
-        if cfg.invoicing.enabled and not cfg.upstream.genasync_url:
-            raise ConfigError('[upstream] genasync_url = "" is not valid when [invoicing] enabled = true and '
-                              '[upstream] mode = "remote": expected the GenAsync address of the MyCareNet platform '
-                              "(or set [invoicing] enabled = false).")
-        if cfg.invoicing.enabled and not cfg.invoicing.care_provider_nihii:
-            raise ConfigError('[invoicing] care_provider_nihii = "" is not valid when invoicing is on with the real '
-                              "platform: expected the 11-digit NIHII the invoices are sent for.")
-        return UpstreamPlan(cfg.upstream.sts_url, cfg.upstream.genericinsurability_url, cfg.upstream.genasync_url,
-                            Path(cfg.identity.keystore),
-                            self._secret(cfg.identity.keystore_password, "[identity] keystore_password"),
-                            platform_ca, cfg.upstream.platform_signer_cbe or None)
-
-    def _platform_ca(self) -> x509.Certificate | None:
-        path = self.config.upstream.platform_ca
-        if not path:
-            return None
-        try:
-            return x509.load_pem_x509_certificate(Path(path).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"[upstream] platform_ca = {path!r} is not valid: expected a readable PEM "
-                              f"certificate file ({exc}).") from None
-
-    def _prepare_upstream(self) -> None:
-        """The upstream plan (simulator or platform), the acting key, the token cache and the tracer."""
-        cfg = self.config
-        self._licence_password = self._secret(cfg.licence.password, "[licence] password")
-        plan = (self._start_simulator(self._licence_password) if cfg.upstream.mode == "simulator"
-                else self._remote_plan())
-        try:
-            self._entry = read_keystore(plan.keystore_path, plan.keystore_password).authentication
-        except KeystoreError as exc:
-            raise ConfigError(f"[identity] keystore = {str(plan.keystore_path)!r} cannot be used: {exc}") from None
-        self._tracer = ExchangeTracer(Path(cfg.upstream.trace_folder)) if cfg.upstream.trace_folder else None
-        sts_session = requests.Session()
-        if self._tracer is not None:
-            self._tracer.attach(sts_session)
-        self.token_cache = TokenCache(
-            StsClient(plan.sts_url, session=sts_session, timeout=cfg.upstream.timeout_seconds, now=self.clock,
-                      sts_certificate=plan.sts_certificate),
-            now=self.clock,
-        )
-        self._plan = plan
-        log.info("acting upstream as %s", describe_certificate(self._entry.certificate))
-
-    def _signing_plugin(self) -> WsseSigningPlugin:
-        cache, default = self.token_cache, self._entry
-
-        def credential() -> SigningCredential:
-            return cache.token_provider(_acting_entry.get() or default)()
-
-        return WsseSigningPlugin(credential, now=self.clock)
 
     def _certificate_selector(self) -> CertificateSelector | None:
         """The secure space's selection, when the configuration names acting identities."""
@@ -291,13 +126,11 @@ class Gateway:
 
     def configuration_check(self, certificate_ids: Sequence[int] = ()) -> list[CertificateCheck]:
         """The secure space's configuration check against this gateway's upstream (Mybox runs it)."""
-        cfg, plan = self.config, self._plan
+        cfg, upstream = self.config, self.upstream
         store = self._securespace_store()
-        endpoints = Endpoints(plan.sts_url, plan.genericinsurability_url,
-                              plan.genasync_url if cfg.invoicing.enabled else "", "", plan.platform_ca,
-                              is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds)
-        licence = store.licence() or Licence(cfg.licence.username, self._licence_password)
-        return ConfigurationCheck(store, endpoints, licence=licence, package_name=cfg.licence.package_name,
+        endpoints = upstream.clients.endpoints(invoicing=cfg.invoicing.enabled)
+        probe = CheckProbe(endpoints, package_name=cfg.licence.package_name, clock=self.clock)
+        return ConfigurationCheck(store, endpoints, probe=probe, licence=store.licence() or upstream.configured_licence(),
                                   clock=self.clock).run(list(certificate_ids))
 
     def _mybox(self) -> Mybox:
@@ -305,34 +138,16 @@ class Gateway:
         services = MyboxServices(
             config=cfg, journal=self.journal, invoicing=InvoicingStore(self.journal, clock=self.clock),
             securespace=self._securespace_store(), configuration_check=self.configuration_check, clock=self.clock,
-            trusted_ca=self._plan.platform_ca if cfg.upstream.mode == "simulator" else None,
+            trusted_ca=self.upstream.plan.platform_ca if cfg.upstream.mode == "simulator" else None,
             invoicing_root=cfg.invoicing_root if cfg.invoicing.enabled else None)
         self.mybox = Mybox(services)
         return self.mybox
-
-    def _insurability_client(self) -> SignedInsurability:
-        cfg, plan = self.config, self._plan
-        client = GenericInsurabilityClient(
-            plan.genericinsurability_url,
-            licence_username=cfg.licence.username,
-            licence_password=self._licence_password,
-            package_name=cfg.licence.package_name,
-            is_test=cfg.upstream.is_test,
-            timeout=cfg.upstream.timeout_seconds,
-            plugins=[self._signing_plugin()],
-            tracer=self._tracer,
-            answer_ca=plan.platform_ca,
-            answer_signer_cbe=plan.platform_signer_cbe,
-            now=self.clock,
-        )
-        self._upstream = SignedInsurability(client, self.token_cache, self._entry)
-        return self._upstream
 
     def _invoicing_entry(self, nihii: str) -> KeyEntry:
         """The certificate the invoicing folders act with: chosen by the secure space's rules when
         ``[securespace] invoicing_folders`` names an identity, else ``[identity] keystore``."""
         if self._selector is None or not self.config.securespace.invoicing_folders:
-            return self._entry
+            return self.upstream.entry
         try:
             return self._selector.select("invoicing", nihii, "INVOICING")
         except Refusal as refusal:
@@ -340,23 +155,12 @@ class Gateway:
                               f"cannot send invoices for [invoicing] care_provider_nihii = {nihii!r}: "
                               f"{refusal}") from None
 
-    def _genasync_client(self) -> GenAsyncClient:
-        cfg, plan = self.config, self._plan
+    def _genasync_client(self) -> RenewingGenAsync:
+        cfg = self.config
         nihii = cfg.invoicing.care_provider_nihii or LAB_NIHII
-        return GenAsyncClient(
-            plan.genasync_url,
-            licence_username=cfg.licence.username,
-            licence_password=self._licence_password,
-            care_provider=CareProvider(nihii, cfg.invoicing.care_provider_quality),
-            package_name=cfg.licence.package_name,
-            timeout=max(cfg.upstream.timeout_seconds, 60.0),
-            plugins=[WsseSigningPlugin(self.token_cache.token_provider(self._invoicing_entry(nihii)),
-                                       now=self.clock)],
-            tracer=self._tracer,
-            answer_ca=plan.platform_ca,
-            now=self.clock,
-            throttle_wait=cfg.invoicing.throttle_wait_seconds,
-        )
+        return self.upstream.clients.genasync(self._invoicing_entry(nihii),
+                                              CareProvider(nihii, cfg.invoicing.care_provider_quality),
+                                              throttle_wait=cfg.invoicing.throttle_wait_seconds)
 
     def _start_invoicing(self) -> None:
         cfg = self.config
@@ -389,10 +193,11 @@ class Gateway:
             cfg.data_folder.mkdir(parents=True, exist_ok=True)
             self.journal = Journal(cfg.journal_path)
             try:
-                self._prepare_upstream()
+                self.upstream = Upstream(cfg, secret=self._secret, clock=self.clock, simulator=self.simulator)
+                self.simulator = self.upstream.simulator
                 self._selector = self._certificate_selector()
-                self.insurability = InsurabilityService(self._insurability_client(), self.journal,
-                                                        certificates=self._selector)
+                self.insurability = InsurabilityService(self.upstream.clients.insurability(self.upstream.entry),
+                                                        self.journal, certificates=self._selector)
             except BaseException:
                 self.stop()
                 raise
@@ -445,9 +250,9 @@ class Gateway:
         for running in reversed(self._servers):
             running.close()
         self._servers.clear()
-        if self._upstream is not None:
-            self._upstream.close()
-            self._upstream = None
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
         if self.journal is not None:
             self.journal.close()
         if self.securespace is not None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
+from typing import Protocol
+
+from cryptography import x509
 
 
 class ContactType(str, Enum):
@@ -140,3 +143,13 @@ class InsurabilityAnswer:
     @property
     def ok(self) -> bool:
         return self.fault is None
+
+
+class ActingCertificate(Protocol):
+    """The certificate an upstream call acts with (a keystore's authentication entry).
+
+    Opaque to the core: the secure space chooses it, the upstream seam signs with it.
+    """
+
+    @property
+    def certificate(self) -> x509.Certificate: ...

@@ -14,8 +14,8 @@ from unified_messaging.identifiers import mask_ssin, mask_ssins_in_text, nihii_p
 from unified_messaging.journal import Consultation, Journal
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
-from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.domain.insurability import (
+    ActingCertificate,
     BusinessFault,
     FaultDetail,
     InsurabilityAnswer,
@@ -33,12 +33,12 @@ LOCAL_SOURCE = "unified-messaging"
 
 
 class UpstreamInsurability(Protocol):
-    def get_insurability(self, query: InsurabilityQuery, *, acting: KeyEntry | None = None) -> InsurabilityAnswer:
+    def get_insurability(self, query: InsurabilityQuery, *, acting: ActingCertificate | None = None) -> InsurabilityAnswer:
         """Ask MyCareNet, signing with ``acting`` (or the gateway's own certificate when None)."""
 
 
 class CertificateChooser(Protocol):
-    def select(self, interface: str, care_provider_nihii: str, service: str) -> KeyEntry:
+    def select(self, interface: str, care_provider_nihii: str, service: str) -> ActingCertificate:
         """The certificate that may act for this care provider, or raise a catalogue ``Refusal``."""
 
 

@@ -5,8 +5,8 @@ SIGKILL at chosen steps; the benchmarks measure its memory) until the gateway st
 itself.  ``--pause-at STEP`` makes the pipeline stop at that step: it writes ``<root>/paused-<STEP>``
 and sleeps, waiting to be killed.
 
-``genasync_client`` is also how the gateway can build the client: STS token cache, signing plugin,
-answer verification.
+The client comes from the upstream seam (``unified_messaging.upstream``), as in the gateway:
+STS token cache, signing, answer verification and the renewal of a refused token.
 """
 from __future__ import annotations
 
@@ -18,30 +18,14 @@ import threading
 import time
 from pathlib import Path
 
-import requests
 from cryptography import x509
 
-from unified_messaging.journal.store import Journal
-from unified_messaging.mycarenet.genasync import GenAsyncClient
-from unified_messaging.mycarenet.keystore import read_keystore
 from unified_messaging.domain.insurability import CareProvider
-from unified_messaging.mycarenet.sts import StsClient, TokenCache
-from unified_messaging.mycarenet.wsse import WsseSigningPlugin
+from unified_messaging.journal.store import Journal
+from unified_messaging.securespace.models import Licence
+from unified_messaging.upstream import RenewingGenAsync, UpstreamPlan, genasync_for_keystore
 
 log = logging.getLogger(__name__)
-
-
-def genasync_client(*, genasync_url: str, sts_url: str, keystore: Path, keystore_password: str,
-                    licence_username: str, licence_password: str, care_provider: CareProvider,
-                    platform_ca: x509.Certificate | None = None, timeout: float = 60.0,
-                    throttle_wait: float = 30.0, token_cache: TokenCache | None = None) -> GenAsyncClient:
-    """A signing GenAsync client acting as the keystore's authentication certificate."""
-    entry = read_keystore(keystore, keystore_password).authentication
-    cache = token_cache or TokenCache(StsClient(sts_url, session=requests.Session(), timeout=timeout))
-    return GenAsyncClient(genasync_url, licence_username=licence_username, licence_password=licence_password,
-                          care_provider=care_provider, timeout=timeout,
-                          plugins=[WsseSigningPlugin(cache.token_provider(entry))], answer_ca=platform_ca,
-                          throttle_wait=throttle_wait)
 
 
 def _pause_at(root: Path, step: str | None):
@@ -83,12 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     platform_ca = x509.load_pem_x509_certificate(args.platform_ca.read_bytes()) if args.platform_ca else None
 
-    def client_factory() -> GenAsyncClient:
-        return genasync_client(genasync_url=args.genasync_url, sts_url=args.sts_url, keystore=args.keystore,
-                               keystore_password=args.keystore_password, licence_username=args.licence_username,
-                               licence_password=args.licence_password,
-                               care_provider=CareProvider(args.nihii, args.quality), platform_ca=platform_ca,
-                               throttle_wait=args.throttle_wait)
+    plan = UpstreamPlan(sts_url=args.sts_url, genericinsurability_url="", genasync_url=args.genasync_url,
+                        keystore_path=args.keystore, keystore_password=args.keystore_password,
+                        platform_ca=platform_ca, is_test=not args.production, timeout=60.0)
+
+    def client_factory() -> RenewingGenAsync:
+        return genasync_for_keystore(plan, licence=Licence(args.licence_username, args.licence_password),
+                                     care_provider=CareProvider(args.nihii, args.quality),
+                                     throttle_wait=args.throttle_wait)
 
     journal = Journal(args.journal)
     pipeline = InvoicingPipeline(args.root, journal, client_factory, rescan_seconds=args.rescan_seconds,

@@ -40,10 +40,9 @@ from zeep import plugins as zeep_plugins
 
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
-from unified_messaging.mycarenet.insurability import _network_reason
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.trace import ExchangeTracer
-from unified_messaging.mycarenet.transport import GatewayTransport
+from unified_messaging.mycarenet.transport import GatewayTransport, network_reason
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
 from unified_messaging.xmlsafe import UnsafeXml
 
@@ -332,7 +331,7 @@ class GenAsyncClient:
         try:
             response = self._transport.post(self.endpoint, payload, headers)
         except requests.RequestException as exc:
-            raise UpstreamUnavailable(self.endpoint, _network_reason(exc, self.timeout)) from None
+            raise UpstreamUnavailable(self.endpoint, network_reason(exc, self.timeout)) from None
         envelope = self._soap_envelope(response)
         self._check_answer_signature(envelope, response.content)
         fault = envelope.find(f"{{{SOAP11_ENV}}}Body/{{{SOAP11_ENV}}}Fault")

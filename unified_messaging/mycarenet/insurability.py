@@ -45,7 +45,7 @@ from unified_messaging.domain.insurability import (
     Transfer,
 )
 from unified_messaging.mycarenet.trace import ExchangeTracer
-from unified_messaging.mycarenet.transport import GatewayTransport
+from unified_messaging.mycarenet.transport import GatewayTransport, network_reason
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
@@ -210,7 +210,7 @@ class GenericInsurabilityClient:
         try:
             return self._transport.post(self.endpoint, payload, headers)
         except requests.RequestException as exc:
-            raise UpstreamUnavailable(self.endpoint, _network_reason(exc, self.timeout)) from None
+            raise UpstreamUnavailable(self.endpoint, network_reason(exc, self.timeout)) from None
 
     def _read_reply(self, query: InsurabilityQuery, response: requests.Response, reference: int) -> InsurabilityAnswer:
         envelope = self._soap_envelope(response)
@@ -406,22 +406,6 @@ class AnswerReader:
 
 _NS = {"genins": PROTOCOL_NS, "gc": CORE_NS, "err": SOA_ERRORS_NS}
 
-def _network_reason(exc: requests.RequestException, timeout: float) -> str:
-    """A short reason for a failed HTTP exchange; never the request itself."""
-    text = str(exc)
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"no connection within {timeout:g} s"
-    if isinstance(exc, requests.Timeout):
-        return f"no answer within {timeout:g} s"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "the TLS handshake failed (certificate or protocol)"
-    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
-        return "the host name cannot be resolved (DNS)"
-    if "refused" in text.lower():
-        return "connection refused: nothing listens at that address"
-    if isinstance(exc, requests.ConnectionError):
-        return "the connection failed or was closed before an answer"
-    return f"HTTP exchange failed ({type(exc).__name__})"
 
 
 def _text(node: etree._Element, path: str) -> str | None:

@@ -64,3 +64,21 @@ class GatewayTransport(zeep.Transport):
         for session in sessions:
             session.close()
         self._local = threading.local()
+
+
+def network_reason(exc: requests.RequestException, timeout: float) -> str:
+    """A short reason for a failed HTTP exchange; never the request itself."""
+    text = str(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"no connection within {timeout:g} s"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed (certificate or protocol)"
+    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
+        return "the host name cannot be resolved (DNS)"
+    if "refused" in text.lower():
+        return "connection refused: nothing listens at that address"
+    if isinstance(exc, requests.ConnectionError):
+        return "the connection failed or was closed before an answer"
+    return f"HTTP exchange failed ({type(exc).__name__})"

@@ -24,17 +24,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import requests
 from cryptography import x509
 
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
-from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
+from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
 from unified_messaging.mycarenet.keystore import KeyEntry
-from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
-from unified_messaging.mycarenet.sts import SamlToken, StsClient
-from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
+from unified_messaging.mycarenet.sts import SamlToken
 from unified_messaging.securespace import rules
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.models import (
@@ -108,6 +106,17 @@ class CertificateCheck:
                 "services": [s.as_dict() for s in self.services]}
 
 
+class LiveProbe(Protocol):
+    """The live calls of the check, made by the upstream seam (``unified_messaging.upstream.CheckProbe``)."""
+
+    def request_token(self, entry: KeyEntry) -> SamlToken:
+        """An STS token for ``entry``; raises UpstreamFault / UpstreamUnavailable."""
+
+    def get_insurability(self, entry: KeyEntry, token: SamlToken, query: InsurabilityQuery,
+                         licence: Licence) -> InsurabilityAnswer:
+        """One GenericInsurability call signed with ``entry`` and ``token``, with ``licence``."""
+
+
 @dataclass
 class _Live:
     """What the live part found for one certificate."""
@@ -121,12 +130,12 @@ class _Live:
 class ConfigurationCheck:
     """Runs the check against ``endpoints`` with the secure space's certificates and licence."""
 
-    def __init__(self, store: SecureSpaceStore, endpoints: Endpoints, *, licence: Licence | None = None,
-                 package_name: str = "unified-messaging", clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, store: SecureSpaceStore, endpoints: Endpoints, *, probe: LiveProbe,
+                 licence: Licence | None = None, clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
         self.endpoints = endpoints
+        self.probe = probe
         self.licence = licence if licence is not None else store.licence()
-        self.package_name = package_name
         self.clock = clock
 
     def run(self, certificate_ids: Sequence[int] | None = None) -> list[CertificateCheck]:
@@ -220,8 +229,7 @@ class ConfigurationCheck:
             live.token_text = "not requested: the keystore cannot be opened"
             return live
         try:
-            live.token = StsClient(self.endpoints.sts_url, timeout=self.endpoints.timeout,
-                                   now=self.clock).request_token(entry)
+            live.token = self.probe.request_token(entry)
             live.token_text = f"issued, valid until {live.token.not_after:%Y-%m-%d %H:%M} UTC"
         except UpstreamFault as fault:
             live.common.append(Refusal("SS-STS-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}."))
@@ -252,17 +260,11 @@ class ConfigurationCheck:
                 "SS-UPSTREAM-REFUSED", "No NIHII to probe GenericInsurability with: the holder has none and "
                 "holds no mandate from a care provider.")]
             return
-        credential = SigningCredential(token.assertion_xml, entry.private_key, entry.certificate)
-        client = GenericInsurabilityClient(
-            url, licence_username=self.licence.username, licence_password=self.licence.password,
-            package_name=self.package_name, is_test=self.endpoints.is_test, timeout=self.endpoints.timeout,
-            plugins=[WsseSigningPlugin(lambda: credential, now=self.clock)], answer_ca=self.endpoints.platform_ca,
-            now=self.clock)
         query = InsurabilityQuery(care_provider=care_provider, period_start=today, period_end=today,
                                   mutuality=PROBE_MUTUALITY, registration_number=PROBE_REGISTRATION,
                                   reference="UM CONFIGURATION CHECK")
         try:
-            client.get_insurability(query)
+            self.probe.get_insurability(entry, token, query, self.licence)
         except UpstreamFault as fault:
             if fault.code in LICENCE_CODES:
                 refusal = Refusal("SS-LICENCE-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}.")
@@ -271,8 +273,6 @@ class ConfigurationCheck:
                 live.per_service[Service.INSURABILITY] = [Refusal("SS-UPSTREAM-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}.")]
         except UpstreamUnavailable as exc:
             live.per_service[Service.INSURABILITY] = [Refusal("SS-UPSTREAM-UNREACHABLE", f"GenericInsurability: {exc.reason}.")]
-        finally:
-            client.close()
 
     def _probe_address(self, service: Service) -> Refusal | None:
         url = self.endpoints.url(service)

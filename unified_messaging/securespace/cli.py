@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -23,7 +22,7 @@ from unified_messaging.config import Config, ConfigError, load_config
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.securespace import rules
 from unified_messaging.securespace.catalogue import Refusal
-from unified_messaging.securespace.check import ConfigurationCheck, Endpoints
+from unified_messaging.securespace.check import ConfigurationCheck
 from unified_messaging.securespace.models import CertificateRecord, Licence, Mandate, Side
 from unified_messaging.securespace.store import SecureSpaceStore
 
@@ -509,10 +508,16 @@ def check(ctx: click.Context, config_path: str | None, certificate_ids: tuple[in
     _context(ctx, config_path)
     context = _obj(ctx)
     config, store = context.config, context.store
-    with ExitStack() as stack:
-        endpoints = _endpoints(config, stack, invoicing_url, med_admin_url)
-        results = ConfigurationCheck(store, endpoints, licence=store.licence() or _config_licence(config),
-                                     package_name=config.licence.package_name).run(list(certificate_ids))
+    from unified_messaging.upstream import CheckProbe, check_upstream
+
+    endpoints, close = check_upstream(config, _config_licence(config), invoicing_url=invoicing_url,
+                                      med_admin_url=med_admin_url)
+    try:
+        probe = CheckProbe(endpoints, package_name=config.licence.package_name)
+        results = ConfigurationCheck(store, endpoints, probe=probe,
+                                     licence=store.licence() or _config_licence(config)).run(list(certificate_ids))
+    finally:
+        close()
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
         return
@@ -538,29 +543,6 @@ def _config_licence(config: Config) -> Licence | None:
     except SecretError as exc:
         raise click.ClickException(str(exc)) from None
     return Licence(config.licence.username, password.value) if config.licence.username else None
-
-
-def _endpoints(config: Config, stack: ExitStack, invoicing_url: str, med_admin_url: str) -> Endpoints:
-    """The configured upstream; in simulator mode, a simulator started for the check's duration."""
-    from cryptography import x509
-
-    upstream = config.upstream
-    invoicing_url = invoicing_url or getattr(upstream, "genasync_url", "")
-    med_admin_url = med_admin_url or getattr(upstream, "medadmin_url", "")
-    if upstream.mode == "simulator":
-        from unified_messaging.serving import serving
-        from unified_messaging.simulator.app import Simulator
-        from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
-
-        licence_ = _config_licence(config)
-        pki = demo_pki(config.data_folder)
-        simulator = build_platform(pki, licences={licence_.username: licence_.password} if licence_ else {})
-        base = stack.enter_context(serving(simulator))
-        return Endpoints(base + STS_PATH, base + Simulator.GENERICINSURABILITY_PATH, invoicing_url, med_admin_url,
-                         pki.ca_certificate(), is_test=True, timeout=upstream.timeout_seconds)
-    ca = x509.load_pem_x509_certificate(Path(upstream.platform_ca).read_bytes()) if upstream.platform_ca else None
-    return Endpoints(upstream.sts_url, upstream.genericinsurability_url, invoicing_url, med_admin_url, ca,
-                     is_test=upstream.is_test, timeout=upstream.timeout_seconds)
 
 
 COMMANDS = (securespace, users, certificates, establishments, mandates, licence, check)
