@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from unified_messaging.folderwatch import REASON_SUFFIX
+from unified_messaging.folders.watcher import REASON_SUFFIX
 from unified_messaging.insurability.contract_xml import TNS, ContractSchema, E
 from unified_messaging.insurability.folder import InsurabilityFolders
 from unified_messaging.domain.errors import UpstreamUnavailable

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from unified_messaging.folders.files import REASON_SUFFIX, free_name
-from unified_messaging.folderwatch import FolderWatcher, Rejected, RetryLater, WatchedFolders
+from unified_messaging.folders.watcher import FolderWatcher, Rejected, RetryLater, WatchedFolders
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 The lab software writes a request file in ``toQuery`` (one or many ``InsurabilityRequest``
 elements under an ``InsurabilityRequests`` root, see README), then its marker ``<name>.ok``.
-UM claims the pair into ``working/`` (see :mod:`unified_messaging.folderwatch`), asks every
+UM claims the pair into ``working/`` (see :mod:`unified_messaging.folders.watcher`), asks every
 request through the core service, and then, in this order:
 
 1. writes the answer file ``queried/<stem>.answer.xml`` atomically (one ``InsurabilityResponse``
@@ -30,7 +30,7 @@ from pathlib import Path
 from lxml import etree
 
 from unified_messaging.folders.files import MARKER, free_name, fsync_folder, write_atomically
-from unified_messaging.folderwatch import FolderWatcher, Rejected, RetryLater, WatchedFolders
+from unified_messaging.folders.watcher import FolderWatcher, Rejected, RetryLater, WatchedFolders
 from unified_messaging.insurability.contract_xml import (
     TNS,
     ContractSchema,
