@@ -1,12 +1,22 @@
-"""Shared fixtures: a real gateway (with its real simulator) on ephemeral ports."""
+"""Shared fixtures: a real gateway (with its real simulator) on ephemeral ports, the development
+PKI, a simulated platform of its own; the helpers they build on are in ``tests/support.py``."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 from lxml import etree
 
+from tests.support import LICENCE, MovableClock, RunningPlatform, running_platform
 from unified_messaging.config import Config, config_from_dict
+from unified_messaging.simulator.devpki import PLATFORM_CBE, DevPki, make_dev_pki
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from unified_messaging.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
@@ -58,3 +68,41 @@ def gateway(tmp_path_factory):
     gw = Gateway(make_config(tmp_path_factory.mktemp("gateway"))).start()
     yield gw
     gw.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> DevPki:
+    """The development PKI (CA, lab, nurse, nursing group, expired, untrusted and STS keystores), made
+    once for the session: tests only read it."""
+    return make_dev_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture()
+def platform(pki: DevPki) -> Iterator[RunningPlatform]:
+    """A fresh simulated platform on its own port (as MyCareNet would be), with a clock the test can move."""
+    clock = MovableClock()
+    with running_platform(pki, now=clock) as (simulator, url):
+        yield RunningPlatform(simulator, url, clock)
+
+
+@contextmanager
+def gateway_against(tmp_path: Path, pki: DevPki, *, sts_url: str, genins_url: str, keystore: str = "lab",
+                    licence_password: str = LICENCE[1],
+                    clock: Callable[[], datetime] | None = None) -> Iterator[Gateway]:
+    """A started gateway for a remote upstream at ``sts_url`` and ``genins_url``, signing with the dev PKI
+    keystore ``keystore``; stopped on leaving."""
+    from unified_messaging.gateway import Gateway
+
+    config = make_config(
+        tmp_path,
+        upstream={"mode": "remote", "sts_url": sts_url, "genericinsurability_url": genins_url, "timeout_seconds": 5.0,
+                  "platform_ca": str(pki.ca_certificate_path), "platform_signer_cbe": PLATFORM_CBE},
+        invoicing={"enabled": False},
+        identity={"keystore": str(pki.keystores[keystore].path), "keystore_password": pki.password},
+        licence={"username": LICENCE[0], "password": licence_password},
+    )
+    gateway = Gateway(config, **({"clock": clock} if clock else {})).start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

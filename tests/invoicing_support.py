@@ -1,30 +1,34 @@
-"""Helpers shared by the GenAsync and invoicing tests: a real platform, real signing clients."""
+"""Helpers shared by the GenAsync and invoicing tests: real signing clients, the invoicing runner,
+the ``simulator`` and ``serve`` processes, and what the journal holds."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
-from unified_messaging.simulator.devpki import DevPki
+import requests
+
+from tests.conftest import ROOT
+from tests.support import CLI, LICENCE
+from tests.support import FAST, running_platform, wait_for  # noqa: F401 - re-exported: tests import them from here
 from unified_messaging.domain.insurability import CareProvider
-from unified_messaging.serving import serving
-from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
-from unified_messaging.simulator.platform import STS_PATH, build_platform
+from unified_messaging.invoicing.pipeline import InvoicingPipeline
+from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.journal.store import Journal
+from unified_messaging.simulator.app import GENERICINSURABILITY_PATH
+from unified_messaging.simulator.devpki import DEFAULT_PASSWORD, LAB_NIHII, PLATFORM_CBE, DevPki
+from unified_messaging.simulator.genasync import GENASYNC_PATH
+from unified_messaging.simulator.platform import STS_PATH
 from unified_messaging.securespace.models import Licence
 from unified_messaging.upstream import RenewingGenAsync, UpstreamPlan, genasync_for_keystore
 
-LICENCE = ("lab-software", "the-right-licence-password")
 LAB = CareProvider("81234530000", "labo")
-FAST = FeedbackTimings(acknowledgement=0.0, detailed=0.2, settlement=0.4)
-
-
-@contextmanager
-def running_platform(pki: DevPki, *, timings: FeedbackTimings = FAST, min_get_interval: float = 0.0,
-                     **options) -> Iterator[tuple[object, str]]:
-    simulator = build_platform(pki, licences=dict([LICENCE]), genasync_timings=timings,
-                               genasync_min_get_interval=min_get_interval, **options)
-    with serving(simulator) as url:
-        yield simulator, url
 
 
 def client_for(pki: DevPki, url: str, *, throttle_wait: float = 0.2, licence: tuple[str, str] = LICENCE,
@@ -44,36 +48,44 @@ def runner_arguments(pki: DevPki, url: str, root: Path, journal: Path) -> list[s
             "--platform-ca", str(pki.ca_certificate_path), "--repost-grace", "0.5"]
 
 
-# -- the real processes: ``unified-messaging simulator`` and ``unified-messaging serve`` --
+# -- the pipeline in a process of its own: ``python -m unified_messaging.invoicing.run`` --
 
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import requests  # noqa: E402
-
-from unified_messaging.invoicing.store import InvoicingStore  # noqa: E402
-from unified_messaging.journal.store import Journal  # noqa: E402
-from unified_messaging.simulator.devpki import DEFAULT_PASSWORD, LAB_NIHII, PLATFORM_CBE  # noqa: E402
-from unified_messaging.simulator.app import GENERICINSURABILITY_PATH  # noqa: E402
-
-CLI = shutil.which("unified-messaging", path=str(Path(sys.executable).parent)) or "unified-messaging"
-GATEWAY_LICENCE = ("lab-software", "the-right-licence-password")
+def start_runner(pki: DevPki, url: str, root: Path, journal: Path, *extra: str) -> subprocess.Popen:
+    arguments = [sys.executable, "-m", "unified_messaging.invoicing.run",
+                 *runner_arguments(pki, url, root, journal), "--poll-interval", "0.2", "--rescan-seconds", "0.2",
+                 "--throttle-wait", "0.2", *extra]
+    log = open(root.parent / "runner.log", "ab")
+    return subprocess.Popen(arguments, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_for(condition, timeout: float = 30.0, what: str = "condition", every: float = 0.05):
+def file_row(journal: Path) -> dict | None:
+    """The first invoicing file of the journal, or None."""
+    if not journal.exists():
+        return None
+    rows = InvoicingStore(Journal(journal)).files()
+    return rows[0] if rows else None
+
+
+# -- the pipeline in-process --
+
+def run_until(pipeline: InvoicingPipeline, done: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Run the pipeline's steps until ``done()``; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        pipeline.run_once(poll=True)
+        if done():
+            return
+        time.sleep(0.1)
+    raise AssertionError("the pipeline did not get there in time")
+
+
+def status_of(pipeline: InvoicingPipeline, name: str) -> dict:
+    return next(r for r in pipeline.store.files() if r["name"] == name)
+
+
+# -- the real processes: ``unified-messaging simulator`` and ``unified-messaging serve`` --
+
+GATEWAY_LICENCE = LICENCE
 
 
 @dataclass

@@ -13,10 +13,8 @@ import requests
 import zeep
 from lxml import etree
 
-from tests.test_soap_clients import LAB
-from tests.test_sso_refusals import (  # noqa: F401 - fixtures
-    GENINS, INSURED, consult, gateway_against, pki, platform, tampering_proxy,
-)
+from tests.conftest import gateway_against
+from tests.support import GENINS, LAB, consult, patient, tampering_proxy
 from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.serving import serving
 from unified_messaging.simulator.platform import STS_PATH
@@ -93,7 +91,7 @@ def test_an_answer_about_another_patient_is_refused(tmp_path, pki, platform):
 
     with serving(tampering_proxy(url, change_answer=replay_first)) as proxy, \
             gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
-        assert _ask(gateway, INSURED.ssin).Status == "OK"
+        assert _ask(gateway, patient("insured").ssin).Status == "OK"
         _refused(_ask(gateway, other.ssin), "UM-ANSWER-MISMATCH")
 
 

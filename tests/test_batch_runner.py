@@ -1,41 +1,21 @@
 """The batch.properties batch runner, end to end with the real gateway's service and simulator."""
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.support import HEADER, INSURED, read_output, write_job
 from unified_messaging.insurability.batch import OUTPUT_COLUMNS, BatchRunner, BatchScheduler
 from unified_messaging.insurability.batch_job import BatchConfigError, load_batch_job
 from unified_messaging.journal import Journal
 from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.simulator.population import TEST_PATIENTS
-
-INSURED = [p for p in TEST_PATIENTS if p.scenario == "insured"]
-HEADER = "ssin;period_start;period_end;reference"
-
-
-def write_job(folder: Path, **overrides: str) -> Path:
-    props = {"mycarenet.connection": "SSO", "input.folder": "in", "output.folder": "out",
-             "archive.folder": "archive", "error.folder": "error", "careprovider.nihii": "81234530000",
-             "careprovider.quality": "labo", **overrides}
-    for key in ("input.folder", "output.folder", "archive.folder", "error.folder"):
-        (folder / props[key]).mkdir(parents=True, exist_ok=True)
-    path = folder / "batch.properties"
-    path.write_bytes("".join(f"{k}={v}\n" for k, v in props.items() if v is not None).encode("iso-8859-1"))
-    return path
-
-
-def read_output(path: Path, encoding: str = "utf-8") -> list[list[str]]:
-    return list(csv.reader(io.StringIO(path.read_bytes().decode(encoding), newline=""), delimiter=";"))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
+from tests.support import CLI
 
-CLI = shutil.which("unified-messaging", path=str(Path(sys.executable).parent)) or "unified-messaging"
 ECHO = (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
         b'<Echo xmlns="http://unified-messaging.be/ConsultMyCareNet/"><message>ping</message></Echo>'
         b"</s:Body></s:Envelope>")

@@ -9,9 +9,9 @@ import pytest
 from lxml import etree
 
 from tests.conftest import SHARED_REFERENCE
-from tests.invoicing_support import FAST, LAB, LICENCE, client_for, running_platform
+from tests.invoicing_support import LAB, client_for
+from tests.support import LICENCE, running_platform
 from unified_messaging.simulator.sending_writer import build_sending
-from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.domain.errors import UpstreamFault
 from unified_messaging.mycarenet.genasync import (
     GenAsyncClient, MailboxThrottled, deflate_stream, destination_for, inflate,
@@ -21,11 +21,6 @@ from unified_messaging.simulator.genasync import FeedbackTimings
 OFFICIAL = SHARED_REFERENCE / "schemas" / "genasync" / "GenericAsync.xsd"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 WSA = "http://www.w3.org/2005/08/addressing"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_dev_pki(tmp_path_factory.mktemp("pki"))
 
 
 def unsigned_client() -> GenAsyncClient:

@@ -6,19 +6,19 @@ import json
 
 from click.testing import CliRunner
 
-from tests.invoicing_support import client_for, running_platform
-from tests.test_invoicing_pipeline import drop, pki, run_until, status_of  # noqa: F401 (fixture)
+from tests.invoicing_support import client_for, drop_file, run_until, status_of
+from tests.support import running_platform
 from unified_messaging.invoicing.cli import invoicing
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.journal.store import Journal
 
 
-def test_status_and_resend_link_the_corrected_file_to_the_refused_one(tmp_path, pki):  # noqa: F811
+def test_status_and_resend_link_the_corrected_file_to_the_refused_one(tmp_path, pki):
     with running_platform(pki) as (simulator, url):
         root, journal = tmp_path / "invoicing", tmp_path / "journal.sqlite"
         pipeline = InvoicingPipeline(root, Journal(journal), lambda: client_for(pki, url), poll_interval=0.1)
-        drop(root, "REFUSED.txt", build_sending(zone_204="20240223000501", nomenclature="9999991"))
+        drop_file(root / "toSend", "REFUSED.txt", build_sending(zone_204="20240223000501", nomenclature="9999991"))
         run_until(pipeline, lambda: status_of(pipeline, "REFUSED.txt")["status"] == "NOK")
         corrected = tmp_path / "CORRECTED.txt"
         corrected.write_bytes(build_sending(zone_204="20240223000502"))

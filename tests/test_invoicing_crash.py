@@ -5,49 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from tests.invoicing_support import runner_arguments, running_platform
-from unified_messaging.invoicing.store import InvoicingStore
+from tests.invoicing_support import file_row, start_runner
+from tests.support import running_platform, wait_for
 from unified_messaging.simulator.sending_writer import build_sending
-from unified_messaging.journal.store import Journal
-from unified_messaging.simulator.devpki import make_dev_pki
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_dev_pki(tmp_path_factory.mktemp("pki"))
-
-
-def start_runner(pki, url, root: Path, journal: Path, *extra: str) -> subprocess.Popen:
-    arguments = [sys.executable, "-m", "unified_messaging.invoicing.run",
-                 *runner_arguments(pki, url, root, journal), "--poll-interval", "0.2", "--rescan-seconds", "0.2",
-                 "--throttle-wait", "0.2", *extra]
-    log = open(root.parent / "runner.log", "ab")
-    return subprocess.Popen(arguments, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def file_row(journal: Path) -> dict | None:
-    if not journal.exists():
-        return None
-    rows = InvoicingStore(Journal(journal)).files()
-    return rows[0] if rows else None
 
 
 @pytest.mark.parametrize("step", ["after-claim", "after-record", "before-post", "after-post", "after-tack",

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.invoicing_support import running_platform
-from tests.test_invoicing_crash import file_row, start_runner, wait_for
+from tests.invoicing_support import file_row, start_runner
+from tests.support import running_platform, wait_for
 from unified_messaging.simulator.sending_writer import spec_for_size, write_sending
-from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.simulator.genasync import FeedbackTimings
 
 PEAK_GROWTH_LIMIT_MB = 64
@@ -23,8 +22,7 @@ def peak_rss_mb(pid: int) -> float:
     pytest.skip("no /proc on this system")
 
 
-def test_a_50_mb_file_is_sent_with_bounded_memory(tmp_path):
-    pki = make_dev_pki(tmp_path / "pki")
+def test_a_50_mb_file_is_sent_with_bounded_memory(tmp_path, pki):
     slow = FeedbackTimings(acknowledgement=3600, detailed=3600, settlement=3600)
     with running_platform(pki, timings=slow) as (simulator, url):
         root, journal = tmp_path / "invoicing", tmp_path / "journal.sqlite"

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.invoicing_support import client_for, running_platform
+from tests.invoicing_support import client_for
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.simulator.sending_writer import Defect, build_sending
 from unified_messaging.journal.store import Journal
-from unified_messaging.simulator.devpki import make_dev_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_dev_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture()
-def platform(pki):
-    with running_platform(pki) as running:
-        yield running
 
 
 def drop(root: Path, name: str, data: bytes, *, marker: str | None = None) -> None:
@@ -46,7 +34,7 @@ def status_of(pipeline: InvoicingPipeline, name: str) -> dict:
 
 @pytest.fixture()
 def pipeline(tmp_path, pki, platform):
-    _, url = platform
+    url = platform.url
     pipe = InvoicingPipeline(tmp_path / "invoicing", Journal(tmp_path / "journal.sqlite"),
                              lambda: client_for(pki, url), poll_interval=0.1, rescan_seconds=0.2)
     yield pipe
@@ -59,7 +47,7 @@ def test_folders_are_created_at_start(pipeline):
 
 
 def test_a_good_file_goes_from_ok_to_done_with_every_feedback_in_received(pipeline, platform):
-    simulator, _ = platform
+    simulator = platform.simulator
     root = pipeline.folders.root
     drop(root, "FAC0001.txt", build_sending(zone_204="20240223000101"))
     run_until(pipeline, lambda: status_of(pipeline, "FAC0001.txt")["status"] == "DONE")
@@ -76,7 +64,6 @@ def test_a_good_file_goes_from_ok_to_done_with_every_feedback_in_received(pipeli
 
 
 def test_the_pipeline_reacts_to_a_marker_by_itself(pipeline, platform):
-    simulator, _ = platform
     pipeline.start()
     drop(pipeline.folders.root, "FAC0002.txt", build_sending(zone_204="20240223000102"))
     deadline = time.monotonic() + 10
@@ -113,7 +100,7 @@ def test_a_payload_without_marker_is_never_touched(pipeline):
     ("NOTEFACT.pdf", b"%PDF-1.4 this is a pdf" + b" " * 400, "not an eFact"),
 ])
 def test_bad_input_ends_in_error_with_a_reason(pipeline, platform, name, data, words):
-    simulator, _ = platform
+    simulator = platform.simulator
     root = pipeline.folders.root
     drop(root, name, data)
     pipeline.run_once(poll=False)
@@ -125,7 +112,7 @@ def test_bad_input_ends_in_error_with_a_reason(pipeline, platform, name, data, w
 
 
 def test_a_marker_without_file_and_two_markers_for_one_file(pipeline, platform):
-    simulator, _ = platform
+    simulator = platform.simulator
     root = pipeline.folders.root
     (root / "toSend" / "GHOST.txt.ok").write_bytes(b"")
     drop(root, "TWICE.txt", build_sending(zone_204="20240223000107"))
@@ -137,7 +124,7 @@ def test_a_marker_without_file_and_two_markers_for_one_file(pipeline, platform):
 
 
 def test_the_same_file_dropped_twice_is_sent_once(pipeline, platform):
-    simulator, _ = platform
+    simulator = platform.simulator
     root = pipeline.folders.root
     data = build_sending(zone_204="20240223000108")
     drop(root, "SAME.txt", data)
@@ -187,7 +174,7 @@ def test_a_refusal_counts_its_errors_for_the_error_categories(pipeline):
 
 def test_markers_are_picked_up_at_once_not_at_the_rescan(tmp_path, pki, platform):
     """Each drop is sent on its own file-system event, long before the 60 s rescan and poll."""
-    _, url = platform
+    url = platform.url
     pipe = InvoicingPipeline(tmp_path / "invoicing", Journal(tmp_path / "journal.sqlite"),
                              lambda: client_for(pki, url), poll_interval=60, rescan_seconds=60).start()
     delays = []

@@ -11,12 +11,13 @@ import hashlib
 import json
 import sqlite3
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SHARED_REFERENCE, reference_path
+from tests.support import Clock
 from unified_messaging.efact.units import read_sending
 from unified_messaging.efact.feedback import read_feedback
 from unified_messaging.invoicing.folders import Folders
@@ -39,28 +40,13 @@ from unified_messaging.mycarenet.genasync import APPLIES_TO_PREFIX, TACK_SUCCESS
 FEEDBACK = ("efact", "feedback")
 
 
-class Clock:
-    """The store's clock, moved by the test."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=timezone.utc)
 
 
 @pytest.fixture()
 def clock() -> Clock:
+    """The store's clock, moved by the test."""
     return Clock(utc(2025, 3, 15, 9, 0, 0))
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.test_batch_runner import HEADER, INSURED, write_job
+from tests.support import HEADER, INSURED, write_job
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.insurability.batch import BatchRunner
 from unified_messaging.insurability.batch_job import load_batch_job

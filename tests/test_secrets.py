@@ -10,8 +10,7 @@ import pytest
 import zeep
 
 from tests.conftest import make_config
-from tests.test_cli_serve import CLI
-from tests.test_soap_clients import LAB
+from tests.support import CLI, LAB
 from unified_messaging.config import ConfigError
 from unified_messaging.gateway import Gateway
 from unified_messaging.secrets import SecretError, encrypt_secret, resolve_secret

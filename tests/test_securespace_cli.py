@@ -116,7 +116,7 @@ def test_the_commands_run_as_a_real_process(tmp_path):
     import json
     import subprocess
 
-    from tests.test_cli_serve import CLI
+    from tests.support import CLI
 
     ssin = "85073003328"
     create = subprocess.run([CLI, "securespace", "create", "--name", "Lab", "--owner-name", "Olivia Owner",

@@ -2,39 +2,20 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
-from unified_messaging.simulator.devpki import (
-    EXPIRED_NIHII, GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN, make_dev_pki,
-)
+from tests.support import ADMIN_PASSWORD, GROUP, NURSE, OWNER_SSIN, active_mandate, add, new_store
+from unified_messaging.simulator.devpki import EXPIRED_NIHII, GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.crypto import PasswordHasher
 from unified_messaging.securespace.models import MandateState, Party, PartyKind, Service, Side
 from unified_messaging.securespace.selection import CertificateSelector
 from unified_messaging.securespace.store import SecureSpaceStore
 
-MASTER = b"0123456789abcdef0123456789abcdef-test-master"
-OWNER_SSIN = "85073003328"
-ADMIN_PASSWORD = "Distinctive-Admin-Passw0rd!"
-NURSE = Party(PartyKind.NIHII, NURSE_NIHII)
-GROUP = Party(PartyKind.NIHII, GROUP_NUMBER)
 LAB = Party(PartyKind.NIHII, LAB_NIHII)
 TODAY = datetime.now(timezone.utc).date()
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory):
-    return make_dev_pki(tmp_path_factory.mktemp("securespace-pki"))
-
-
-def new_store(folder, **options) -> SecureSpaceStore:
-    store = SecureSpaceStore.in_data_folder(folder, MASTER, hasher=PasswordHasher(cost=16), **options)
-    store.create_space("Dev space", "Olivia Owner", OWNER_SSIN, "Rita Responsible", OWNER_SSIN)
-    store.add_user("admin", "Olivia Owner", OWNER_SSIN, ["administrator"], ADMIN_PASSWORD)
-    store.add_user("ann", "Ann Clerk", NURSE_SSIN, ["administrative", "clinical"], "ann-password-123")
-    return store
 
 
 @pytest.fixture()
@@ -42,11 +23,6 @@ def store(tmp_path):
     s = new_store(tmp_path)
     yield s
     s.close()
-
-
-def add(store: SecureSpaceStore, pki, name: str, **options):
-    return store.add_certificate(pki.keystores[name].path.read_bytes(), pki.password, responsible_login="admin",
-                                 **options)
 
 
 # ------------------------------------------------------------------ users
@@ -155,13 +131,6 @@ def test_establishments_have_checked_numbers_and_periods(store, pki):
 
 
 # ------------------------------------------------------------------ mandates
-
-def active_mandate(store, mandant=NURSE, mandataire=GROUP, service=Service.INSURABILITY, **dates):
-    dates.setdefault("valid_from", TODAY - timedelta(days=30))
-    m = store.propose_mandate(mandant, mandataire, service, by="admin", **dates)
-    store.accept_mandate(m.id, Side.MANDANT, by="nurse")
-    return store.accept_mandate(m.id, Side.MANDATAIRE, by="group")
-
 
 def test_mandate_life_cycle_with_history(store):
     m = store.propose_mandate(NURSE, GROUP, "insurability", valid_from=TODAY, by="admin")

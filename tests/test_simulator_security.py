@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from lxml import etree
 
-from unified_messaging.simulator.devpki import LAB_NIHII, NURSE_SSIN, DevPki, make_dev_pki
+from unified_messaging.simulator.devpki import LAB_NIHII, NURSE_SSIN, DevPki
 from unified_messaging.domain.errors import UpstreamFault
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry
@@ -48,11 +48,6 @@ def genasync_get(username: str = "unified-messaging-test", password: str = "lice
 <c:License><c:Username>{username}</c:Username><c:Password>{password}</c:Password></c:License></c:Package></g:Origin>
 <g:MsgQuery Max="10" Include="true"><g:MessageName>HCPFAC</g:MessageName></g:MsgQuery>
 </g:get></soapenv:Body></soapenv:Envelope>""".encode()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> DevPki:
-    return make_dev_pki(tmp_path_factory.mktemp("security-pki"))
 
 
 @pytest.fixture(scope="module")

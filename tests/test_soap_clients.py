@@ -9,15 +9,9 @@ import requests
 import zeep
 from lxml import etree
 
-from unified_messaging.simulator.population import TEST_PATIENTS
+from tests.support import ACTION, LAB, TNS, insurability_body, patient, soap_envelope
 
-TNS = "http://unified-messaging.be/ConsultMyCareNet/"
-LAB = {"Nihii": "81234530000", "Quality": "labo"}  # the dev PKI lab
 TODAY = dt.date.today()
-
-
-def patient(scenario: str):
-    return next(p for p in TEST_PATIENTS if p.scenario == scenario)
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +67,6 @@ def test_suds_client(gateway, port):
     assert chosen.location == f"{gateway.services_url}/{port}"
 
 
-def _envelope(body: str, prefix: str = "soap", tns_prefix: str = "tns", version: str = "1.1") -> str:
-    env = ("http://schemas.xmlsoap.org/soap/envelope/" if version == "1.1"
-           else "http://www.w3.org/2003/05/soap-envelope")
-    return (f'<{prefix}:Envelope xmlns:{prefix}="{env}" xmlns:{tns_prefix}="{TNS}">'
-            f"<{prefix}:Header/><{prefix}:Body>{body}</{prefix}:Body></{prefix}:Envelope>")
-
-
-def _get_insurability_body(ssin: str, t: str = "tns", extra: str = "") -> str:
-    return (f"<{t}:GetInsurability><{t}:request><{t}:CareProvider><{t}:Nihii>{LAB['Nihii']}</{t}:Nihii>"
-            f"<{t}:Quality>labo</{t}:Quality></{t}:CareProvider><{t}:Ssin>{ssin}</{t}:Ssin>"
-            f"<{t}:PeriodStart>{TODAY.isoformat()}</{t}:PeriodStart>{extra}</{t}:request></{t}:GetInsurability>")
-
-
 def _post(gateway, data: bytes, content_type: str = "text/xml; charset=utf-8", soap_action=None,
           endpoint: str = "ConsultMyCareNetSoap") -> requests.Response:
     headers = {"Content-Type": content_type}
@@ -101,14 +82,11 @@ def _result(response: requests.Response) -> etree._Element:
     return found
 
 
-ACTION = TNS + "GetInsurability"
-
-
 @pytest.mark.parametrize("soap_action", [f'"{ACTION}"', ACTION, None, '""'])
 @pytest.mark.parametrize("prefixes", [("soap", "tns"), ("SOAP-ENV", "ns1"), ("s", "um")])
 def test_raw_soap11_prefixes_and_soapaction_variants(gateway, soap_action, prefixes):
     env_prefix, tns_prefix = prefixes
-    body = _envelope(_get_insurability_body(patient("insured").ssin, tns_prefix), env_prefix, tns_prefix)
+    body = soap_envelope(insurability_body(patient("insured").ssin, tns_prefix), env_prefix, tns_prefix)
     response = _post(gateway, body.encode(), soap_action=soap_action)
     assert response.status_code == 200, response.text
     assert _result(response).findtext(f"{{{TNS}}}Status") == "OK"
@@ -124,7 +102,7 @@ def test_raw_default_namespace_without_prefix(gateway):
 
 
 def test_raw_soap12_with_action_parameter(gateway):
-    body = _envelope(_get_insurability_body(patient("insured").ssin), version="1.2")
+    body = soap_envelope(insurability_body(patient("insured").ssin), version="1.2")
     response = _post(gateway, body.encode(), f'application/soap+xml; charset=utf-8; action="{ACTION}"',
                      endpoint="ConsultMyCareNetSoap12")
     assert response.status_code == 200, response.text
@@ -133,7 +111,7 @@ def test_raw_soap12_with_action_parameter(gateway):
 
 
 def test_iso_8859_1_body_and_reference(gateway):
-    body = _envelope(_get_insurability_body(patient("insured").ssin,
+    body = soap_envelope(insurability_body(patient("insured").ssin,
                                             extra="<tns:Reference>CAFÉ-1</tns:Reference>"))
     data = ('<?xml version="1.0" encoding="ISO-8859-1"?>' + body).encode("iso-8859-1")
     response = _post(gateway, data, "text/xml; charset=ISO-8859-1", soap_action=ACTION)
@@ -142,14 +120,14 @@ def test_iso_8859_1_body_and_reference(gateway):
 
 
 def test_iso_8859_1_charset_only_in_the_http_header(gateway):
-    body = _envelope(_get_insurability_body(patient("insured").ssin,
+    body = soap_envelope(insurability_body(patient("insured").ssin,
                                             extra="<tns:Reference>CAFÉ-2</tns:Reference>"))
     response = _post(gateway, body.encode("iso-8859-1"), "text/xml; charset=ISO-8859-1")
     assert _result(response).findtext(f"{{{TNS}}}Reference") == "CAFÉ-2"
 
 
 def test_utf8_body_with_bom(gateway):
-    body = _envelope(_get_insurability_body(patient("insured").ssin,
+    body = soap_envelope(insurability_body(patient("insured").ssin,
                                             extra="<tns:Reference>BOM-Ü</tns:Reference>"))
     data = b"\xef\xbb\xbf" + ('<?xml version="1.0" encoding="utf-8"?>' + body).encode("utf-8")
     response = _post(gateway, data)
@@ -175,14 +153,14 @@ def test_malformed_xml_is_a_client_fault(gateway):
 
 
 def test_unknown_operation_is_a_client_fault(gateway):
-    response = _post(gateway, _envelope("<tns:Launch><tns:rocket>1</tns:rocket></tns:Launch>").encode())
+    response = _post(gateway, soap_envelope("<tns:Launch><tns:rocket>1</tns:rocket></tns:Launch>").encode())
     code, text = _fault(response)
     assert "Client" in code
     assert "Launch" in text
 
 
 def test_schema_invalid_request_is_a_client_fault(gateway):
-    bad_date = _envelope(_get_insurability_body(patient("insured").ssin).replace(TODAY.isoformat(), "2024-13-45"))
+    bad_date = soap_envelope(insurability_body(patient("insured").ssin).replace(TODAY.isoformat(), "2024-13-45"))
     code, text = _fault(_post(gateway, bad_date.encode()))
     assert code.endswith("Client.SchemaValidation")
     assert "PeriodStart" in text and "contract" in text
@@ -194,7 +172,7 @@ def test_schema_invalid_request_is_a_client_fault(gateway):
     '<!DOCTYPE x [<!ENTITY net SYSTEM "http://127.0.0.1:9/evil">]>',
 ])
 def test_entity_declarations_are_refused_without_expansion(gateway, doctype):
-    body = _envelope(_get_insurability_body(patient("insured").ssin,
+    body = soap_envelope(insurability_body(patient("insured").ssin,
                                             extra="<tns:Reference>&bigger;&file;&net;</tns:Reference>"))
     response = _post(gateway, (doctype + body).encode())
     code, text = _fault(response)
@@ -205,11 +183,11 @@ def test_entity_declarations_are_refused_without_expansion(gateway, doctype):
 
 def test_oversized_body_is_refused_and_server_keeps_serving(gateway):
     filler = "<!--" + "x" * (gateway.config.server.max_request_bytes + 10) + "-->"
-    response = _post(gateway, _envelope(filler + "<tns:Echo/>").encode())
+    response = _post(gateway, soap_envelope(filler + "<tns:Echo/>").encode())
     assert response.status_code == 413
     code, text = _fault(response)
     assert code.endswith("Client") and "max_request_bytes" in text
-    echo = _envelope("<tns:Echo><tns:message>still here</tns:message></tns:Echo>")
+    echo = soap_envelope("<tns:Echo><tns:message>still here</tns:message></tns:Echo>")
     assert b"still here" in _post(gateway, echo.encode()).content
 
 
@@ -222,12 +200,12 @@ def test_spyne_never_logs_request_bodies(gateway, caplog):
     ssin = patient("insured").ssin
     with caplog.at_level(logging.DEBUG):
         _post(gateway, ("<broken>" + ssin).encode())
-        _post(gateway, _envelope(_get_insurability_body(ssin)).encode())
+        _post(gateway, soap_envelope(insurability_body(ssin)).encode())
     assert ssin not in caplog.text
 
 
 def test_an_unknown_charset_is_a_client_fault(gateway):
-    body = _envelope("<tns:Echo><tns:message>x</tns:message></tns:Echo>").encode()
+    body = soap_envelope("<tns:Echo><tns:message>x</tns:message></tns:Echo>").encode()
     response = _post(gateway, body, "text/xml; charset=klingon-8")
     code, text = _fault(response)
     assert code.endswith("Client.UnknownCharset") and "klingon-8" in text

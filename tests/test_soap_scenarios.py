@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 import zeep
 
-from tests.test_soap_clients import LAB
+from tests.support import LAB
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 TODAY = dt.date.today()

@@ -7,9 +7,8 @@ import requests
 from lxml import etree
 
 from tests.conftest import make_config
-from tests.test_soap_clients import ACTION, _envelope, _get_insurability_body
+from tests.support import ACTION, insurability_body, soap_envelope
 from unified_messaging.gateway import Gateway
-from unified_messaging.simulator.devpki import make_dev_pki
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 
@@ -19,9 +18,8 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path):
+def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path, pki):
     base = f"http://127.0.0.1:{_closed_port()}"
-    pki = make_dev_pki(tmp_path / "pki")
     config = make_config(tmp_path, upstream={"mode": "remote", "timeout_seconds": 2.0,
                                              "sts_url": base + "/IAM/SecurityTokenService/v1",
                                              "genericinsurability_url": base + "/GenericInsurability/v1"},
@@ -33,7 +31,7 @@ def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path):
         for content_type, endpoint, version in (("text/xml; charset=utf-8", "ConsultMyCareNetSoap", "1.1"),
                                                 ("application/soap+xml; charset=utf-8", "ConsultMyCareNetSoap12", "1.2")):
             response = requests.post(f"{gw.services_url}/{endpoint}", timeout=30,
-                                     data=_envelope(_get_insurability_body(ssin), version=version).encode(),
+                                     data=soap_envelope(insurability_body(ssin), version=version).encode(),
                                      headers={"Content-Type": content_type, "SOAPAction": ACTION})
             assert response.status_code == 500
             doc = etree.fromstring(response.content)
@@ -44,6 +42,6 @@ def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path):
         row = gw.journal.consultations(limit=1)[0]
         assert row["outcome"] == "UNAVAILABLE"
         # Echo still answers: the gateway itself is healthy
-        echo = _envelope("<tns:Echo><tns:message>up</tns:message></tns:Echo>")
+        echo = soap_envelope("<tns:Echo><tns:message>up</tns:message></tns:Echo>")
         assert b"up" in requests.post(f"{gw.services_url}/ConsultMyCareNetSoap", data=echo.encode(),
                                       headers={"Content-Type": "text/xml"}, timeout=10).content

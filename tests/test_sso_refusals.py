@@ -9,83 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from contextlib import contextmanager
-from typing import Callable, Iterator
 
-import pytest
 from lxml import etree
-import requests
 import zeep
 
-from tests.conftest import make_config, official_schema, official_security_schema, reference_path
-from tests.test_soap_clients import LAB
+from tests.conftest import gateway_against, make_config, official_schema, official_security_schema, reference_path
+from tests.support import GENINS, LAB, LICENCE, MovableClock, consult, tampering_proxy
 from unified_messaging.gateway import Gateway
-from unified_messaging.simulator.devpki import PLATFORM_CBE, make_dev_pki
 from unified_messaging.simulator.app import Simulator
-from unified_messaging.simulator.platform import STS_PATH, build_platform
+from unified_messaging.simulator.platform import STS_PATH
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.population import TEST_PATIENTS
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.serving import serving
 
-LICENCE = ("lab-software", "the-right-licence-password")
 INSURED = next(p for p in TEST_PATIENTS if p.scenario == "insured")
-GENINS = "/GenericInsurability/v1"
-
-
-class MovableClock:
-    """The platform's clock, which a test can move forward."""
-
-    def __init__(self) -> None:
-        self.offset = dt.timedelta()
-
-    def __call__(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc) + self.offset
-
-
-def tampering_proxy(target: str, change: Callable[[bytes], bytes] = lambda b: b,
-                    change_answer: Callable[[bytes], bytes] = lambda b: b) -> Callable:
-    """A WSGI app forwarding POSTs to ``target`` after ``change`` rewrote the body (and
-    ``change_answer`` the answer)."""
-
-    def app(environ, start_response):
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        headers = {k: environ[v] for k, v in (("Content-Type", "CONTENT_TYPE"), ("SOAPAction", "HTTP_SOAPACTION"))
-                   if environ.get(v)}
-        answer = requests.post(target + environ["PATH_INFO"], data=change(body), headers=headers, timeout=10)
-        start_response(f"{answer.status_code} X", [("Content-Type", answer.headers.get("Content-Type", "text/xml"))])
-        return [change_answer(answer.content)]
-
-    return app
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_dev_pki(tmp_path_factory.mktemp("pki"))
-
-
-@contextmanager
-def gateway_against(tmp_path, pki, *, sts_url: str, genins_url: str, keystore: str = "lab",
-                    licence_password: str = LICENCE[1], clock=None) -> Iterator[Gateway]:
-    config = make_config(
-        tmp_path,
-        upstream={"mode": "remote", "sts_url": sts_url, "genericinsurability_url": genins_url, "timeout_seconds": 5.0,
-                  "platform_ca": str(pki.ca_certificate_path), "platform_signer_cbe": PLATFORM_CBE},
-        invoicing={"enabled": False},
-        identity={"keystore": str(pki.keystores[keystore].path), "keystore_password": pki.password},
-        licence={"username": LICENCE[0], "password": licence_password},
-    )
-    gateway = Gateway(config, **({"clock": clock} if clock else {})).start()
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
-
-
-def consult(gateway: Gateway):
-    client = zeep.Client(f"{gateway.services_url}/ConsultMyCareNetSoap?wsdl")
-    return client.service.GetInsurability(request={"CareProvider": LAB, "Ssin": INSURED.ssin,
-                                                   "PeriodStart": dt.date.today()})
 
 
 def refused_with(result, code: str, *advice_words: str) -> None:
@@ -96,14 +34,6 @@ def refused_with(result, code: str, *advice_words: str) -> None:
     for word in advice_words:
         assert word in message.Text, message.Text
     assert INSURED.ssin not in message.Text
-
-
-@pytest.fixture()
-def platform(pki):
-    clock = MovableClock()
-    simulator = build_platform(pki, licences=dict([LICENCE]), now=clock)
-    with serving(simulator) as url:
-        yield simulator, url, clock
 
 
 def test_a_good_setup_is_accepted_and_one_token_serves_many_calls(tmp_path, pki, platform):

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from unified_messaging.simulator.devpki import (
-    GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN, DevPki, make_dev_pki,
+    GROUP_NUMBER, LAB_NIHII, NURSE_NIHII, NURSE_SSIN,
 )
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.keystore import KeyEntry
@@ -35,27 +35,12 @@ from unified_messaging.simulator.soap import fault_envelope
 from unified_messaging.simulator.sts import ISSUER, SimulatedSts
 from unified_messaging.serving import serving as serve_locally
 from tests.conftest import official_security_schema
-from tests.test_wsse import change_one_byte
+from tests.support import Clock, change_one_byte
 
 XMLSEC1 = shutil.which("xmlsec1")
 SECURITY_SIGNATURE = ("/*[local-name()='Envelope']/*[local-name()='Header']/*[local-name()='Security']"
                       "/*[local-name()='Signature']")
 START = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-class Clock:
-    """A settable clock shared by the client, the STS and the cache."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> DevPki:
-    return make_dev_pki(tmp_path_factory.mktemp("sts-pki"))
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +50,7 @@ def entries(pki) -> dict[str, KeyEntry]:
 
 @pytest.fixture
 def clock() -> Clock:
+    """A settable clock shared by the client, the STS and the cache."""
     return Clock(START)
 
 
@@ -209,7 +195,7 @@ def test_the_sts_issues_a_token_with_the_holders_attributes(pki, entries, clock,
 
 def test_the_token_keeps_the_bytes_received_and_they_verify_with_xmlsec1(pki, entries, clock, simulated, endpoint,
                                                                         tmp_path):
-    clock.moment = datetime.now(timezone.utc)
+    clock.set(datetime.now(timezone.utc))
     session = RecordingSession()
     token = StsClient(endpoint, session=session, now=clock).request_token(entries["nurse"])
     assert token.assertion_xml in session.last
@@ -367,10 +353,10 @@ def test_32_concurrent_callers_cause_one_sts_call_and_renewal_comes_before_expir
     assert len({token.assertion_id for token in tokens}) == 1
     assert simulated.counters["sts.issued"] == 1
 
-    clock.moment = tokens[0].not_after - timedelta(minutes=6)
+    clock.set(tokens[0].not_after - timedelta(minutes=6))
     assert cache.get(entries["nurse"]).assertion_id == tokens[0].assertion_id
     assert simulated.counters["sts.issued"] == 1
-    clock.moment = tokens[0].not_after - timedelta(minutes=4)
+    clock.set(tokens[0].not_after - timedelta(minutes=4))
     renewed = run_together(32, lambda: cache.get(entries["nurse"]))
     assert len({token.assertion_id for token in renewed}) == 1
     assert renewed[0].assertion_id != tokens[0].assertion_id
@@ -424,9 +410,9 @@ def test_a_failed_renewal_keeps_the_current_token_while_it_is_valid(entries, clo
     with serving(simulated) as url:
         cache = TokenCache(StsClient(url, now=clock, timeout=2), now=clock)
         token = cache.get(entries["nurse"])
-    clock.moment = token.not_after - timedelta(minutes=3)
+    clock.set(token.not_after - timedelta(minutes=3))
     assert cache.get(entries["nurse"]) is token
-    clock.moment = token.not_after - timedelta(seconds=30)
+    clock.set(token.not_after - timedelta(seconds=30))
     with pytest.raises(UpstreamUnavailable):
         cache.get(entries["nurse"])
 

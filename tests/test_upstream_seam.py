@@ -6,16 +6,11 @@ import io
 
 import pytest
 
-from tests.invoicing_support import client_for, running_platform
-from unified_messaging.simulator.devpki import make_dev_pki
+from tests.invoicing_support import client_for
+from tests.support import running_platform
 from unified_messaging.simulator.platform import STS_PATH
 from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.domain.errors import UpstreamFault
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_dev_pki(tmp_path_factory.mktemp("pki"))
 
 
 def roll_sts_key_over(simulator, pki) -> None:

@@ -34,6 +34,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.invoicing_support import drop_file
+from tests.support import wait_for
 from tests.web_support import PASSWORDS, USERS, MyboxStack, start_mybox
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.invoicing.folders import Folders
@@ -212,16 +213,6 @@ def screenshot(driver: WebDriver, name: str) -> Path:
         driver.save_screenshot(str(target))
     _saved.add(name)
     return target
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def file_row(stack: MyboxStack, name: str) -> dict | None:

@@ -11,7 +11,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.support import Clock
 from tests.web_support import MyboxStack, csrf_of, login, start_mybox
+
+START = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
 from unified_messaging.web import sessions as web_sessions
 from unified_messaging.web.context import PREFIX
 from unified_messaging.web.sessions import LoginLimiter, SessionStore
@@ -59,23 +62,12 @@ def test_an_idle_session_ends_and_a_used_one_lives_on(tiny):
 
 # ------------------------------------------------------------------------------ SessionStore and LoginLimiter, on a clock
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 def _store(clock: Clock, idle: float = 30, hours: float = 12) -> SessionStore:
     return SessionStore(idle=timedelta(minutes=idle), lifetime=timedelta(hours=hours), clock=clock)
 
 
 def test_a_session_lives_while_used_and_ends_after_idle_or_lifetime():
-    clock = Clock()
+    clock = Clock(START)
     store = _store(clock)
     session = store.new("nurse")
     assert len(session.token) >= 40 and session.csrf != session.token
@@ -95,7 +87,7 @@ def test_a_session_lives_while_used_and_ends_after_idle_or_lifetime():
 
 
 def test_renewing_ending_and_ending_a_users_sessions():
-    clock = Clock()
+    clock = Clock(START)
     store = _store(clock)
     anonymous = store.new()
     logged = store.renew(anonymous, "admin")
@@ -111,7 +103,7 @@ def test_renewing_ending_and_ending_a_users_sessions():
 
 
 def test_the_csrf_check():
-    session = _store(Clock()).new("admin")
+    session = _store(Clock(START)).new("admin")
     assert session.check_csrf(session.csrf)
     for given in (None, "", session.csrf[:-1], session.csrf + "x", session.token, " " + session.csrf):
         assert not session.check_csrf(given), given
@@ -119,7 +111,7 @@ def test_the_csrf_check():
 
 def test_too_many_sessions_drop_the_oldest_anonymous_ones(monkeypatch):
     monkeypatch.setattr(web_sessions, "MAX_SESSIONS", 3)
-    clock = Clock()
+    clock = Clock(START)
     store = _store(clock)
     oldest = store.new()
     clock.advance(seconds=1)
@@ -136,7 +128,7 @@ def test_too_many_sessions_drop_the_oldest_anonymous_ones(monkeypatch):
 
 
 def test_the_limiter_locks_a_login_and_an_address_until_the_lockout_ends():
-    clock = Clock()
+    clock = Clock(START)
     limiter = LoginLimiter(max_failures=3, lockout=timedelta(minutes=15), clock=clock)
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):  # one login, guessed from three addresses
         assert limiter.locked_until("Admin", address) is None
@@ -155,7 +147,7 @@ def test_the_limiter_locks_a_login_and_an_address_until_the_lockout_ends():
 
 
 def test_a_lock_lasts_until_the_time_it_announces():
-    clock = Clock()
+    clock = Clock(START)
     limiter = LoginLimiter(max_failures=3, lockout=timedelta(minutes=15), clock=clock)
     for _ in range(3):
         limiter.failed("admin", "10.0.0.1")
@@ -167,7 +159,7 @@ def test_a_lock_lasts_until_the_time_it_announces():
 
 
 def test_the_limiter_forgets_old_failures_and_a_success_resets_it():
-    clock = Clock()
+    clock = Clock(START)
     limiter = LoginLimiter(max_failures=3, lockout=timedelta(minutes=15), clock=clock)
     limiter.failed("nurse", "10.0.0.1")
     limiter.failed("nurse", "10.0.0.1")

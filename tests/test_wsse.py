@@ -6,7 +6,6 @@ verify there, and a one-byte change in a signed part must make it fail, as it ma
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import subprocess
 import threading
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
 from unified_messaging.mycarenet import wsse
-from unified_messaging.simulator.devpki import NURSE_SSIN, CertificateUsage, DevPki, ehealth_subject, make_dev_pki
+from unified_messaging.simulator.devpki import NURSE_SSIN, CertificateUsage, DevPki, ehealth_subject
 from unified_messaging.mycarenet.keystore import AUTHENTICATION_ALIAS, KeyEntry
 from unified_messaging.mycarenet.wsse import (
     DS_NS, SAML_NS, SOAP11_NS, WSSE_NS, WSU_ID, WSU_NS, RefusalCode, SecurityRefusal, SigningCredential,
@@ -30,6 +29,7 @@ from unified_messaging.mycarenet.wsse import (
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.serving import serving
 from tests.conftest import official_security_schema, reference_path as reference
+from tests.support import change_one_byte
 
 XMLSEC1 = shutil.which("xmlsec1")
 SECURITY_SIGNATURE = ("/*[local-name()='Envelope']/*[local-name()='Header']/*[local-name()='Security']"
@@ -38,11 +38,6 @@ ASSERTION_SIGNATURE = "//*[local-name()='Assertion']/*[local-name()='Signature']
 PAYLOAD = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
            '<x:Echo xmlns:x="urn:test:echo"><x:text>Hélène &amp; co</x:text></x:Echo>'
            '</soapenv:Body></soapenv:Envelope>')
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> DevPki:
-    return make_dev_pki(tmp_path_factory.mktemp("wsse-pki"))
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +90,6 @@ def assertion_signature_arguments(ca_pem: Path) -> list[str]:
     """The xmlsec1 options for the assertion's own signature: its certificate must chain to the CA."""
     return ["--trusted-pem", str(ca_pem), "--id-attr:AssertionID", f"{SAML_NS}:Assertion",
             "--node-xpath", ASSERTION_SIGNATURE]
-
-
-def change_one_byte(document: bytes, pattern: bytes) -> bytes:
-    """Replace the last character of the first match of ``pattern`` by another one."""
-    match = re.search(pattern, document)
-    assert match, pattern
-    position = match.end() - 1
-    replacement = b"1" if document[position:position + 1] != b"1" else b"2"
-    return document[:position] + replacement + document[position + 1:]
 
 
 # --------------------------------------------------------------------------------------------
