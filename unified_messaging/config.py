@@ -56,6 +56,10 @@ class ServerConfig:
     public_base_url: str = _key("", _url_or_empty)
     threads: int = _key(8, _positive)
     max_request_bytes: int = _key(2 * 1024 * 1024, _positive)
+    connection_limit: int = _key(2000, _positive)
+    max_connections_per_client: int = _key(500, _positive)
+    idle_timeout_seconds: float = _key(30.0, _positive)
+    request_read_timeout_seconds: float = _key(15.0, _positive)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.check import CertificateCheck, ConfigurationCheck
 from unified_messaging.securespace.selection import CertificateSelector
 from unified_messaging.securespace.store import SecureSpaceStore
-from unified_messaging.serving import RunningServer, start_server
+from unified_messaging.serving import RunningServer, ServerLimits, start_server
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.devpki import LAB_NIHII
 from unified_messaging.soap.consult import build_soap_apps
@@ -44,6 +44,14 @@ log = logging.getLogger(__name__)
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def server_limits(config: Config) -> ServerLimits:
+    server = config.server
+    return ServerLimits(connection_limit=server.connection_limit,
+                        max_connections_per_client=server.max_connections_per_client,
+                        idle_timeout=server.idle_timeout_seconds,
+                        request_read_timeout=server.request_read_timeout_seconds)
 
 
 class Gateway:
@@ -214,7 +222,7 @@ class Gateway:
                                     max_request_bytes=cfg.server.max_request_bytes)
             self._main = start_server(GatewayApp(router, self._mybox() if cfg.web.enabled else None), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
-                                name="um-gateway")
+                                name="um-gateway", limits=server_limits(cfg))
             self._servers.append(self._main)
             if cfg.folders.insurability:
                 self.folders = InsurabilityFolders(

@@ -1,20 +1,105 @@
 """Running a WSGI application under waitress in a thread, and stopping it cleanly.
 
 Used for the gateway's own ports and the simulator's, and by the tests for any local server.
+
+``ServerLimits`` keeps one broken or hostile client from taking the port down: waitress reads
+requests in its event loop and hands only complete ones to the worker threads, so idle or
+half-sent connections cost a file descriptor each, not a thread; what must be bounded is how many
+there are (``connection_limit``, ``max_connections_per_client``) and how long they may stay
+(``idle_timeout``: no request in progress; ``request_read_timeout``: a request whose headers and
+body have not all arrived, even if it trickles a byte at a time).  The event loop uses ``poll``,
+since ``select`` cannot watch more than 1,024 descriptors.
 """
 from __future__ import annotations
 
 import logging
+import resource
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import waitress
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """How many connections a port holds and how long a slow one may stay (``[server]`` keys)."""
+
+    connection_limit: int = 2000
+    max_connections_per_client: int = 500
+    idle_timeout: float = 30.0
+    request_read_timeout: float = 15.0
+
+    @property
+    def cleanup_interval(self) -> float:
+        return max(0.5, min(self.idle_timeout, self.request_read_timeout) / 4)
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise this process's soft limit of open files towards ``wanted`` (up to the hard limit);
+    returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def _peer(addr: object) -> object:
+    return addr[0] if isinstance(addr, tuple) else addr
+
+
+def _limited_channel(limits: ServerLimits) -> type[HTTPChannel]:
+    warned: dict[object, float] = {}  # one warning a minute per client address
+
+    class LimitedChannel(HTTPChannel):
+        """Refuses a client past its connection cap; remembers when the request being read began."""
+
+        def __init__(self, server, sock, addr, adj, map=None) -> None:
+            super().__init__(server, sock, addr, adj, map=map)
+            self.reading_since: float | None = None
+            peer = _peer(addr)
+            same = sum(1 for c in server.active_channels.values() if _peer(getattr(c, "addr", None)) == peer)
+            if same > limits.max_connections_per_client:
+                if time.monotonic() - warned.get(peer, -60.0) >= 60.0:
+                    warned[peer] = time.monotonic()
+                    log.warning("%s holds %d connections (at most %d per client, [server] "
+                                "max_connections_per_client): closing the newest ones", peer, same,
+                                limits.max_connections_per_client)
+                self.will_close = True
+
+        def received(self, data: bytes) -> bool:
+            if self.request is None and self.reading_since is None and data:
+                self.reading_since = time.monotonic()
+            result = super().received(data)
+            if self.request is None:
+                self.reading_since = None
+            return result
+
+    return LimitedChannel
+
+
+def _apply_limits(server: BaseWSGIServer, limits: ServerLimits) -> None:
+    server.channel_class = _limited_channel(limits)
+    waitress_maintenance = server.maintenance
+
+    def maintenance(now: float) -> None:
+        waitress_maintenance(now)
+        cutoff = time.monotonic() - limits.request_read_timeout
+        for channel in list(server.active_channels.values()):
+            since = getattr(channel, "reading_since", None)
+            if since is not None and since < cutoff and not channel.requests:
+                channel.will_close = True
+
+    server.maintenance = maintenance
 
 
 @dataclass
@@ -40,11 +125,16 @@ class RunningServer:
         self.server.task_dispatcher.shutdown()
 
 
-def start_server(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str) -> RunningServer:
+def start_server(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str,
+                 limits: ServerLimits = ServerLimits()) -> RunningServer:
+    raise_open_file_limit(limits.connection_limit + 256)
     server = waitress.create_server(
         app, host=host, port=port, threads=threads, ident="unified-messaging",
-        max_request_body_size=max_body, clear_untrusted_proxy_headers=True, channel_timeout=60,
+        max_request_body_size=max_body, clear_untrusted_proxy_headers=True,
+        connection_limit=limits.connection_limit, channel_timeout=limits.idle_timeout,
+        cleanup_interval=limits.cleanup_interval, asyncore_use_poll=True,
     )
+    _apply_limits(server, limits)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     return RunningServer(server, thread)
