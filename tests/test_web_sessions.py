@@ -60,6 +60,19 @@ def test_an_idle_session_ends_and_a_used_one_lives_on(tiny):
     assert answer.status_code == 303 and urlsplit(answer.headers["Location"]).path == PREFIX + "/login"
 
 
+def test_the_failed_login_log_line_never_carries_what_was_typed_for_an_unknown_user(tiny, caplog):
+    time.sleep(1.5)  # any lockout of the tests above has ended
+    typed_secret = "Zomer2026!wachtwoord"  # a password typed in the login field
+    with caplog.at_level("WARNING", logger="unified_messaging"):
+        assert _try_login(tiny, typed_secret, "anything").status_code == 401
+        assert _try_login(tiny, "office", "not-the-password").status_code == 401
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert typed_secret not in logged and "Zomer" not in logged
+    assert f"an unknown login ({len(typed_secret)} characters)" in logged
+    assert "failed Mybox login for 'office'" in logged
+    assert _try_login(tiny, "office", tiny.passwords["office"]).status_code == 303
+
+
 # ------------------------------------------------------------------------------ SessionStore and LoginLimiter, on a clock
 
 def _store(clock: Clock, idle: float = 30, hours: float = 12) -> SessionStore:

@@ -101,6 +101,11 @@ class SessionStore:
             del self._sessions[token]
 
 
+def logged_login(typed: str) -> str:
+    """How the log shows a login that names no user: its length only, never its characters."""
+    return f"an unknown login ({len(typed)} characters)"
+
+
 class LoginLimiter:
     """Counts failed logins per login and per client address; refuses while either is locked."""
 
@@ -117,8 +122,12 @@ class LoginLimiter:
             ends = [end for key in self._keys(login, address) if (end := self._locked.get(key)) and end > now]
         return max(ends) if ends else None
 
-    def failed(self, login: str, address: str) -> None:
-        """Count a wrong password; the ``max_failures``-th within ``lockout`` locks for ``lockout`` from now."""
+    def failed(self, login: str, address: str, *, known_user: bool = False) -> None:
+        """Count a wrong password; the ``max_failures``-th within ``lockout`` locks for ``lockout`` from now.
+
+        The log names the login only when it is an existing user's: what was typed in the login field
+        of an unknown one may be a password typed in the wrong field.
+        """
         now = self.clock()
         with self._lock:
             for key in self._keys(login, address):
@@ -128,7 +137,8 @@ class LoginLimiter:
                     self._locked[key] = now + self.lockout
                     recent = []
                 self._failures[key] = recent
-        log.warning("failed Mybox login for %r from %s", mask_ssins_in_text(login[:64]), address)
+        shown = repr(mask_ssins_in_text(login[:64])) if known_user else logged_login(login)
+        log.warning("failed Mybox login for %s from %s", shown, address)
 
     def succeeded(self, login: str, address: str) -> None:
         with self._lock:

@@ -37,7 +37,8 @@ def login(page: Page) -> Response:
     try:
         user = page.services.securespace.authenticate(login_name, page.request.form.get("password") or "")
     except Refusal:
-        mybox.limiter.failed(login_name, address)
+        known = any(u.login == login_name for u in page.services.securespace.users())
+        mybox.limiter.failed(login_name, address, known_user=known)
         return page.render("login.html", status=401, next_url=next_url, no_users=no_users, login_name=login_name,
                            error=page._("The login or the password is wrong. Type the password again (it is "
                                         "case-sensitive); an administrator can reset it."))
