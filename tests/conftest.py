@@ -2,6 +2,8 @@
 PKI, a simulated platform of its own; the helpers they build on are in ``tests/support.py``."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -60,9 +62,26 @@ def make_config(tmp_path: Path, **sections: dict) -> Config:
     return config_from_dict(raw, source="tests")
 
 
+def bytes_read_elsewhere(path: Path) -> bytes:
+    """The bytes of a SQLite file this process has open, read by another process.
+
+    Opening and closing the file here would release this process's SQLite locks on it (POSIX
+    locks belong to the process, not to the descriptor): another process closing the file next
+    would delete the WAL still in use here (see ``unified_messaging.journal.sqlite``).
+    """
+    reader = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    return subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True, check=True,
+                          timeout=60).stdout
+
+
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory):
-    """One running gateway + simulator for the whole session (read-mostly tests share it)."""
+    """One running gateway + simulator for the whole session (read-mostly tests share it).
+
+    No other process may write its data folder (a test that runs ``unified-messaging`` makes a
+    data folder of its own), and nothing in this process may open its SQLite files outside SQLite
+    (``bytes_read_elsewhere``).
+    """
     from unified_messaging.gateway import Gateway
 
     gw = Gateway(make_config(tmp_path_factory.mktemp("gateway"))).start()

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from tests.test_batch_runner import HEADER, INSURED, read_output, write_job
-from tests.test_cli_serve import CLI
+from tests.support import CLI, HEADER, INSURED, read_output, write_job
+from unified_messaging.journal import Journal
+from unified_messaging.simulator.platform import DEMO_PKI_FOLDER
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -16,10 +18,27 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def gateway_config(tmp_path: Path, gateway, latency_ms: int = 0) -> Path:
-    """A configuration sharing the session gateway's data folder (its demo keys are made already)."""
+    """A configuration with a data folder of the test's own, with the session gateway's demo keys.
+
+    Never the session gateway's data folder itself: the batch processes started (and killed) here
+    would write the journal that the session's gateway keeps open, and the test would depend on
+    everything else the session did with that file.
+    """
+    data = tmp_path / "um-data"
+    if not data.exists():
+        shutil.copytree(gateway.config.data_folder / DEMO_PKI_FOLDER, data / DEMO_PKI_FOLDER)
     conf = tmp_path / "um.toml"
-    conf.write_text(f'[data]\nfolder = "{gateway.config.data_folder}"\n[simulator]\nlatency_ms = {latency_ms}\n')
+    conf.write_text(f'[data]\nfolder = "{data}"\n[simulator]\nlatency_ms = {latency_ms}\n')
     return conf
+
+
+def batch_runs(tmp_path: Path, job: Path) -> list[dict]:
+    """The job's runs in the test's own journal (where the web UI would read them)."""
+    journal = Journal(tmp_path / "um-data" / "journal.sqlite")
+    try:
+        return journal.batch_runs(job=str(job.resolve()))
+    finally:
+        journal.close()
 
 
 def test_the_old_connection_value_stops_the_command_with_the_change_to_make(tmp_path, gateway):
@@ -40,8 +59,8 @@ def test_a_run_prints_a_progress_bar_and_the_summary(tmp_path, gateway):
     assert "b.csv: not processed, moved to" in done.stdout
     assert "a.csv" in done.stderr  # the progress bar (click draws only its label when not on a terminal)
     assert INSURED[0].ssin not in done.stdout + done.stderr
-    # the run is in the gateway's journal, for the web UI
-    runs = {r["input"]: r for r in gateway.journal.batch_runs(job=str(job.resolve()))}
+    # the run is in the journal, for the web UI
+    runs = {r["input"]: r for r in batch_runs(tmp_path, job)}
     assert (runs["a.csv"]["status"], runs["a.csv"]["lines"], runs["a.csv"]["ok"], runs["a.csv"]["errors"],
             runs["a.csv"]["output"]) == ("done", 2, 1, 1, "a.result.csv")
     assert runs["b.csv"]["status"] == "rejected" and "unknown column(s) 'wrong'" in runs["b.csv"]["reason"]
@@ -81,6 +100,6 @@ def test_killed_in_the_middle_of_a_batch_the_next_run_neither_loses_nor_duplicat
     assert len({r[6] for r in rows[1:]}) == count
     assert (tmp_path / "archive" / "kill.csv").exists() and not part.exists()
     # the killed run left no row (it never finished the file); the second one did, with where it continued
-    (run,) = gateway.journal.batch_runs(job=str(job.resolve()))
+    (run,) = batch_runs(tmp_path, job)
     assert (run["input"], run["status"], run["lines"], run["ok"], run["errors"]) == ("kill.csv", "done", count, count, 0)
     assert run["resumed_at"] in (written, written - 1)

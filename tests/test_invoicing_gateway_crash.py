@@ -84,7 +84,7 @@ def checked_between_get_and_confirm(root, folder, counters, ref):
 STEPS = {
     # step: (simulator options, big file?, reached, check after the kill)
     "after-claim": ((), True, after_claim, checked_after_claim),
-    "during-post": (("--hold", "post=1500"), False, during_post, checked_during_post),
+    "during-post": (("--hold", "post=3000"), False, during_post, checked_during_post),  # room on a busy machine
     "after-post": (("--latency-ms", "1200"), False, after_post, checked_after_post),
     "between-get-and-confirm": (("--hold", "confirm=1500"), False, between_get_and_confirm,
                                 checked_between_get_and_confirm),
