@@ -42,7 +42,7 @@ def test_the_example_job_in_batch_is_valid():
     job = load_batch_job(ROOT / "batch" / "batch.properties")
     assert job.input_folder == ROOT / "batch" / "in" and job.separator == ";" and job.encoding == "UTF-8"
     assert (job.nihii, job.quality, job.max_parallel) == ("81234530000", "labo", 8)
-    header = (ROOT / "batch" / "in" / "sample.csv").read_text().splitlines()[0]
+    header = (ROOT / "batch" / "sample.csv").read_text().splitlines()[0]
     assert header == "ssin;mutuality;registration_number;period_start;period_end;contact_type;reference"
 
 

@@ -92,3 +92,32 @@ def test_every_command_has_a_help_text(fresh, command):
     assert usage.startswith("Usage:")
     description = rest.split("Options:")[0].strip()
     assert len(description) > 15, out
+
+
+def test_the_batch_example_runs_twice_and_leaves_git_clean(tmp_path):
+    """README's batch example, in a copy of the project's tracked batch/ and .gitignore under git."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    shutil.copytree(root / "batch", tmp_path / "batch", ignore=shutil.ignore_patterns("*.result*.csv", "*.lock"))
+    for runtime in ("in", "out", "archive", "error"):
+        for leftover in (tmp_path / "batch" / runtime).iterdir():
+            if leftover.name != ".gitkeep":
+                leftover.unlink()
+    shutil.copy(root / ".gitignore", tmp_path / ".gitignore")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "example")
+    for run in (1, 2):
+        shutil.copy(tmp_path / "batch" / "sample.csv", tmp_path / "batch" / "in")
+        out = um(tmp_path, "batch", "run", "batch/batch.properties", "--quiet").stdout
+        assert "1 file(s) done (12 lines: 8 OK, 4 ERROR)" in out, (run, out)
+        assert git("status", "--porcelain") == "", run
+    assert len(list((tmp_path / "batch" / "out").glob("sample.result*.csv"))) == 2
