@@ -65,7 +65,8 @@ class Mybox:
                            + [Rule("/static/<name>", endpoint="static", methods=["GET"])], strict_slashes=False)
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("unified_messaging.web", "templates"),
-            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"])  # {% trans %} calls the page's gettext/ngettext (Page.render)
         self.templates.filters["masked"] = mask_ssins_in_text  # a national number can hide in a file name
         self.max_body = web.max_upload_bytes + 64 * 1024
         folder = resources.files("unified_messaging.web").joinpath("static")
