@@ -98,12 +98,12 @@ def dynamic_msgids() -> set[str]:
     from unified_messaging.efact.explain import LETTERS
     from unified_messaging.securespace.catalogue import CATALOGUE
     from unified_messaging.securespace.check import ACTIVE, NOT_ACTIVE
-    from unified_messaging.securespace.models import MandateState, Role
+    from unified_messaging.securespace.models import HISTORY_ACTIONS, MandateState, Role
     from unified_messaging.web.views.admin import MANDATE_ACTIONS
     from unified_messaging.web.views.traffic import DELAY_BUCKETS, FEEDBACK_NAMES, FILE_STATUSES, OUTCOMES
 
     found = {r.value for r in Role} | set(FILE_STATUSES) | set(OUTCOMES) | set(BATCH_RESULTS)
-    found |= {s.value for s in MandateState} | set(MANDATE_ACTIONS) | {ACTIVE, NOT_ACTIVE}
+    found |= {s.value for s in MandateState} | set(MANDATE_ACTIONS) | set(HISTORY_ACTIONS) | {ACTIVE, NOT_ACTIVE}
     found |= set(FEEDBACK_NAMES.values()) | {title for title, _consequence in LETTERS.values()}
     found |= set(RECORD_NAMES.values()) | {label for _limit, label in DELAY_BUCKETS}
     found |= {entry.cause for entry in CATALOGUE.values()} | {entry.remedy for entry in CATALOGUE.values()}
@@ -314,5 +314,29 @@ def test_the_login_page_offers_the_languages_and_follows_the_browser(tmp_path):
         session = login(stack, "admin")
         session.cookies.set("mybox_language", "fr")
         assert '<html lang="en">' in session.get(stack.url("/")).text
+    finally:
+        stack.gateway.stop()
+
+
+def test_mandate_history_and_the_upload_limit_are_translated(tmp_path):
+    from tests.support import active_mandate
+    from tests.web_support import login, post_form, start_mybox
+
+    stack = start_mybox(tmp_path, web={"max_upload_bytes": 1024})
+    try:
+        mandate = active_mandate(stack.gateway.securespace)
+        session = login(stack, "admin")
+        post_form(session, stack, "/account", "/account/language", {"language": "nl"})
+        page = session.get(stack.url(f"/mandates/{mandate.id}")).text
+        for action in ("propose", "accept by mandant", "accept by mandataire"):
+            assert f"<td>{_html(CATALOGUES['nl'][action])}</td>" in page, action
+            assert f"<td>{action}</td>" not in page
+        visitor = login(stack, "office")  # in English, with a French browser
+        visitor.headers["Accept-Language"] = "fr"
+        too_big = post_form(visitor, stack, "/account", "/account/language", {"language": "x" * 200_000})
+        assert too_big.status_code == 413
+        assert too_big.text.strip() == CATALOGUES["fr"][
+            "The upload is larger than [web] max_upload_bytes ({limit} bytes): send a smaller file."].format(
+            limit=1024)
     finally:
         stack.gateway.stop()

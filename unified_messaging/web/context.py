@@ -53,7 +53,7 @@ class Page:
         self.mybox, self.request, self.session, self.user = mybox, request, session, user
         self.services: MyboxServices = mybox.services
         self.adapter, self.templates = adapter, mybox.templates
-        self._ = Translator(user.language if user else _preferred(request))
+        self._ = Translator(user.language if user else preferred_language(request))
         self.extra_headers: list[tuple[str, str]] = []
 
     def can(self, permission: Permission | str) -> bool:
@@ -125,7 +125,7 @@ def chosen_language(request: Request) -> str | None:
     return choice if choice in LANGUAGES else None
 
 
-def _preferred(request: Request) -> str:
+def preferred_language(request: Request) -> str:
     """Before login: the language picked on the login page (this request, or remembered in a cookie), else
     the browser's preferred language among Mybox's (Accept-Language), else English."""
     remembered = request.cookies.get(LANGUAGE_COOKIE)
