@@ -30,6 +30,7 @@ def _start(cwd: Path, *args: str) -> tuple[subprocess.Popen, str]:
         seen.append(line)
         found = re.search(r"serving (http://\S+)", line)
         if found:
+            process.startup = "".join(seen)  # what serve printed before it served
             return process, found.group(1)
         if process.poll() is not None:
             break
@@ -52,6 +53,10 @@ def test_serve_on_defaults_answers_and_stops_cleanly(tmp_path, sig):
         _, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert "stopped." in err
+    printed = process.startup + err
+    assert "Initializing application" not in printed  # Spyne's, once per SOAP version
+    assert printed.count("SOAP service ConsultMyCareNet ready: ConsultMyCareNetSoap (SOAP 1.1), "
+                         "ConsultMyCareNetSoap12 (SOAP 1.2)") == 1
 
 
 def test_host_and_config_options(tmp_path):

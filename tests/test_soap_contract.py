@@ -112,8 +112,10 @@ def test_services_page_lists_each_endpoint(gateway, prefix):
     assert "Available RESTful services:" in parsed.headings
     rows = [r for r in parsed.rows if "porttype" in r]
     assert len(rows) == 2
+    assert "(SOAP 1.1, port type ConsultMyCareNetSoap)" in page.text
+    assert "(SOAP 1.2, port type ConsultMyCareNetSoap)" in page.text
     for row, name in zip(rows, ["ConsultMyCareNetSoap", "ConsultMyCareNetSoap12"]):
-        assert row["porttype"] == "ConsultMyCareNetSoap"
+        assert row["porttype"] == name  # each port under its own name: the SOAP 1.2 one is ...Soap12
         assert row["operations"] == ["Echo", "GetInsurability"]
         assert row["Endpoint address:"] == f"{base}/{name}"
         assert row["links"] == [f"{base}/{name}?wsdl"]

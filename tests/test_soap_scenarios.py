@@ -136,8 +136,9 @@ def test_bad_ssin_is_answered_locally_without_calling_upstream(gateway, consult,
     assert gateway.simulator.counters[COUNTER] == before
     assert result.Status == "ERROR"
     assert result.AuditReference is None
-    assert [m.Code for m in _messages(result)][:2] == ["INPUT_ERROR", "UM-SSIN"]
-    assert _messages(result)[1].Location == "Ssin"
+    assert [m.Code for m in _messages(result)] == ["UM-SSIN"]
+    assert _messages(result)[0].Location == "Ssin"
+    assert _messages(result)[0].Text.startswith("The request was not sent to MyCareNet: ")
 
 
 def test_bad_nihii_and_period_are_answered_locally(gateway, consult):

@@ -559,7 +559,7 @@ def test_the_configuration_check(stack, browser):
 # ------------------------------------------------------------------------------ 9. language
 
 def test_switching_the_language(stack, browser):
-    from unified_messaging.web.translations import CATALOGUES  # read now: the catalogues are being written
+    from unified_messaging.web.i18n import CATALOGUES
 
     def choose(code: str) -> None:
         goto(browser, stack, "/account")

@@ -20,12 +20,11 @@ import jinja2
 from jinja2 import nodes
 
 import unified_messaging.web as web_package
-from unified_messaging.web.i18n import LANGUAGES, Translator
-from unified_messaging.web.translations import CATALOGUES
+from unified_messaging.web.i18n import CATALOGUES, LANGUAGES, Translator
 
 WEB = Path(web_package.__file__).resolve().parent
 TEMPLATES = WEB / "templates"
-NOT_SCANNED = {"i18n.py", "translations.py"}
+NOT_SCANNED = {"i18n.py"}
 BATCH_RESULTS = ("done", "rejected", "stopped")  # the batch runs page's result filter (batch_runs.html)
 NNBSP = "\u202f"
 
@@ -99,12 +98,12 @@ def dynamic_msgids() -> set[str]:
     from unified_messaging.efact.explain import LETTERS
     from unified_messaging.securespace.catalogue import CATALOGUE
     from unified_messaging.securespace.check import ACTIVE, NOT_ACTIVE
-    from unified_messaging.securespace.models import MandateState, Role
+    from unified_messaging.securespace.models import HISTORY_ACTIONS, MandateState, Role
     from unified_messaging.web.views.admin import MANDATE_ACTIONS
     from unified_messaging.web.views.traffic import DELAY_BUCKETS, FEEDBACK_NAMES, FILE_STATUSES, OUTCOMES
 
     found = {r.value for r in Role} | set(FILE_STATUSES) | set(OUTCOMES) | set(BATCH_RESULTS)
-    found |= {s.value for s in MandateState} | set(MANDATE_ACTIONS) | {ACTIVE, NOT_ACTIVE}
+    found |= {s.value for s in MandateState} | set(MANDATE_ACTIONS) | set(HISTORY_ACTIONS) | {ACTIVE, NOT_ACTIVE}
     found |= set(FEEDBACK_NAMES.values()) | {title for title, _consequence in LETTERS.values()}
     found |= set(RECORD_NAMES.values()) | {label for _limit, label in DELAY_BUCKETS}
     found |= {entry.cause for entry in CATALOGUE.values()} | {entry.remedy for entry in CATALOGUE.values()}
@@ -156,7 +155,7 @@ def test_every_text_has_a_dutch_and_a_french_translation():
     missing = {language: sorted(set(where) - set(CATALOGUES[language])) for language in ("nl", "fr")}
     report = "\n".join(f"  {language}: {msgid!r}  ({', '.join(sorted(where[msgid]))})"
                        for language, ids in missing.items() for msgid in ids)
-    assert not report, "texts without a translation in unified_messaging/web/translations.py:\n" + report
+    assert not report, "texts without a translation in unified_messaging/web/locale/<language>/LC_MESSAGES/mybox.po:\n" + report
 
 
 def test_no_translation_is_stale():
@@ -220,7 +219,8 @@ def test_mybox_pages_are_shown_in_the_user_s_language(tmp_path):
             dashboard = session.get(stack.url("/"))
             invoicing = session.get(stack.url("/invoicing"))
             for page, texts in ((dashboard, nav + ("The last twelve months of traffic.",
-                                                   "Invoicing files per status and month", "Times are in UTC.")),
+                                                   "Invoicing files per status and month",
+                                                   "Times are in Belgian time (Europe/Brussels).")),
                                 (invoicing, ("Invoicing files", "All statuses", "All months", "Filter",
                                              "Status", "MyCareNet reference", "Accepted", "Rejected",
                                              "No file matches.", "WAITING", "DONE"))):
@@ -265,3 +265,78 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# ------------------------------------------------------------------------------ catalogues, login, times
+
+def test_the_catalogues_are_gettext_files_that_babel_reads_whole():
+    from babel.messages.pofile import read_po
+
+    from unified_messaging.web.i18n import LOCALE
+
+    for language in ("nl", "fr"):
+        path = LOCALE / language / "LC_MESSAGES" / "mybox.po"
+        with path.open("rb") as stream:
+            catalogue = read_po(stream, locale=language)
+        assert str(catalogue.locale) == language
+        entries = [m for m in catalogue if m.id]
+        assert len(entries) == len(CATALOGUES[language]) > 250  # nothing fuzzy, nothing left untranslated
+        assert not [m.id for m in entries if m.fuzzy or not m.string]
+
+
+def test_times_are_shown_in_belgian_time_summer_and_winter():
+    en = Translator("en")
+    assert en.when("2026-07-01T12:00:00.000+00:00") == "2026-07-01 14:00"
+    assert en.when("2026-12-01T12:00:00.000+00:00") == "2026-12-01 13:00"
+    assert en.when("2026-03-29T00:59:59+00:00") == "2026-03-29 01:59"  # the night the clocks go forward
+    assert en.when("2026-03-29T01:00:00+00:00") == "2026-03-29 03:00"
+    assert en.when("2026-12-01") == "2026-12-01" and en.when(None) == "" and en.when("") == ""
+
+
+def test_the_login_page_offers_the_languages_and_follows_the_browser(tmp_path):
+    import requests
+
+    from tests.web_support import login, start_mybox
+
+    stack = start_mybox(tmp_path)
+    try:
+        dutch = requests.get(stack.url("/login"), headers={"Accept-Language": "nl-BE,nl;q=0.9,en;q=0.5"}, timeout=10)
+        assert '<html lang="nl">' in dutch.text and _html(CATALOGUES["nl"]["Log in to Mybox"]) in dutch.text
+        assert 'hreflang="fr"' in dutch.text and 'href="/unified-messaging/mybox/login?lang=fr"' in dutch.text
+        browser = requests.Session()
+        french = browser.get(stack.url("/login?lang=fr"), headers={"Accept-Language": "nl"}, timeout=10)
+        assert '<html lang="fr">' in french.text and _html(CATALOGUES["fr"]["Log in to Mybox"]) in french.text
+        again = browser.get(stack.url("/login"), headers={"Accept-Language": "nl"}, timeout=10)
+        assert '<html lang="fr">' in again.text  # the choice is remembered over the browser's preference
+        unknown = requests.get(stack.url("/login?lang=de"), timeout=10)
+        assert '<html lang="en">' in unknown.text and "mybox_language" not in unknown.headers.get("Set-Cookie", "")
+        # once logged in, the user's own language setting (English here) wins
+        session = login(stack, "admin")
+        session.cookies.set("mybox_language", "fr")
+        assert '<html lang="en">' in session.get(stack.url("/")).text
+    finally:
+        stack.gateway.stop()
+
+
+def test_mandate_history_and_the_upload_limit_are_translated(tmp_path):
+    from tests.support import active_mandate
+    from tests.web_support import login, post_form, start_mybox
+
+    stack = start_mybox(tmp_path, web={"max_upload_bytes": 1024})
+    try:
+        mandate = active_mandate(stack.gateway.securespace)
+        session = login(stack, "admin")
+        post_form(session, stack, "/account", "/account/language", {"language": "nl"})
+        page = session.get(stack.url(f"/mandates/{mandate.id}")).text
+        for action in ("propose", "accept by mandant", "accept by mandataire"):
+            assert f"<td>{_html(CATALOGUES['nl'][action])}</td>" in page, action
+            assert f"<td>{action}</td>" not in page
+        visitor = login(stack, "office")  # in English, with a French browser
+        visitor.headers["Accept-Language"] = "fr"
+        too_big = post_form(visitor, stack, "/account", "/account/language", {"language": "x" * 200_000})
+        assert too_big.status_code == 413
+        assert too_big.text.strip() == CATALOGUES["fr"][
+            "The upload is larger than [web] max_upload_bytes ({limit} bytes): send a smaller file."].format(
+            limit=1024)
+    finally:
+        stack.gateway.stop()

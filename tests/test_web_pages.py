@@ -27,7 +27,7 @@ from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.simulator.platform import demo_pki
 from unified_messaging.simulator.population import TEST_PATIENTS
 from unified_messaging.web.context import PREFIX
-from unified_messaging.web.translations import CATALOGUES
+from unified_messaging.web.i18n import CATALOGUES
 
 TODAY = date.today()
 MONTH = datetime.now(timezone.utc).strftime("%Y-%m")

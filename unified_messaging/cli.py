@@ -300,7 +300,9 @@ def secret_encrypt(config_path: str | None) -> None:
 def _register_command_groups() -> None:
     from unified_messaging.invoicing.cli import invoicing
     from unified_messaging.securespace.cli import COMMANDS
+    from unified_messaging.simulator.samples import sample
 
+    invoicing.add_command(sample)
     main.add_command(invoicing)
     for command in COMMANDS:
         main.add_command(command)

@@ -118,11 +118,11 @@ class InsurabilityService:
         if problems:
             answer = InsurabilityAnswer(
                 query=query,
-                fault=BusinessFault(
-                    code="INPUT_ERROR",
-                    source=LOCAL_SOURCE,
+                fault=BusinessFault(  # the first problem's own code first, in every interface (UM-SSIN...)
+                    code=problems[0].code,
+                    source=problems[0].location or LOCAL_SOURCE,
                     message="The request was not sent to MyCareNet: " + problems[0].message,
-                    details=tuple(FaultDetail(p.code, p.location, p.message) for p in problems),
+                    details=tuple(FaultDetail(p.code, p.location, p.message) for p in problems[1:]),
                 ),
             )
             self._record(query, interface, started, "REJECTED", problems[0].code, None)

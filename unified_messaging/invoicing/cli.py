@@ -31,7 +31,7 @@ def _rows(store: InvoicingStore) -> list[dict]:
     for row in store.files():
         resent_as = [r["id"] for r in store.resent_as(row["id"])]
         rows.append({
-            "id": row["id"], "name": row["name"], "status": row["status"] or "SENDING", "reference": row["reference"],
+            "id": row["id"], "name": row["name"], "status": row["shown_status"], "reference": row["reference"],
             "zone_204": row["zone_204"], "last_feedback": row["last_feedback"],
             "last_feedback_at": row["last_feedback_at"], "created_at": row["created_at"],
             "reason": row["reason"], "resend_of": row["resend_of"], "resent_as": resent_as,
@@ -77,8 +77,9 @@ def status(ctx: click.Context, journal: Path | None, as_json: bool) -> None:
             link = (link + " " if link else "") + "resent as " + ", ".join(f"#{i}" for i in row["resent_as"])
         click.echo(f"{row['id']:>4}  {row['name'][:28]:<28} {row['status']:<8} {row['reference'] or '':<15} "
                    f"{feedback:<22} {link}")
-        if row["status"] == "NOK" and row["reason"]:
-            click.echo(f"{'':>6}{row['reason'].splitlines()[0][:110]}")
+        if row["status"] in ("NOK", "ERROR") and row["reason"]:
+            for line in [line for line in row["reason"].splitlines() if line.strip()][:2]:
+                click.echo(f"{'':>6}{line[:110]}")
 
 
 @invoicing.command("resend")

@@ -9,7 +9,7 @@ attempted and its outcome is not known: it must not be posted again before the m
 say it never arrived), ``sent`` (success TAck), ``refused`` (failure TAck or a refusal that is the
 file's fault), ``error`` (refused by the gateway before sending).
 
-The web UI shows one status per file (``SHOWN_STATUSES``): ``ERROR`` for ``state = 'error'``,
+Mybox and ``invoicing status`` show one status per file (``SHOWN_STATUSES``): ``ERROR`` for ``state = 'error'``,
 ``WAITING`` while nothing was sent (no status, ``claimed`` or ``posting``), else the status.
 Amounts are in cents, set by the 920900; a feedback message keeps its error counts as JSON
 (``{"B": 2, "zone": 1}``: error slots per letter, ``zone`` for error-code zones), NULL when the
@@ -208,8 +208,8 @@ class InvoicingStore:
         if states:
             where = f"WHERE state IN ({', '.join('?' for _ in states)})"
             args = list(states)
-        return list(self.journal.db.query(f"SELECT * FROM invoicing_files {where} ORDER BY id DESC LIMIT ?",
-                                          [*args, limit]))
+        return list(self.journal.db.query(f"SELECT *, {_SHOWN_STATUS_SQL} AS shown_status FROM invoicing_files "
+                                          f"{where} ORDER BY id DESC LIMIT ?", [*args, limit]))
 
     def by_work_name(self, work_name: str) -> dict | None:
         rows = list(self.journal.db.query("SELECT * FROM invoicing_files WHERE work_name = ?", [work_name]))

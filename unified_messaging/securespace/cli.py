@@ -26,7 +26,9 @@ from unified_messaging.securespace.cli_base import (
     group,
     json_option,
     obj,
+    password_stdin_option,
     refusals,
+    secret_input,
     table,
 )
 from unified_messaging.securespace.cli_check import check, licence
@@ -81,11 +83,13 @@ def _user_json(user: Any) -> dict[str, Any]:
 @click.option("--ssin", required=True)
 @click.option("--role", "roles", multiple=True, required=True,
               help="administrator, administrative or clinical (repeat for several).")
+@password_stdin_option
 @click.pass_context
 @refusals
-def users_add(ctx: click.Context, login: str, name: str, ssin: str, roles: tuple[str, ...]) -> None:
-    """Add a user; the password is asked twice, hidden."""
-    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+def users_add(ctx: click.Context, login: str, name: str, ssin: str, roles: tuple[str, ...],
+              password_stdin: bool) -> None:
+    """Add a user; the password (at least 10 characters) is asked twice, hidden, or read with --password-stdin."""
+    password = secret_input("Password", from_stdin=password_stdin, confirm=True)
     user = obj(ctx).store.add_user(login, name, ssin, roles, password)
     click.echo(f"User {user.login} added ({', '.join(sorted(r.value for r in user.roles))}).")
 
@@ -103,11 +107,12 @@ def users_list(ctx: click.Context, as_json: bool) -> None:
 
 @users.command("password")
 @click.argument("login")
+@password_stdin_option
 @click.pass_context
 @refusals
-def users_password(ctx: click.Context, login: str) -> None:
-    """Set a user's password (asked twice, hidden)."""
-    obj(ctx).store.set_password(login, click.prompt("New password", hide_input=True, confirmation_prompt=True))
+def users_password(ctx: click.Context, login: str, password_stdin: bool) -> None:
+    """Set a user's password (at least 10 characters; asked twice, hidden, or read with --password-stdin)."""
+    obj(ctx).store.set_password(login, secret_input("New password", from_stdin=password_stdin, confirm=True))
     click.echo(f"Password of {login} changed.")
 
 
@@ -152,16 +157,18 @@ def _certificate_json(c: CertificateRecord, now: datetime) -> dict[str, Any]:
 @click.option("--nihii", "nihii11", help="The holder's 11-digit NIHII when the certificate gives only 8 digits.")
 @click.option("--trusted-ca", type=click.Path(exists=True, dir_okay=False),
               help="PEM of the eHealth CA: refuse a certificate it did not issue.")
+@password_stdin_option
 @json_option
 @click.pass_context
 @refusals
 def certificates_add(ctx: click.Context, p12: str, responsible_login: str, label: str | None, nihii11: str | None,
-                     trusted_ca: str | None, as_json: bool) -> None:
-    """Upload a .p12; its password is asked, hidden.  Both are stored encrypted only."""
+                     trusted_ca: str | None, password_stdin: bool, as_json: bool) -> None:
+    """Upload a .p12; its password is asked, hidden (or read with --password-stdin).  Both are stored encrypted
+    only."""
     from cryptography import x509
 
     ca = x509.load_pem_x509_certificate(Path(trusted_ca).read_bytes()) if trusted_ca else None
-    password = click.prompt("Keystore password", hide_input=True)
+    password = secret_input("Keystore password", from_stdin=password_stdin)
     store = obj(ctx).store
     record = store.add_certificate(Path(p12).read_bytes(), password, responsible_login=responsible_login,
                                    label=label, nihii11=nihii11, trusted_ca=ca)
@@ -273,6 +280,7 @@ def establishments_list(ctx: click.Context, certificate_id: int | None, as_json:
 @click.pass_context
 @refusals
 def establishments_remove(ctx: click.Context, establishment_id: int) -> None:
+    """Remove an establishment (its number from establishments list)."""
     obj(ctx).store.remove_establishment(establishment_id)
     click.echo(f"Establishment #{establishment_id} removed.")
 

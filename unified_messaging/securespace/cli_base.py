@@ -108,4 +108,20 @@ def authenticate(store: SecureSpaceStore, login: str) -> str:
     return login
 
 
+def secret_input(prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:
+    """A password: the first line of standard input with ``--password-stdin`` (for scripts: no prompt, no
+    warning that the input is not hidden), else asked hidden on the terminal (twice when ``confirm``)."""
+    if not from_stdin:
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    value = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    if not value:
+        raise click.UsageError(f"--password-stdin: standard input is empty; pipe the {prompt.lower()} on one line, "
+                               "e.g. printf '%s\\n' \"$PASSWORD\" | unified-messaging ...")
+    return value
+
+
+password_stdin_option = click.option(
+    "--password-stdin", "password_stdin", is_flag=True,
+    help="Read the password from the first line of standard input instead of asking it (for scripts).")
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

@@ -14,7 +14,9 @@ from unified_messaging.securespace.cli_base import (
     json_option,
     load_context,
     obj,
+    password_stdin_option,
     refusals,
+    secret_input,
     table,
 )
 
@@ -25,11 +27,12 @@ licence = group("licence", "The MyCareNet licence (username and password of the 
 
 @licence.command("set")
 @click.argument("username")
+@password_stdin_option
 @click.pass_context
 @refusals
-def licence_set(ctx: click.Context, username: str) -> None:
-    """Record the licence; its password is asked, hidden, and stored encrypted."""
-    obj(ctx).store.set_licence(username, click.prompt("Licence password", hide_input=True))
+def licence_set(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    """Record the licence; its password is asked, hidden (or read with --password-stdin), and stored encrypted."""
+    obj(ctx).store.set_licence(username, secret_input("Licence password", from_stdin=password_stdin))
     click.echo(f"Licence {username} recorded.")
 
 
@@ -37,8 +40,19 @@ def licence_set(ctx: click.Context, username: str) -> None:
 @click.pass_context
 @refusals
 def licence_show(ctx: click.Context) -> None:
+    """Show which licence the calls carry: the secure space's, else the configuration's."""
     username = obj(ctx).store.licence_username()
-    click.echo(f"Licence: {username} (password recorded, encrypted)" if username else "No licence recorded.")
+    if username:
+        click.echo(f"Licence: {username} (recorded in the secure space, password encrypted)")
+        return
+    configured = obj(ctx).config.licence.username
+    if configured:
+        click.echo(f"No licence recorded in the secure space: serve and check use the configuration's licence "
+                   f"{configured!r} ([licence] username; the defaults are the simulator's demo licence).\n"
+                   "Record the licence MyCareNet gave you with: unified-messaging licence set USERNAME")
+    else:
+        click.echo("No licence recorded, and none in the configuration: calls to MyCareNet will be refused.\n"
+                   "Record the licence MyCareNet gave you with: unified-messaging licence set USERNAME")
 
 
 # ---------------------------------------------------------------------------------- check
@@ -70,6 +84,9 @@ def check(ctx: click.Context, config_path: str | None, certificate_ids: tuple[in
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
         return
+    if not results:
+        click.echo(_NOTHING_TO_CHECK)
+        return
     for result in results:
         c = result.certificate
         click.echo(f"Certificate #{c.id} {c.holder_name or ''} {c.identifier_type}={c.masked_value} "
@@ -82,6 +99,15 @@ def check(ctx: click.Context, config_path: str | None, certificate_ids: tuple[in
         click.echo(table(["service", "status", "acts for", "reasons"], rows) + "\n")
     if any(s.reasons for r in results for s in r.services):
         ctx.exit(2)
+
+
+_NOTHING_TO_CHECK = (
+    "No certificate in the secure space: nothing to check.\n"
+    "The check covers the certificates uploaded to the secure space (Mybox, or: unified-messaging certificates add "
+    "FILE.p12 --responsible LOGIN).\n"
+    "serve may still answer: with [upstream] mode = \"simulator\" and [identity] keystore = \"\" it acts with the "
+    "demo lab keystore it generates in <data folder>/demo-pki, which lives outside the secure space and is not "
+    "checked here.")
 
 
 def _config_licence(config: Config) -> Licence | None:

@@ -7,6 +7,7 @@ import click
 
 from unified_messaging.securespace import rules
 from unified_messaging.securespace.models import Mandate, Side
+from unified_messaging.securespace.store import SecureSpaceStore
 from unified_messaging.securespace.cli_base import (
     day,
     emit,
@@ -20,6 +21,17 @@ from unified_messaging.securespace.cli_base import (
 # ---------------------------------------------------------------------------------- mandates
 
 mandates = group("mandates", "Mandates: a mandant lets a mandataire act in its name, per service.")
+
+
+def _acting(store: SecureSpaceStore, by: str) -> str:
+    """A proposal is made inside the secure space, so ``--by`` must name one of its users
+    (SS-NO-SECURE-SPACE, SS-UNKNOWN-USER otherwise); acceptances may come from the other party's people."""
+    store.space()
+    return store.user(by).login
+
+
+BY_PARTY = click.option("--by", required=True,
+                        help="Who does it, for the history: the party's representative (a name or a login).")
 
 
 def _mandate_json(m: Mandate) -> dict[str, Any]:
@@ -42,7 +54,7 @@ def _mandate_rows(found: list[dict[str, Any]]) -> str:
                                                             case_sensitive=False))
 @click.option("--from", "valid_from", required=True)
 @click.option("--to", "valid_to", help="Last day (inclusive); none for open-ended.")
-@click.option("--by", required=True, help="Who proposes it (a login or a name, for the history).")
+@click.option("--by", required=True, help="Login of the secure space's user who proposes it (for the history).")
 @json_option
 @click.pass_context
 @refusals
@@ -50,14 +62,15 @@ def mandates_propose(ctx: click.Context, mandant: str, mandataire: str, service:
                      valid_to: str | None, by: str, as_json: bool) -> None:
     """Propose a mandate; it is active once both sides accepted."""
     m = obj(ctx).store.propose_mandate(rules.parse_party(mandant), rules.parse_party(mandataire), service,
-                                        valid_from=day(valid_from), valid_to=day(valid_to), by=by)
+                                        valid_from=day(valid_from), valid_to=day(valid_to),
+                                        by=_acting(obj(ctx).store, by))
     emit(as_json, _mandate_json(m), lambda: f"Mandate #{m.id} proposed ({m.state.value}).")
 
 
 def _mandate_action(name: str, help_text: str, action: Callable[..., Mandate], with_side: bool = False) -> None:
     @mandates.command(name, help=help_text)
     @click.argument("mandate_id", type=int)
-    @click.option("--by", required=True)
+    @BY_PARTY
     @click.option("--side", type=click.Choice([s.value for s in Side]), required=with_side, hidden=not with_side)
     @click.pass_context
     @refusals
@@ -77,7 +90,7 @@ _mandate_action("stop", "Stop a mandate for good.", lambda s, i, by, side: s.sto
 @mandates.command("transfer")
 @click.argument("mandate_id", type=int)
 @click.option("--to", "new_mandataire", required=True, help="The new mandataire: NIHII=..., SSIN=... or CBE=...")
-@click.option("--by", required=True)
+@BY_PARTY
 @click.pass_context
 @refusals
 def mandates_transfer(ctx: click.Context, mandate_id: int, new_mandataire: str, by: str) -> None:

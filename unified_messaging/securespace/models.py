@@ -48,6 +48,11 @@ class MandateState(str, Enum):
     STOPPED = "stopped"
 
 
+# What a mandate's history records as its action (mandates.py), translated when shown.
+HISTORY_ACTIONS = ("propose", "accept by mandant", "accept by mandataire", "suspend", "resume", "stop",
+                   "transfer-proposed", "transferred")
+
+
 class Side(str, Enum):
     MANDANT = "mandant"
     MANDATAIRE = "mandataire"

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # answers already say what was wrong, and a body may hold patient data. Keep them quiet.
 for _noisy in ("spyne.application.client", "spyne.protocol.soap.soap11.invalid", "spyne.protocol.xml.invalid"):
     logging.getLogger(_noisy).setLevel(logging.CRITICAL)
+# Spyne says "Initializing application" once per Application, that is once per SOAP version: we say it
+# once ourselves (build_soap_apps).
+logging.getLogger("spyne.application").setLevel(logging.WARNING)
 
 INTERFACE = "soap"
 
@@ -99,6 +102,8 @@ def build_soap_apps(
             in_protocol=protocol(validator=None), out_protocol=protocol(),
         )
         apps[version] = WsgiApplication(application, max_content_length=max_content_length)
+    log.info("SOAP service %s ready: %s", contract.service_name,
+             ", ".join(f"{e.name} (SOAP {e.soap_version})" for e in contract.endpoints))
     return apps
 
 

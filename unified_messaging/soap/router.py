@@ -106,7 +106,9 @@ class ServicesRouter:
             operations = "".join(f"<li>{html.escape(op)}</li>" for op in self.contract.operations(port_type))
             address = html.escape(f"{services_url}/{endpoint.name}")
             rows.append(
-                f'<tr><td><span class="porttypename">{html.escape(port_type)}</span>'
+                f'<tr><td><span class="porttypename">{html.escape(endpoint.name)}</span> '
+                f'<span class="binding">(SOAP {html.escape(endpoint.soap_version)}, port type '
+                f"{html.escape(port_type)})</span>"
                 f"<ul>{operations}</ul></td>"
                 f'<td><span class="field">Endpoint address:</span> <span class="value">{address}</span><br/>'
                 f'<span class="field">WSDL :</span> <a href="{address}?wsdl">'

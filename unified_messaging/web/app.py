@@ -31,7 +31,8 @@ from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.models import User
 from unified_messaging.web.views import ROUTE_MODULES
-from unified_messaging.web.context import PREFIX, MyboxServices, Page
+from unified_messaging.web.context import PREFIX, MyboxServices, Page, preferred_language
+from unified_messaging.web.i18n import Translator
 from unified_messaging.web.permissions import ALLOWED, allowed
 from unified_messaging.web.routing import ROUTES, Route
 from unified_messaging.web.sessions import LoginLimiter, Session, SessionStore
@@ -65,7 +66,8 @@ class Mybox:
                            + [Rule("/static/<name>", endpoint="static", methods=["GET"])], strict_slashes=False)
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("unified_messaging.web", "templates"),
-            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"])  # {% trans %} calls the page's gettext/ngettext (Page.render)
         self.templates.filters["masked"] = mask_ssins_in_text  # a national number can hide in a file name
         self.max_body = web.max_upload_bytes + 64 * 1024
         folder = resources.files("unified_messaging.web").joinpath("static")
@@ -80,9 +82,10 @@ class Mybox:
         try:
             response = self.handle(request)
         except RequestEntityTooLarge:
-            response = Response(f"The upload is larger than [web] max_upload_bytes "
-                                f"({self.services.config.web.max_upload_bytes} bytes).\n", status=413,
-                                content_type="text/plain; charset=utf-8")
+            _ = Translator(preferred_language(request))
+            response = Response(_("The upload is larger than [web] max_upload_bytes ({limit} bytes): send a "
+                                  "smaller file.", limit=self.services.config.web.max_upload_bytes) + "\n",
+                                status=413, content_type="text/plain; charset=utf-8")
         for name, value in SECURITY_HEADERS:
             response.headers.setdefault(name, value)
         response.headers.setdefault("Cache-Control", "no-store")

@@ -53,7 +53,7 @@ class Page:
         self.mybox, self.request, self.session, self.user = mybox, request, session, user
         self.services: MyboxServices = mybox.services
         self.adapter, self.templates = adapter, mybox.templates
-        self._ = Translator(user.language if user else _preferred(request))
+        self._ = Translator(user.language if user else preferred_language(request))
         self.extra_headers: list[tuple[str, str]] = []
 
     def can(self, permission: Permission | str) -> bool:
@@ -83,7 +83,8 @@ class Page:
         if self.session:
             self.session.flash.clear()
         body = self.templates.get_template(template).render(
-            page=self, _=self._, user=self.user, url=self.url, can=self.can, flashes=flashes,
+            page=self, _=self._, gettext=self._, ngettext=self._.ngettext, user=self.user, url=self.url,
+            can=self.can, flashes=flashes, all_languages=LANGUAGES,
             csrf=self.session.csrf if self.session else "", **values)
         return Response(body, status=status, content_type="text/html; charset=utf-8")
 
@@ -115,6 +116,18 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _preferred(request: Request) -> str:
-    """Before login: the browser's preferred language among Mybox's, else English."""
-    return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE
+LANGUAGE_COOKIE = "mybox_language"
+
+
+def chosen_language(request: Request) -> str | None:
+    """The language picked on the login page (``?lang=``), if it is one of Mybox's."""
+    choice = request.args.get("lang")
+    return choice if choice in LANGUAGES else None
+
+
+def preferred_language(request: Request) -> str:
+    """Before login: the language picked on the login page (this request, or remembered in a cookie), else
+    the browser's preferred language among Mybox's (Accept-Language), else English."""
+    remembered = request.cookies.get(LANGUAGE_COOKIE)
+    return (chosen_language(request) or (remembered if remembered in LANGUAGES else None)
+            or request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE)

@@ -1,29 +1,51 @@
 """Mybox in English, Dutch and French, chosen per user (English by default).
 
-Texts are written in English in the templates and the views, wrapped in ``_()``; the English text
-is the key of the Dutch and French catalogues in ``translations``.  A missing translation shows
-the English text (``tests/test_web_i18n.py`` checks that none is missing).  Amounts and dates are
-written the way each language writes them.
+Texts are written in English in the templates and the views, wrapped in ``_()`` (templates may also
+use jinja2's ``{% trans %}``); the English text is the msgid of the Dutch and French gettext catalogues,
+``locale/<language>/LC_MESSAGES/mybox.po``, which translators edit with their usual tools.  A missing
+translation shows the English text (``tests/test_web_i18n.py`` fails when one is missing).  Amounts
+are written the way each language writes them; times in Belgian time (Europe/Brussels).
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.messages.pofile import read_po
+
 from unified_messaging.securespace.models import LANGUAGES as USER_LANGUAGES
-from unified_messaging.web.translations import CATALOGUES
 
 log = logging.getLogger(__name__)
+
+LOCALE = Path(__file__).resolve().parent / "locale"
+DOMAIN = "mybox"
+BRUSSELS = ZoneInfo("Europe/Brussels")
+
+
+def load_catalogue(language: str, folder: Path = LOCALE) -> dict[str, str]:
+    """The translated texts of one language's ``.po`` file, by English text (untranslated ones left out)."""
+    path = folder / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not path.exists():
+        return {}
+    with path.open("rb") as stream:
+        catalogue = read_po(stream, locale=language, domain=DOMAIN)
+    return {m.id: m.string for m in catalogue if m.id and isinstance(m.id, str) and m.string and not m.fuzzy}
 
 _NAMES = {"en": "English", "nl": "Nederlands", "fr": "Français"}
 LANGUAGES = {code: _NAMES[code] for code in USER_LANGUAGES}
 DEFAULT_LANGUAGE = USER_LANGUAGES[0]
+CATALOGUES: dict[str, dict[str, str]] = {code: load_catalogue(code) for code in LANGUAGES if code != DEFAULT_LANGUAGE}
 
 
 class Translator:
     """``_("text", **values)`` in one language; ``values`` fill ``{name}`` placeholders."""
 
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: str, zone: tzinfo = BRUSSELS) -> None:
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         self._catalogue = CATALOGUES.get(self.language, {})
+        self.zone = zone
 
     def __call__(self, text: str, **values: object) -> str:
         translated = self._catalogue.get(text, text)
@@ -43,7 +65,22 @@ class Translator:
         text = f"{int(value):,}"
         return text if self.language == "en" else text.replace(",", "\u202f")
 
+    def ngettext(self, singular: str, plural: str, n: int, **values: object) -> str:
+        """For jinja2's ``{% trans count=n %}``: the plural text from 2 on (the catalogues hold both forms
+        as separate msgids)."""
+        return self(singular if n == 1 else plural, **values)
+
     def when(self, iso: str | None) -> str:
-        """An ISO timestamp as ``2026-11-22 14:05`` (UTC, as the journal keeps it)."""
-        return (iso or "")[:16].replace("T", " ")
+        """A journal timestamp (ISO, UTC) as ``2026-11-22 15:05`` in Belgian time; a date stays a date."""
+        if not iso:
+            return ""
+        try:
+            moment = datetime.fromisoformat(iso)
+        except ValueError:
+            return iso[:16].replace("T", " ")
+        if len(iso) <= 10:
+            return iso
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
 

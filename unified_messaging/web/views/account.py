@@ -6,7 +6,7 @@ import logging
 from werkzeug.wrappers import Response
 
 from unified_messaging.securespace.catalogue import Refusal
-from unified_messaging.web.context import Page, safe_next
+from unified_messaging.web.context import LANGUAGE_COOKIE, PREFIX, Page, chosen_language, safe_next
 from unified_messaging.web.i18n import LANGUAGES, Translator
 from unified_messaging.web.permissions import Permission
 from unified_messaging.web.routing import route
@@ -25,15 +25,19 @@ def login(page: Page) -> Response:
     next_url = safe_next(page.request.values.get("next"))
     no_users = not page.services.securespace.users()
     if page.request.method == "GET":
-        return page.render("login.html", next_url=next_url, no_users=no_users, error=None, login_name="")
+        response = page.render("login.html", next_url=next_url, no_users=no_users, error=None, login_name="")
+        if (language := chosen_language(page.request)) is not None:
+            response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, path=PREFIX, httponly=True,
+                                samesite="Lax", secure=page.request.scheme == "https")
+        return response
     login_name = page.field("login")[:128]
     address = page.request.remote_addr or "unknown"
     locked = mybox.limiter.locked_until(login_name, address)
     if locked is not None:
         return page.render("login.html", status=429, next_url=next_url, no_users=no_users, login_name=login_name,
-                           error=page._("Too many wrong passwords: logging in is refused until {time} UTC. An "
+                           error=page._("Too many wrong passwords: logging in is refused until {time}. An "
                                         "administrator can reset the password meanwhile.",
-                                        time=locked.strftime("%H:%M")))
+                                        time=page._.when(locked.isoformat())[11:]))
     try:
         user = page.services.securespace.authenticate(login_name, page.request.form.get("password") or "")
     except Refusal:

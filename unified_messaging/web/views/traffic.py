@@ -75,15 +75,16 @@ def dashboard(page: Page) -> Response:
 
 
 def _columns_chart(chart_id: str, title: str, first: str, categories: list[str], series: list[Series],
-                   values: dict[tuple[str, str], int]) -> dict[str, Any]:
+                   values: dict[tuple[str, str], int], empty: str) -> dict[str, Any]:
     """A stacked-columns chart and the same figures as a table (``first`` heads the category column)."""
-    return {"id": chart_id, "title": title, "svg": stacked_columns(title, categories, series, values),
+    return {"id": chart_id, "title": title, "svg": stacked_columns(title, categories, series, values, empty=empty),
             "table": {"head": [first] + [s.label for s in series],
                       "rows": [[c] + [values.get((c, s.key), 0) for s in series] for c in categories]}}
 
 
-def _bars_chart(chart_id: str, title: str, head: list[str], items: list[tuple[str, int]], key: str) -> dict[str, Any]:
-    return {"id": chart_id, "title": title, "svg": horizontal_bars(title, items, key=key),
+def _bars_chart(chart_id: str, title: str, head: list[str], items: list[tuple[str, int]], key: str,
+               empty: str) -> dict[str, Any]:
+    return {"id": chart_id, "title": title, "svg": horizontal_bars(title, items, key=key, empty=empty),
             "table": {"head": head, "rows": [list(item) for item in items]}}
 
 
@@ -96,7 +97,7 @@ def _invoicing_charts(page: Page) -> list[dict[str, Any]]:
     _, store = page._, page.services.invoicing
     months, values = _per_month(store.files_per_status_per_month(months=12), "status")
     charts = [_columns_chart("chart-files", _("Invoicing files per status and month"), _("Month"), months,
-                             [Series(s.lower(), _(s)) for s in FILE_STATUSES], values)]
+                             [Series(s.lower(), _(s)) for s in FILE_STATUSES], values, _("No data"))]
     delays = store.feedback_delays(months=12)
     codes = [c for c in FEEDBACK_NAMES if any(d["code"] == c for d in delays)]
     counts: dict[tuple[str, str], int] = {}
@@ -105,12 +106,13 @@ def _invoicing_charts(page: Page) -> list[dict[str, Any]]:
         counts[(label, f"c{delay['code']}")] = counts.get((label, f"c{delay['code']}"), 0) + 1
     charts.append(_columns_chart("chart-delays", _("Feedback delays after sending"), _("Delay"),
                                  [_(label) for _limit, label in DELAY_BUCKETS],
-                                 [Series(f"c{code}", f"{code} {_(FEEDBACK_NAMES[code])}") for code in codes], counts))
+                                 [Series(f"c{code}", f"{code} {_(FEEDBACK_NAMES[code])}") for code in codes], counts,
+                                 _("No data")))
     categories = store.error_categories(months=12, codes=ERROR_CODES)
     items = sorted(((f"{key} · {_(LETTERS[key][0]) if key in LETTERS else _('header or summary zone')}", n)
                     for key, n in categories.items() if n), key=lambda item: -item[1])
     charts.append(_bars_chart("chart-errors", _("Invoicing errors by category"), [_("Category"), _("Errors")],
-                              items, "nok"))
+                              items, "nok", _("No data")))
     return charts
 
 
@@ -120,9 +122,9 @@ def _consultation_charts(page: Page) -> list[dict[str, Any]]:
     codes = [(r["code"] or _("no code"), r["n"]) for r in journal.consultation_codes(months=12, top=10)]
     return [
         _columns_chart("chart-consultations", _("Insurability consultations per outcome and month"), _("Month"),
-                       months, [Series(o.lower(), _(o)) for o in OUTCOMES], values),
+                       months, [Series(o.lower(), _(o)) for o in OUTCOMES], values, _("No data")),
         _bars_chart("chart-codes", _("Refused consultations by code"), [_("Code"), _("Consultations")], codes,
-                    "error"),
+                    "error", _("No data")),
     ]
 
 
