@@ -9,6 +9,7 @@ pipeline never marks a file NOK by itself, retries with its bounded backoff, and
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from pathlib import Path
 from typing import Iterator
@@ -140,6 +141,7 @@ def test_a_failing_sts_is_a_fault_that_says_what_to_do(pki, tmp_path, mode):
 
 
 def test_the_faults_come_from_the_configuration_and_are_checked(tmp_path, pki):
+    shutil.copytree(pki.folder, tmp_path / "um-data" / "demo-pki")  # the built-in simulator's keys, made once
     config = make_config(tmp_path, simulator={"fault_genins": "html-502", "fault_slow_seconds": 1.0},
                          invoicing={"enabled": False}, folders={"insurability": False},
                          upstream={"timeout_seconds": TIMEOUT})
@@ -253,3 +255,28 @@ def test_an_invoicing_file_is_never_nok_on_a_fault_and_is_sent_once_with_a_bound
         assert max(waits, default=0) <= max(BACKOFF) + 0.5  # the backoff is bounded
         assert simulator.counters[f"genasync.posts.{zone_204}"] == 1  # sent once: never NOK, never twice
         assert (root / "archive" / "CHAOS.txt").exists() and not list((root / "error").iterdir())
+
+
+# -- the standalone simulator's test hook --------------------------------------------------------
+
+def test_the_standalone_simulator_sets_and_lifts_faults_over_http(pki, tmp_path):
+    import requests
+
+    from unified_messaging.simulator.standalone import FAULTS_PATH, StandaloneSettings, StandaloneSimulator
+
+    shutil.copytree(pki.folder, tmp_path / "sim" / "demo-pki")
+    simulator = StandaloneSimulator(StandaloneSettings(tmp_path / "sim", licences=dict([LICENCE]))).start()
+    try:
+        hook = simulator.url + FAULTS_PATH
+        assert requests.post(hook, params={"service": "genins", "mode": "html-503", "count": "1"},
+                             timeout=5).json()["faults"]["genins"] == "html-503"
+        answer = requests.post(simulator.url + GENINS, data=b"<x/>", headers={"Content-Type": "text/xml"}, timeout=5)
+        assert answer.status_code == 503 and answer.headers["Content-Type"] == "text/html"
+        state = requests.get(hook, timeout=5).json()
+        assert state["faults"]["genins"] == "none" and state["injected"] == {"genins.html-503": 1}
+        refused = requests.post(hook, params={"service": "genins", "mode": "sometimes"}, timeout=5)
+        assert refused.status_code == 400 and "not one of" in refused.json()["error"]
+        refused = requests.post(hook, params={"service": "sts", "mode": "expired-signer"}, timeout=5)
+        assert refused.status_code == 400 and "business answers" in refused.json()["error"]
+    finally:
+        simulator.stop()
