@@ -80,6 +80,11 @@ class UpstreamConfig:
     is_test: bool = _key(True)
 
 
+# The simulator's fault modes (simulator/chaos.py FaultMode; the signer modes last: not for the STS).
+_FAULT_MODES = ("none", "slow", "reset", "html-502", "html-503", "malformed-xml", "truncated-xml",
+                "expired-signer", "foreign-signer")
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     host: str = _key("127.0.0.1")
@@ -89,6 +94,11 @@ class SimulatorConfig:
     genasync_detailed_seconds: float = _key(15.0, _not_negative)
     genasync_settlement_seconds: float = _key(30.0, _not_negative)
     genasync_min_get_interval_seconds: float = _key(10.0, _not_negative)
+    # Upstream chaos (tests, demos): a fault injected in every answer of a service, see simulator/chaos.py.
+    fault_genins: str = _key("none", _one_of(*_FAULT_MODES))
+    fault_sts: str = _key("none", _one_of(*_FAULT_MODES[:-2]))
+    fault_genasync: str = _key("none", _one_of(*_FAULT_MODES))
+    fault_slow_seconds: float = _key(35.0, _positive)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ def start_simulator(config: Config, licence_password: str, simulator: Simulator 
             genasync_timings=FeedbackTimings(sim.genasync_acknowledgement_seconds, sim.genasync_detailed_seconds,
                                              sim.genasync_settlement_seconds),
             genasync_min_get_interval=sim.genasync_min_get_interval_seconds,
+            faults={"genins": sim.fault_genins, "sts": sim.fault_sts, "genasync": sim.fault_genasync},
+            fault_slow_seconds=sim.fault_slow_seconds,
         )
     running = start_server(simulator, cfg.simulator.host, cfg.simulator.port,
                            threads=max(8, cfg.server.threads), max_body=MAX_SIMULATOR_BODY, name="um-simulator")

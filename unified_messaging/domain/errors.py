@@ -11,15 +11,41 @@ class UpstreamError(Exception):
 
 
 class UpstreamUnavailable(UpstreamError):
-    """MyCareNet (or the simulator) could not be reached, or did not answer in time."""
+    """MyCareNet (or the simulator) could not be reached, or did not answer in time, or its answer
+    could not be used (an error page, a cut or damaged message).  Nothing was answered: the caller
+    may try again.  The message says which of these happened and what to do (``unavailable_text``)."""
 
     def __init__(self, endpoint: str, reason: str) -> None:
         self.endpoint = endpoint
         self.reason = reason
-        super().__init__(
-            f"MyCareNet cannot be reached at {endpoint} ({reason}). Check the network connection and "
-            "the [upstream] settings; try again later, or call the MyCareNet helpdesk if it lasts."
-        )
+        super().__init__(unavailable_text(endpoint, reason))
+
+
+# What happened -> (headline, advice), by a phrase of the reason the clients give (see
+# ``mycarenet.transport.network_reason`` and the clients' answer checks); first match wins.
+_UNAVAILABLE_KINDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("no answer within",), "MyCareNet did not answer in time",
+     "MyCareNet is slow or overloaded: try again in a few minutes; call the MyCareNet helpdesk if it lasts."),
+    (("HTTP 404 ",), "There is no MyCareNet service at this address",
+     "Check the [upstream] addresses (acceptance and production differ); tell the gateway's administrator."),
+    (("error page",), "MyCareNet is not available",
+     "The service (or a proxy in front of it) is down or overloaded: try again in a few minutes; call the "
+     "MyCareNet helpdesk if it lasts."),
+    (("closed in the middle", "not acceptable XML", "not a SOAP message", "empty answer"),
+     "MyCareNet's answer was cut off or damaged on its way",
+     "Nothing was answered: try again; if it happens again, check the network between the gateway and "
+     "MyCareNet (proxy, firewall) and call the MyCareNet helpdesk."),
+)
+_UNREACHABLE_ADVICE = ("Check the network connection and the [upstream] settings; try again later, or call the "
+                       "MyCareNet helpdesk if it lasts.")
+
+
+def unavailable_text(endpoint: str, reason: str) -> str:
+    """What a person reads when MyCareNet gave no usable answer: what happened, then what to do."""
+    for phrases, headline, advice in _UNAVAILABLE_KINDS:
+        if any(phrase in reason for phrase in phrases):
+            return f"{headline} ({reason}; {endpoint}). {advice}"
+    return f"MyCareNet cannot be reached at {endpoint} ({reason}). {_UNREACHABLE_ADVICE}"
 
 
 class UpstreamFault(UpstreamError):

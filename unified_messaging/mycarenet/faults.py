@@ -11,6 +11,7 @@ from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.domain.errors import UpstreamFault
+from unified_messaging.mycarenet.wsse.refusals import RefusalCode
 
 SOA_ERRORS_NS = "urn:be:fgov:ehealth:errors:soa:v1"
 
@@ -77,3 +78,21 @@ def soap_fault(node: etree._Element, *, default_advice: str | None = None) -> Up
         f"environment {environment}" if environment else None,
     ) if text)
     return UpstreamFault(code, mask_ssins_in_text(message), advice_for(code, default_advice), details)
+
+
+# Why the platform's answer signature was not trusted -> what to do (the answer was not used).
+_ANSWER_TRUST_ADVICE = {
+    RefusalCode.CERTIFICATE_EXPIRED: (
+        "The platform's signing certificate is not valid at this computer's time. Check this computer's clock "
+        "(automatic time / NTP); if it is right, MyCareNet must renew its certificate: try again later and call "
+        "the MyCareNet helpdesk if it lasts. The answer was not used."),
+    RefusalCode.CERTIFICATE_UNTRUSTED: (
+        "The answer is signed by a certificate that [upstream] platform_ca does not vouch for. Check that "
+        "platform_ca is the certificate authority of this environment (acceptance or production) and that no "
+        "proxy answers in MyCareNet's place; tell the gateway's administrator. The answer was not used."),
+}
+
+
+def answer_trust_advice(code: RefusalCode, default: str) -> str:
+    """What to do when a platform answer's signature was refused with ``code``."""
+    return _ANSWER_TRUST_ADVICE.get(code, default)

@@ -39,7 +39,7 @@ from lxml import etree
 from zeep import plugins as zeep_plugins
 
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
-from unified_messaging.mycarenet.faults import soap_fault
+from unified_messaging.mycarenet.faults import answer_trust_advice, soap_fault
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport, network_reason
@@ -364,8 +364,10 @@ class GenAsyncClient:
         except SecurityRefusal as refusal:
             raise UpstreamFault(
                 "UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
-                "The answer did not come unchanged from MyCareNet: check that no proxy rewrites messages and that "
-                "[upstream] platform_ca is the certificate authority of the platform; tell the administrator.",
+                answer_trust_advice(refusal.code,
+                                    "The answer did not come unchanged from MyCareNet: check that no proxy rewrites "
+                                    "messages and that [upstream] platform_ca is the certificate authority of the "
+                                    "platform; tell the administrator."),
             ) from None
 
     def _soap_envelope(self, response: requests.Response) -> etree._Element:

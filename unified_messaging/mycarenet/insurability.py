@@ -30,7 +30,7 @@ from zeep import plugins as zeep_plugins
 
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
-from unified_messaging.mycarenet.faults import soap_fault
+from unified_messaging.mycarenet.faults import answer_trust_advice, soap_fault
 from unified_messaging.mycarenet.keystore import describe_certificate
 from unified_messaging.domain.insurability import (
     BusinessFault,
@@ -263,7 +263,7 @@ class GenericInsurabilityClient:
             verified = verify_envelope(raw, trusted_ca=self._answer_ca, now=self._now, require_signed_token=True)
         except SecurityRefusal as refusal:
             raise UpstreamFault("UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
-                                advice) from None
+                                answer_trust_advice(refusal.code, advice)) from None
         signer = verified.identity.cbe if verified.identity is not None else None
         if self._answer_signer_cbe and signer != self._answer_signer_cbe:
             raise UpstreamFault("UM-ANSWER-SIGNER", "The answer is signed, but not by the platform "

@@ -41,6 +41,7 @@ from lxml import etree
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
+from unified_messaging.mycarenet.transport import check_answer, network_reason
 from unified_messaging.mycarenet.keystore import IdentifierKind, Identity, KeyEntry, describe_certificate
 from unified_messaging.mycarenet.wsse import (
     SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSU_NS, Clock, SecurityRefusal, SigningCredential,
@@ -305,13 +306,12 @@ class StsClient:
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{STS_ACTION}"'}
         try:
             if self._session is not None:
-                return self._session.post(self.endpoint, data=payload, headers=headers, timeout=self.timeout)
+                return check_answer(self._session.post(self.endpoint, data=payload, headers=headers,
+                                                       timeout=self.timeout))
             with requests.Session() as session:
-                return session.post(self.endpoint, data=payload, headers=headers, timeout=self.timeout)
-        except requests.Timeout:
-            raise UpstreamUnavailable(self.endpoint, f"no answer from the STS within {self.timeout:g} s") from None
+                return check_answer(session.post(self.endpoint, data=payload, headers=headers, timeout=self.timeout))
         except requests.RequestException as exc:
-            raise UpstreamUnavailable(self.endpoint, f"the STS cannot be reached ({type(exc).__name__})") from None
+            raise UpstreamUnavailable(self.endpoint, f"the STS: {network_reason(exc, self.timeout)}") from None
 
     def _check_token(self, token: SamlToken, entry: KeyEntry) -> None:
         assertion = parse_xml(token.assertion_xml)

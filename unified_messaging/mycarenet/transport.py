@@ -5,6 +5,12 @@ One ``GatewayTransport`` serves one client instance that many server threads use
 so its own keep-alive connections); sessions are created on first use and closed by ``close()``.
 Unlike zeep's default transport, nothing here logs message bodies: they carry the licence
 password and patients' SSINs.
+
+``network_reason`` turns a failed exchange into a short reason (``domain.errors`` words the
+message from it).  An HTTP error page (a proxy's or a load balancer's "502 Bad Gateway", a
+"503 Service Unavailable" maintenance page) is not a SOAP answer: ``check_answer`` refuses it as
+``ErrorPage`` before anyone tries to parse it as XML, so the caller reads "MyCareNet is not
+available (HTTP 502 Bad Gateway with an HTML error page...)" instead of an XML parser's complaint.
 """
 from __future__ import annotations
 
@@ -21,6 +27,34 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "unified-messaging"
 CONNECTIONS_PER_HOST = 2
+
+
+_XML_TYPES = ("text/xml", "application/soap+xml", "application/xml", "multipart/related")
+
+
+class ErrorPage(requests.RequestException):
+    """An HTTP answer that is an error page (HTML, plain text...), not a SOAP message."""
+
+    def __init__(self, status: int, phrase: str, content_type: str) -> None:
+        self.status = status
+        self.phrase = phrase
+        self.content_type = content_type
+        super().__init__(f"HTTP {status} {phrase}".strip())
+
+
+def check_answer(response: requests.Response) -> requests.Response:
+    """``response``, or ``ErrorPage`` when it is an HTTP error whose body is no XML (an error page).
+
+    A SOAP fault comes with HTTP 500 and an XML content type: it passes, and is read as a fault.
+    """
+    if response.status_code < 400:
+        return response
+    content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    start = response.content[:200].lstrip().lower()
+    looks_xml = start.startswith((b"<?xml", b"<soap", b"<s:", b"<env")) or b"envelope" in start[:80]
+    if content_type in _XML_TYPES and looks_xml or (not content_type and looks_xml):
+        return response
+    raise ErrorPage(response.status_code, response.reason or "", content_type or "no content type")
 
 
 class GatewayTransport(zeep.Transport):
@@ -55,7 +89,7 @@ class GatewayTransport(zeep.Transport):
         return session
 
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
-        return self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout)
+        return check_answer(self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout))
 
     def close(self) -> None:
         """Close every thread's session (their pooled connections)."""
@@ -69,6 +103,9 @@ class GatewayTransport(zeep.Transport):
 def network_reason(exc: requests.RequestException, timeout: float) -> str:
     """A short reason for a failed HTTP exchange; never the request itself."""
     text = str(exc)
+    if isinstance(exc, ErrorPage):
+        page = "an HTML error page" if "html" in exc.content_type else f"an error page ({exc.content_type})"
+        return f"{exc} with {page} instead of a SOAP answer"
     if isinstance(exc, requests.ConnectTimeout):
         return f"no connection within {timeout:g} s"
     if isinstance(exc, requests.Timeout):
@@ -79,6 +116,10 @@ def network_reason(exc: requests.RequestException, timeout: float) -> str:
         return "the host name cannot be resolved (DNS)"
     if "refused" in text.lower():
         return "connection refused: nothing listens at that address"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
+        return "the connection was closed in the middle of the answer"
     if isinstance(exc, requests.ConnectionError):
+        if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
+            return "the connection was closed in the middle of the answer (reset by the other side)"
         return "the connection failed or was closed before an answer"
     return f"HTTP exchange failed ({type(exc).__name__})"

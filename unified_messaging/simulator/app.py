@@ -11,13 +11,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, quote
 from wsgiref.util import request_uri
 
 from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
+from unified_messaging.simulator.chaos import FaultInjection
 from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.genins import REQUEST_ELEMENT, SCHEMA_DIR, GenericInsurabilityService
 from unified_messaging.simulator.soap import (
@@ -101,6 +102,8 @@ class Simulator:
         self.counters = Counters()
         self.interceptors: list[Interceptor] = []
         self.answer_signer: Callable[[bytes], bytes] | None = None
+        self.faults = FaultInjection()  # upstream chaos on demand (see simulator/chaos.py)
+        self.faults.route(GENERICINSURABILITY_PATH, "genins")
         self.genericinsurability = GenericInsurabilityService(today=today or date.today)
         self._contracts = ContractFiles()
         self._endpoints: dict[str, Endpoint] = {}
@@ -124,7 +127,10 @@ class Simulator:
         """Serve another WSGI application (the STS) at ``path``, beside the SOAP registry."""
         self._mounts[path] = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.faults(environ, start_response, self._route)
+
+    def _route(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         mounted = self._mounts.get(environ.get("PATH_INFO") or "/")
         if mounted is not None:
             return mounted(environ, start_response)

@@ -14,11 +14,12 @@ from typing import Callable, Mapping
 
 from lxml import etree
 
-from unified_messaging.simulator.devpki import DevPki, load_dev_pki, make_dev_pki
+from unified_messaging.simulator.chaos import DEFAULT_SLOW_SECONDS, FaultMode
+from unified_messaging.simulator.devpki import CertificateUsage, DevCa, DevPki, load_dev_pki, make_dev_pki, new_key
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.simulator.app import Simulator
-from unified_messaging.simulator.genasync import ContentRules, FeedbackTimings, GenAsyncService
+from unified_messaging.simulator.genasync import GENASYNC_PATH, ContentRules, FeedbackTimings, GenAsyncService
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.xmlsafe import parse_xml
@@ -60,12 +61,15 @@ def build_platform(
     genasync_timings: FeedbackTimings = FeedbackTimings(),
     genasync_min_get_interval: float = 10.0,
     genasync_rules: ContentRules = ContentRules(),
+    faults: Mapping[str, str] | None = None,
+    fault_slow_seconds: float = DEFAULT_SLOW_SECONDS,
 ) -> Simulator:
     """A simulator that checks every call like the platform: STS at ``STS_PATH``, secured services.
 
     With ``sign_answers`` the business answers are signed with the platform's certificate
     (Timestamp, BinarySecurityToken and Body), which the gateway verifies.  The GenAsync mailbox
-    (``simulator.genasync``) answers eFact sendings after ``genasync_timings``.
+    (``simulator.genasync``) answers eFact sendings after ``genasync_timings``.  ``faults`` (service
+    -> mode, see ``simulator.chaos``) are injected from the start; ``simulator.faults`` changes them.
     """
     simulator = Simulator(latency_ms=latency_ms, today=today)
     skew = {} if max_clock_skew is None else {"max_clock_skew": max_clock_skew}
@@ -82,7 +86,36 @@ def build_platform(
     )
     if sign_answers:
         simulator.answer_signer = _answer_signer(sts_entry, now)
+    _set_up_faults(simulator, pki, sts_entry, now, faults or {}, fault_slow_seconds)
     return simulator
+
+
+def _set_up_faults(simulator: Simulator, pki: DevPki, sts_entry: KeyEntry, now: Callable[[], datetime],
+                   faults: Mapping[str, str], slow_seconds: float) -> None:
+    injection = simulator.faults
+    injection.route(STS_PATH, "sts")
+    injection.route(GENASYNC_PATH, "genasync")
+    injection.slow_seconds = slow_seconds
+    injection.use_signers(lambda mode: fault_signer(pki, sts_entry, mode, now()))
+    for service, mode in faults.items():
+        if mode and mode != FaultMode.NONE.value:
+            injection.set(service, mode)
+
+
+def fault_signer(pki: DevPki, platform: KeyEntry, mode: FaultMode, moment: datetime) -> KeyEntry:
+    """A key for the signer faults: the platform's subject, with a certificate that expired 30 days
+    ago (issued by the platform's CA) or a valid one from another CA."""
+    if mode is FaultMode.EXPIRED_SIGNER:
+        ca = pki.ca()
+        not_before, not_after = moment - timedelta(days=400), moment - timedelta(days=30)
+    else:
+        ca = DevCa.create("Another CA (simulated fault)", not_before=moment - timedelta(days=30),
+                          not_after=moment + timedelta(days=365))
+        not_before, not_after = moment - timedelta(days=1), moment + timedelta(days=300)
+    key = new_key()
+    certificate = ca.issue(platform.certificate.subject, key.public_key(), usage=CertificateUsage.SIGNING,
+                           not_before=not_before, not_after=not_after)
+    return KeyEntry(f"fault-{mode.value}", key, certificate, (certificate, ca.certificate))
 
 
 def _answer_signer(entry: KeyEntry, now: Callable[[], datetime]) -> Callable[[bytes], bytes]:

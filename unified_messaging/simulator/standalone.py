@@ -15,7 +15,10 @@ It serves, under one address:
   returns the simulator's counters as JSON, e.g. ``genasync.posts.<InputReference>`` (how many
   times a sending was posted: the proof of exactly-once), ``genasync.delivered``,
   ``genasync.redelivered``, ``genasync.confirmed.messages``, plus ``pending_messages`` (feedback
-  produced and not confirmed yet).  It shows no patient data and no secret.
+  produced and not confirmed yet).  It shows no patient data and no secret;
+* ``/_simulator/faults``: a **test** endpoint (not part of MyCareNet) for upstream chaos
+  (``simulator/chaos.py``): ``GET`` returns the fault of each service and what was injected so far,
+  ``POST ?service=genins&mode=html-502[&count=3]`` sets one (``mode=none`` lifts it).
 
 The keys come from the demo PKI in ``<data folder>/demo-pki`` (made on first use): the gateway
 uses ``demo-pki/lab.p12`` as ``[identity] keystore`` (password ``devpki.DEFAULT_PASSWORD``, see
@@ -35,15 +38,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qsl
 
 from unified_messaging.serving import RunningServer, start_server
 from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.chaos import DEFAULT_SLOW_SECONDS, SERVICES
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
 
 log = logging.getLogger(__name__)
 
 COUNTERS_PATH = "/_simulator/counters"
+FAULTS_PATH = "/_simulator/faults"
 MAX_BODY = 128 * 1024 * 1024
 GENASYNC_ACTIONS = {
     "post": "urn:be:cin:nip:async:generic:post:msg",
@@ -65,6 +71,8 @@ class StandaloneSettings:
     min_get_interval: float = 10.0
     holds: Mapping[str, float] = field(default_factory=dict)  # GenAsync operation -> seconds held before handling
     threads: int = 16
+    faults: Mapping[str, str] = field(default_factory=dict)  # service -> fault mode (simulator/chaos.py)
+    fault_slow_seconds: float = DEFAULT_SLOW_SECONDS
 
 
 class StandaloneApp:
@@ -81,8 +89,27 @@ class StandaloneApp:
             values["pending_messages"] = genasync.pending_messages()
         return values
 
+    def faults(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The ``/_simulator/faults`` answer (status, JSON) after a ``POST``'s change, if any."""
+        injection = self.simulator.faults
+        if environ.get("REQUEST_METHOD") == "POST":
+            query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+            try:
+                count = int(query["count"]) if query.get("count") else None
+                injection.set(query.get("service", ""), query.get("mode", ""), count=count)
+            except ValueError as exc:
+                return "400 Bad Request", {"error": str(exc)}
+        return "200 OK", {"faults": {service: injection.mode(service).value for service in SERVICES},
+                          "injected": dict(injection.injected)}
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
+        if path == FAULTS_PATH:
+            status, answer = self.faults(environ)
+            body = json.dumps(answer, sort_keys=True).encode("utf-8")
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                    ("Cache-Control", "no-store")])
+            return [body]
         if path == COUNTERS_PATH:
             if environ.get("REQUEST_METHOD", "GET") != "GET":
                 start_response("405 Method Not Allowed", [("Allow", "GET"), ("Content-Length", "0")])
@@ -124,7 +151,8 @@ class StandaloneSimulator:
         s.data_folder.mkdir(parents=True, exist_ok=True)
         self.pki = demo_pki(s.data_folder)
         self.simulator = build_platform(self.pki, licences=dict(s.licences), latency_ms=s.latency_ms,
-                                        genasync_timings=s.timings, genasync_min_get_interval=s.min_get_interval)
+                                        genasync_timings=s.timings, genasync_min_get_interval=s.min_get_interval,
+                                        faults=s.faults, fault_slow_seconds=s.fault_slow_seconds)
         self.app = StandaloneApp(self.simulator, s.holds)
         self._running = start_server(self.app, s.host, s.port, threads=s.threads, max_body=MAX_BODY,
                                      name="um-simulator")
@@ -146,6 +174,7 @@ class StandaloneSimulator:
             f"  GenericInsurability: {url}{Simulator.GENERICINSURABILITY_PATH}",
             f"  GenAsync:            {url}{GENASYNC_PATH}",
             f"  counters (test/diagnostic, JSON): {url}{COUNTERS_PATH}",
+            f"  fault injection (tests only): {url}{FAULTS_PATH}",
             f"demo PKI: {pki.folder} (platform CA {pki.ca_certificate_path.name}, lab keystore "
             f"{pki.lab.path.name}; keystore password: see {pki.manifest_path.name})",
         ]

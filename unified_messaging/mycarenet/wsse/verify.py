@@ -272,10 +272,15 @@ def _check_timestamp(timestamp: etree._Element, now: datetime, skew: timedelta) 
 
 def _check_certificate(certificate: x509.Certificate, trusted_ca: x509.Certificate, now: datetime) -> None:
     who = describe_certificate(certificate)
-    if now > certificate.not_valid_after_utc or now < certificate.not_valid_before_utc:
+    valid = f"valid from {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}"
+    if now > certificate.not_valid_after_utc:
         raise SecurityRefusal(RefusalCode.CERTIFICATE_EXPIRED,
-                              f"The certificate of {who} is valid from {certificate.not_valid_before_utc:%Y-%m-%d} to "
-                              f"{certificate.not_valid_after_utc:%Y-%m-%d}, not now.")
+                              f"The certificate of {who} expired on {certificate.not_valid_after_utc:%Y-%m-%d} "
+                              f"({valid}; it is now {format_instant(now)}).")
+    if now < certificate.not_valid_before_utc:
+        raise SecurityRefusal(RefusalCode.CERTIFICATE_EXPIRED,
+                              f"The certificate of {who} is not valid yet ({valid}; it is now {format_instant(now)}): "
+                              "check this computer's clock.")
     problem = verify_chain(certificate, trusted_ca, now)
     if problem:
         raise SecurityRefusal(RefusalCode.CERTIFICATE_UNTRUSTED, mask_ssins_in_text(problem))
