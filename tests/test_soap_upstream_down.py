@@ -1,6 +1,7 @@
 """MyCareNet unreachable: a SOAP Server fault that says what to do, and the journal says so too."""
 from __future__ import annotations
 
+import logging
 import socket
 
 import requests
@@ -18,7 +19,8 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path, pki):
+def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path, pki, caplog):
+    caplog.set_level(logging.DEBUG)
     base = f"http://127.0.0.1:{_closed_port()}"
     config = make_config(tmp_path, upstream={"mode": "remote", "timeout_seconds": 2.0,
                                              "sts_url": base + "/IAM/SecurityTokenService/v1",
@@ -41,6 +43,10 @@ def test_unreachable_upstream_is_a_server_fault_that_says_what_to_do(tmp_path, p
             assert ssin not in response.text
         row = gw.journal.consultations(limit=1)[0]
         assert row["outcome"] == "UNAVAILABLE"
+        # one line per call in the log, no traceback (Spyne would log one for every Fault raised)
+        assert not [r for r in caplog.records if r.exc_info or r.exc_text]
+        faults = [r for r in caplog.records if r.getMessage().startswith("consultation answered with a Server fault")]
+        assert len(faults) == 2 and all(r.levelno == logging.WARNING for r in faults)
         # Echo still answers: the gateway itself is healthy
         echo = soap_envelope("<tns:Echo><tns:message>up</tns:message></tns:Echo>")
         assert b"up" in requests.post(f"{gw.services_url}/ConsultMyCareNetSoap", data=echo.encode(),

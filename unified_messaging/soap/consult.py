@@ -30,6 +30,17 @@ for _noisy in ("spyne.application.client", "spyne.protocol.soap.soap11.invalid",
 # once ourselves (build_soap_apps).
 logging.getLogger("spyne.application").setLevel(logging.WARNING)
 
+
+class _DeliberateFaults(logging.Filter):
+    """Spyne logs every Fault a service raises with its traceback; ours are deliberate answers (MyCareNet
+    unavailable...), logged once in a line by the service.  Anything else Spyne logs is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], Fault))
+
+
+logging.getLogger("spyne.application").addFilter(_DeliberateFaults())
+
 INTERFACE = "soap"
 
 
@@ -77,6 +88,7 @@ def _make_service(service: InsurabilityService, contract: Contract) -> type[Serv
             try:
                 answer = service.consult(query, interface=INTERFACE)
             except UpstreamUnavailable as exc:
+                log.warning("consultation answered with a Server fault: %s", exc)
                 raise Fault("Server.UpstreamUnavailable", str(exc)) from None
             return answer_to_xml(answer)
 
