@@ -45,6 +45,27 @@ def _url_or_empty(value: Any) -> str | None:
     return "an http:// or https:// URL, or \"\" for none"
 
 
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+                 "x-forwarded-by", "forwarded")
+
+
+def _proxy_address(value: Any) -> str | None:
+    import ipaddress
+
+    if value in ("", "*"):
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "the reverse proxy's IP address (e.g. \"10.0.0.5\"), \"*\" for any peer, or \"\" for none"
+    return None
+
+
+def _proxy_headers(value: Any) -> str | None:
+    unknown = [h for h in value if h.lower() not in PROXY_HEADERS]
+    return f"headers among {', '.join(PROXY_HEADERS)} (not {', '.join(unknown)})" if unknown or not value else None
+
+
 def _key(default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -60,6 +81,9 @@ class ServerConfig:
     max_connections_per_client: int = _key(500, _positive)
     idle_timeout_seconds: float = _key(30.0, _positive)
     request_read_timeout_seconds: float = _key(15.0, _positive)
+    trusted_proxy: str = _key("", _proxy_address)
+    trusted_proxy_headers: tuple[str, ...] = _key(("x-forwarded-for", "x-forwarded-proto"), _proxy_headers)
+    trusted_proxy_count: int = _key(1, _positive)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.check import CertificateCheck, ConfigurationCheck
 from unified_messaging.securespace.selection import CertificateSelector
 from unified_messaging.securespace.store import SecureSpaceStore
-from unified_messaging.serving import RunningServer, ServerLimits, start_server
+from unified_messaging.serving import ProxyTrust, RunningServer, ServerLimits, start_server
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.devpki import LAB_NIHII
 from unified_messaging.soap.consult import build_soap_apps
@@ -222,7 +222,9 @@ class Gateway:
                                     max_request_bytes=cfg.server.max_request_bytes)
             self._main = start_server(GatewayApp(router, self._mybox() if cfg.web.enabled else None), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
-                                name="um-gateway", limits=server_limits(cfg))
+                                name="um-gateway", limits=server_limits(cfg),
+                                proxy=ProxyTrust(cfg.server.trusted_proxy, cfg.server.trusted_proxy_headers,
+                                                 cfg.server.trusted_proxy_count))
             self._servers.append(self._main)
             if cfg.folders.insurability:
                 self.folders = InsurabilityFolders(

@@ -42,6 +42,24 @@ class ServerLimits:
         return max(0.5, min(self.idle_timeout, self.request_read_timeout) / 4)
 
 
+@dataclass(frozen=True)
+class ProxyTrust:
+    """The reverse proxy whose forwarded headers name the real client (``[server] trusted_proxy``).
+
+    waitress then sets ``REMOTE_ADDR`` (and the scheme and host) from those headers for requests from
+    that peer only; from every other peer it removes them."""
+
+    address: str = ""
+    headers: tuple[str, ...] = ("x-forwarded-for", "x-forwarded-proto")
+    count: int = 1
+
+    def waitress_options(self) -> dict[str, object]:
+        if not self.address:
+            return {}
+        return {"trusted_proxy": self.address, "trusted_proxy_headers": {h.lower() for h in self.headers},
+                "trusted_proxy_count": self.count, "log_untrusted_proxy_headers": True}
+
+
 def raise_open_file_limit(wanted: int) -> int:
     """Raise this process's soft limit of open files towards ``wanted`` (up to the hard limit);
     returns the soft limit now in force."""
@@ -126,13 +144,13 @@ class RunningServer:
 
 
 def start_server(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str,
-                 limits: ServerLimits = ServerLimits()) -> RunningServer:
+                 limits: ServerLimits = ServerLimits(), proxy: ProxyTrust = ProxyTrust()) -> RunningServer:
     raise_open_file_limit(limits.connection_limit + 256)
     server = waitress.create_server(
         app, host=host, port=port, threads=threads, ident="unified-messaging",
         max_request_body_size=max_body, clear_untrusted_proxy_headers=True,
         connection_limit=limits.connection_limit, channel_timeout=limits.idle_timeout,
-        cleanup_interval=limits.cleanup_interval, asyncore_use_poll=True,
+        cleanup_interval=limits.cleanup_interval, asyncore_use_poll=True, **proxy.waitress_options(),
     )
     _apply_limits(server, limits)
     thread = threading.Thread(target=server.run, name=name, daemon=True)

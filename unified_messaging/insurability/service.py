@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -111,9 +112,11 @@ class InsurabilityService:
         self.certificates = certificates
         self.monotonic = monotonic
 
-    def consult(self, query: InsurabilityQuery, *, interface: str) -> InsurabilityAnswer:
-        """Answer the query.  Raises only ``UpstreamUnavailable`` (nothing could be asked)."""
+    def consult(self, query: InsurabilityQuery, *, interface: str, client: str | None = None) -> InsurabilityAnswer:
+        """Answer the query.  Raises only ``UpstreamUnavailable`` (nothing could be asked).  ``client`` is the
+        caller's address, for the journal."""
         started = self.monotonic()
+        record = partial(self._record, client=client)
         problems = local_checks(query)
         if problems:
             answer = InsurabilityAnswer(
@@ -125,14 +128,14 @@ class InsurabilityService:
                     details=tuple(FaultDetail(p.code, p.location, p.message) for p in problems[1:]),
                 ),
             )
-            self._record(query, interface, started, "REJECTED", problems[0].code, None)
+            record(query, interface, started, "REJECTED", problems[0].code, None)
             return answer
         acting = None
         if self.certificates is not None:
             try:
                 acting = self.certificates.select(interface, query.care_provider.nihii, "INSURABILITY")
             except Refusal as refusal:
-                self._record(query, interface, started, "REJECTED", refusal.code, None)
+                record(query, interface, started, "REJECTED", refusal.code, None)
                 return InsurabilityAnswer(query=query, fault=BusinessFault(
                     code=refusal.code, source=LOCAL_SOURCE, message=f"{refusal.cause} {refusal.remedy}",
                     details=(FaultDetail(refusal.code, "CareProvider/Nihii", mask_ssins_in_text(refusal.detail)),),
@@ -140,10 +143,10 @@ class InsurabilityService:
         try:
             answer = self.upstream.get_insurability(query, acting=acting)
         except UpstreamUnavailable:
-            self._record(query, interface, started, "UNAVAILABLE", None, None)
+            record(query, interface, started, "UNAVAILABLE", None, None)
             raise
         except UpstreamFault as fault:
-            self._record(query, interface, started, "FAULT", fault.code, None)
+            record(query, interface, started, "FAULT", fault.code, None)
             return InsurabilityAnswer(
                 query=query,
                 fault=BusinessFault(
@@ -154,14 +157,14 @@ class InsurabilityService:
                 ),
             )
         if answer.fault:
-            self._record(query, interface, started, "ERROR", answer.fault.code, answer.audit_reference)
+            record(query, interface, started, "ERROR", answer.fault.code, answer.audit_reference)
         else:
-            self._record(query, interface, started, "OK", None, answer.audit_reference)
+            record(query, interface, started, "OK", None, answer.audit_reference)
         return answer
 
     def _record(
         self, query: InsurabilityQuery, interface: str, started: float, outcome: str,
-        code: str | None, audit_reference: str | None,
+        code: str | None, audit_reference: str | None, *, client: str | None = None,
     ) -> None:
         duration_ms = (self.monotonic() - started) * 1000
         # Everything the caller typed is masked: an SSIN can land in any field by mistake.
@@ -185,10 +188,11 @@ class InsurabilityService:
                 audit_reference=audit_reference,
                 reference=reference,
                 duration_ms=round(duration_ms, 2),
+                client=client,
             )
         )
         log.info(
-            "insurability %s via %s for %s patient %s: %s%s (%.0f ms)",
-            query.request_type.value, interface, care_provider, patient, outcome,
-            f" {code}" if code else "", duration_ms,
+            "insurability %s via %s%s for %s patient %s: %s%s (%.0f ms)",
+            query.request_type.value, interface, f" from {client}" if client else "", care_provider, patient,
+            outcome, f" {code}" if code else "", duration_ms,
         )

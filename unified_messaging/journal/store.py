@@ -25,6 +25,8 @@ from unified_messaging.journal.sqlite import SqliteFile
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+# Columns added after the first release: a journal created before them gets them at start-up.
+_ADDED_COLUMNS = (("consultations", "client", "TEXT"),)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS consultations (
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS consultations (
     code TEXT,
     audit_reference TEXT,
     reference TEXT,
-    duration_ms REAL NOT NULL
+    duration_ms REAL NOT NULL,
+    client TEXT
 );
 CREATE INDEX IF NOT EXISTS consultations_at ON consultations(at);
 DROP INDEX IF EXISTS consultations_outcome;
@@ -88,6 +91,7 @@ class Consultation:
     audit_reference: str | None
     reference: str | None
     duration_ms: float
+    client: str | None = None  # the caller's address (SOAP): the real client's behind a trusted proxy
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,10 @@ class Journal(SqliteFile):
         conn = self._connection()
         conn.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
         with self.write() as db:
+            for table, column, kind in _ADDED_COLUMNS:
+                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    log.info("journal: column %s.%s added", table, column)
             db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )

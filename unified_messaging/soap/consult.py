@@ -86,7 +86,7 @@ def _make_service(service: InsurabilityService, contract: Contract) -> type[Serv
             _validate(ctx, contract)
             query = query_from_xml(request)
             try:
-                answer = service.consult(query, interface=INTERFACE)
+                answer = service.consult(query, interface=INTERFACE, client=_client_address(ctx))
             except UpstreamUnavailable as exc:
                 log.warning("consultation answered with a Server fault: %s", exc)
                 raise Fault("Server.UpstreamUnavailable", str(exc)) from None
@@ -100,6 +100,12 @@ def _validate(ctx, contract: Contract) -> None:  # noqa: ANN001
     if problem:
         # lxml quotes the offending value, which may be a patient's number typed in the wrong field
         raise Fault("Client.SchemaValidation", mask_ssins_in_text(problem))
+
+
+def _client_address(ctx: object) -> str | None:
+    """The caller's address as waitress gives it: the peer, or the real client behind a trusted proxy."""
+    environ = getattr(getattr(ctx, "transport", None), "req_env", None) or {}
+    return environ.get("REMOTE_ADDR") or None
 
 
 def build_soap_apps(
