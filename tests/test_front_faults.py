@@ -1,0 +1,81 @@
+"""What the SOAP front answers at its edges, through the real server and real sockets: a body of any size
+over the limit, UTF-16 requests, and headers the gateway must understand but does not."""
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from lxml import etree
+
+from tests.support import ACTION, insurability_body, soap_envelope
+from unified_messaging.simulator.population import TEST_PATIENTS
+
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+MIB = 1024 * 1024
+
+
+def fault_of(body: bytes) -> tuple[str, str]:
+    doc = etree.fromstring(body)
+    code = doc.findtext(".//faultcode") or doc.findtext(f".//{{{SOAP12}}}Value")
+    text = doc.findtext(".//faultstring") or doc.findtext(f".//{{{SOAP12}}}Text")
+    return code, text
+
+
+def raw_exchange(gateway, head: bytes, body_chunks=(), read_timeout: float = 20.0) -> bytes:
+    """Send ``head`` then the chunks on a real socket (stopping if the server already answered and closed);
+    return everything the server sent."""
+    url = urlsplit(gateway.services_url)
+    with socket.create_connection((url.hostname, url.port), timeout=read_timeout) as sock:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        answer = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            answer += data
+    return answer
+
+
+@pytest.mark.parametrize("size_mib", [9, 64])
+@pytest.mark.parametrize("version, content_type, endpoint", [
+    ("1.1", "text/xml; charset=utf-8", "ConsultMyCareNetSoap"),
+    ("1.2", "application/soap+xml; charset=utf-8", "ConsultMyCareNetSoap12"),
+])
+def test_a_body_of_any_size_over_the_limit_gets_the_soap_client_fault(gateway, size_mib, version, content_type,
+                                                                       endpoint):
+    path = urlsplit(gateway.services_url).path + "/" + endpoint
+    size = size_mib * MIB
+    head = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {size}\r\n\r\n").encode()
+    chunk = b"<!--" + b"x" * (MIB - 4)
+    answer = raw_exchange(gateway, head, (chunk for _ in range(size_mib)))
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 413"), answer[:300]
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert (b"application/soap+xml" if version == "1.2" else b"text/xml") in headers.lower()
+    code, text = fault_of(body)
+    assert code.endswith("Client") or code.endswith("Sender")
+    assert "max_request_bytes" in text and "send a smaller request" in text
+    echo = soap_envelope("<tns:Echo><tns:message>still here</tns:message></tns:Echo>")
+    assert b"still here" in requests.post(gateway.services_url + "/ConsultMyCareNetSoap", data=echo.encode(),
+                                          headers={"Content-Type": "text/xml"}, timeout=10).content
+
+
+def test_a_large_body_announced_by_its_content_length_is_answered_before_it_is_sent(gateway):
+    path = urlsplit(gateway.services_url).path + "/ConsultMyCareNetSoap"
+    head = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n"
+            f"Content-Length: {1024 * MIB}\r\n\r\n").encode()
+    answer = raw_exchange(gateway, head)
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert "max_request_bytes" in fault_of(answer.partition(b"\r\n\r\n")[2])[1]
