@@ -79,3 +79,21 @@ def test_a_large_body_announced_by_its_content_length_is_answered_before_it_is_s
     answer = raw_exchange(gateway, head)
     assert answer.startswith(b"HTTP/1.1 413")
     assert "max_request_bytes" in fault_of(answer.partition(b"\r\n\r\n")[2])[1]
+
+
+@pytest.mark.parametrize("codec, charset", [("utf-16", "utf-16"), ("utf-16-le", "utf-16"), ("utf-16-be", "utf-16"),
+                                            ("utf-16-le", "utf-16le"), ("utf-16-be", "UTF-16BE")])
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_a_utf16_request_that_says_so_in_its_declaration_and_content_type_is_answered(gateway, codec, charset,
+                                                                                        version):
+    patient = TEST_PATIENTS[0]
+    document = ('<?xml version="1.0" encoding="UTF-16"?>\n'
+                + soap_envelope(insurability_body(patient.ssin), version=version))
+    content_type = ("application/soap+xml" if version == "1.2" else "text/xml") + f"; charset={charset}"
+    endpoint = "ConsultMyCareNetSoap12" if version == "1.2" else "ConsultMyCareNetSoap"
+    answer = requests.post(f"{gateway.services_url}/{endpoint}", data=document.encode(codec), timeout=30,
+                           headers={"Content-Type": content_type, "SOAPAction": ACTION})
+    assert answer.status_code == 200, answer.text[:400]
+    result = etree.fromstring(answer.content)
+    assert [e.text for e in result.iter() if etree.QName(e).localname == "Status"] == ["OK"]
+    assert patient.last_name in answer.text

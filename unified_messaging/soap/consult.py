@@ -7,6 +7,7 @@ contract XSD with lxml and the answer is built with lxml, so the wire format can
 from __future__ import annotations
 
 import logging
+import re
 
 from spyne import AnyXml, Application, ServiceBase, rpc
 from spyne.error import Fault
@@ -44,6 +45,20 @@ logging.getLogger("spyne.application").addFilter(_DeliberateFaults())
 INTERFACE = "soap"
 
 
+_DECLARED_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*(["'])[^"']*\2""")
+
+
+def _reencoded(data: bytes, charset: str) -> bytes:
+    """A body in the Content-Type's charset (UTF-16, ISO-8859-1...) as UTF-8 for the parser; its XML
+    declaration loses its encoding, which no longer says how the bytes are written.  UTF-16 without a
+    byte order mark is read in the order its first character shows (``<`` is 00 3C big-endian)."""
+    codec = charset.lower()
+    if codec in ("utf-16", "utf16") and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16-be" if data[:1] == b"\x00" else "utf-16-le"
+    text = data.decode(codec, errors="replace").lstrip("\ufeff")
+    return _DECLARED_ENCODING.sub(r"\1", text, count=1).encode("utf-8")
+
+
 class _HardenedParsing:
     """Parse every incoming document with our hardened parser instead of Spyne's."""
 
@@ -51,7 +66,7 @@ class _HardenedParsing:
         data = b"".join(ctx.in_string)
         if charset and not data.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml"):
             try:
-                data = data.decode(charset, errors="replace").encode("utf-8")
+                data = _reencoded(data, charset)
             except LookupError:
                 raise Fault("Client.UnknownCharset", f"The charset {charset!r} of the Content-Type is not known; "
                                                      "send UTF-8 or ISO-8859-1.") from None
