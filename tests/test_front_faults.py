@@ -97,3 +97,33 @@ def test_a_utf16_request_that_says_so_in_its_declaration_and_content_type_is_ans
     result = etree.fromstring(answer.content)
     assert [e.text for e in result.iter() if etree.QName(e).localname == "Status"] == ["OK"]
     assert patient.last_name in answer.text
+
+
+def _with_header(version: str, header: str) -> bytes:
+    env = SOAP12 if version == "1.2" else SOAP11
+    body = insurability_body(TEST_PATIENTS[0].ssin)
+    return (f'<soap:Envelope xmlns:soap="{env}" xmlns:tns="http://unified-messaging.be/ConsultMyCareNet/">'
+            f"<soap:Header>{header}</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>").encode()
+
+
+@pytest.mark.parametrize("version, flag", [("1.1", "1"), ("1.2", "true"), ("1.2", "1")])
+def test_an_unknown_header_marked_must_understand_gets_the_must_understand_fault(gateway, version, flag):
+    header = (f'<x:Priority xmlns:x="urn:example:priority" soap:mustUnderstand="{flag}">high</x:Priority>')
+    content_type = "application/soap+xml; charset=utf-8" if version == "1.2" else "text/xml; charset=utf-8"
+    endpoint = "ConsultMyCareNetSoap12" if version == "1.2" else "ConsultMyCareNetSoap"
+    answer = requests.post(f"{gateway.services_url}/{endpoint}", data=_with_header(version, header), timeout=30,
+                           headers={"Content-Type": content_type, "SOAPAction": ACTION})
+    assert answer.status_code == 500
+    code, text = fault_of(answer.content)
+    assert code.split(":")[-1] == "MustUnderstand", answer.text
+    assert "Priority" in text and "urn:example:priority" in text
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_a_header_not_marked_must_understand_is_ignored(gateway, version):
+    header = '<x:Priority xmlns:x="urn:example:priority" soap:mustUnderstand="0">high</x:Priority>'
+    content_type = "application/soap+xml; charset=utf-8" if version == "1.2" else "text/xml; charset=utf-8"
+    endpoint = "ConsultMyCareNetSoap12" if version == "1.2" else "ConsultMyCareNetSoap"
+    answer = requests.post(f"{gateway.services_url}/{endpoint}", data=_with_header(version, header), timeout=30,
+                           headers={"Content-Type": content_type, "SOAPAction": ACTION})
+    assert answer.status_code == 200 and "<Status>OK</Status>" in answer.text.replace("tns:", "")

@@ -59,6 +59,27 @@ def _reencoded(data: bytes, charset: str) -> bytes:
     return _DECLARED_ENCODING.sub(r"\1", text, count=1).encode("utf-8")
 
 
+_ENVELOPES = ("http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope")
+
+
+def _refuse_headers_not_understood(root: object) -> None:
+    """The gateway processes no SOAP header block: one marked ``mustUnderstand`` (1 or true) gets the
+    MustUnderstand fault, as SOAP 1.1 (4.2.3) and 1.2 (5.2.3) require, instead of being ignored."""
+    for envelope in _ENVELOPES:
+        header = root.find(f"{{{envelope}}}Header")  # type: ignore[attr-defined]
+        if header is None:
+            continue
+        for block in header:
+            if not isinstance(block.tag, str):
+                continue
+            if block.get(f"{{{envelope}}}mustUnderstand", "").strip() in ("1", "true"):
+                name = block.tag.split("}", 1)[-1]
+                namespace = block.tag[1:].split("}", 1)[0] if block.tag.startswith("{") else ""
+                raise Fault("MustUnderstand", f"The header {name} ({namespace or 'no namespace'}) is marked "
+                                              "mustUnderstand, but this service processes no SOAP header: "
+                                              "send the request without it, or without mustUnderstand.")
+
+
 class _HardenedParsing:
     """Parse every incoming document with our hardened parser instead of Spyne's."""
 
@@ -74,6 +95,7 @@ class _HardenedParsing:
             root = parse_xml(data)
         except UnsafeXml as exc:
             raise Fault("Client.XMLSyntaxError", str(exc)) from None
+        _refuse_headers_not_understood(root)
         ctx.in_document = (root, {})
 
 
@@ -82,7 +104,11 @@ class HardenedSoap11(_HardenedParsing, Soap11):
 
 
 class HardenedSoap12(_HardenedParsing, Soap12):
-    pass
+    def gen_fault_codes(self, faultstring):  # noqa: ANN001, ANN201 - Spyne's signature
+        """Spyne 1.2 knows only Client (Sender) and Server (Receiver); MustUnderstand is a code of its own."""
+        if faultstring.split(".", 1)[0] == "MustUnderstand":
+            return f"{self.soap_env}:MustUnderstand", faultstring.split(".")[1:]
+        return super().gen_fault_codes(faultstring)
 
 
 def _make_service(service: InsurabilityService, contract: Contract) -> type[ServiceBase]:
