@@ -224,7 +224,7 @@ class Gateway:
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
                                 name="um-gateway", limits=server_limits(cfg),
                                 proxy=ProxyTrust(cfg.server.trusted_proxy, cfg.server.trusted_proxy_headers,
-                                                 cfg.server.trusted_proxy_count))
+                                                 cfg.server.trusted_proxy_count), oversized=router.too_large)
             self._servers.append(self._main)
             if cfg.folders.insurability:
                 self.folders = InsurabilityFolders(

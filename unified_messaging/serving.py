@@ -23,6 +23,8 @@ from typing import Callable, Iterator
 import waitress
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
 from waitress.server import BaseWSGIServer
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,40 @@ def _peer(addr: object) -> object:
     return addr[0] if isinstance(addr, tuple) else addr
 
 
-def _limited_channel(limits: ServerLimits) -> type[HTTPChannel]:
+# For a body larger than the server reads at all: (path, content type) -> (content type, body) of the
+# answer, or None for waitress's own plain-text 413.
+OversizedAnswer = Callable[[str, str], "tuple[str, bytes] | None"]
+
+
+def _error_task(oversized: OversizedAnswer | None) -> type[ErrorTask]:
+    class AnsweringErrorTask(ErrorTask):
+        """waitress's error answer, except a body too large for it on a path whose application has its own
+        words for that (the SOAP services answer a SOAP fault, as for any body over their limit)."""
+
+        def execute(self) -> None:
+            answer = None
+            if oversized is not None and isinstance(self.request.error, RequestEntityTooLarge):
+                answer = oversized(self.request.path or "", self.request.headers.get("CONTENT_TYPE", ""))
+            if answer is None:
+                super().execute()
+                return
+            content_type, body = answer
+            self.status = "413 Request Entity Too Large"
+            self.response_headers.append(("Content-Type", content_type))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    return AnsweringErrorTask
+
+
+def _limited_channel(limits: ServerLimits, oversized: OversizedAnswer | None = None) -> type[HTTPChannel]:
     warned: dict[object, float] = {}  # one warning a minute per client address
 
     class LimitedChannel(HTTPChannel):
         """Refuses a client past its connection cap; remembers when the request being read began."""
+
+        error_task_class = _error_task(oversized)
 
         def __init__(self, server, sock, addr, adj, map=None) -> None:
             super().__init__(server, sock, addr, adj, map=map)
@@ -105,8 +136,8 @@ def _limited_channel(limits: ServerLimits) -> type[HTTPChannel]:
     return LimitedChannel
 
 
-def _apply_limits(server: BaseWSGIServer, limits: ServerLimits) -> None:
-    server.channel_class = _limited_channel(limits)
+def _apply_limits(server: BaseWSGIServer, limits: ServerLimits, oversized: OversizedAnswer | None) -> None:
+    server.channel_class = _limited_channel(limits, oversized)
     waitress_maintenance = server.maintenance
 
     def maintenance(now: float) -> None:
@@ -144,7 +175,8 @@ class RunningServer:
 
 
 def start_server(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str,
-                 limits: ServerLimits = ServerLimits(), proxy: ProxyTrust = ProxyTrust()) -> RunningServer:
+                 limits: ServerLimits = ServerLimits(), proxy: ProxyTrust = ProxyTrust(),
+                 oversized: OversizedAnswer | None = None) -> RunningServer:
     raise_open_file_limit(limits.connection_limit + 256)
     server = waitress.create_server(
         app, host=host, port=port, threads=threads, ident="unified-messaging",
@@ -152,7 +184,7 @@ def start_server(app: Callable, host: str, port: int, *, threads: int, max_body:
         connection_limit=limits.connection_limit, channel_timeout=limits.idle_timeout,
         cleanup_interval=limits.cleanup_interval, asyncore_use_poll=True, **proxy.waitress_options(),
     )
-    _apply_limits(server, limits)
+    _apply_limits(server, limits, oversized)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     return RunningServer(server, thread)

@@ -7,6 +7,7 @@ contract XSD with lxml and the answer is built with lxml, so the wire format can
 from __future__ import annotations
 
 import logging
+import re
 
 from spyne import AnyXml, Application, ServiceBase, rpc
 from spyne.error import Fault
@@ -44,6 +45,41 @@ logging.getLogger("spyne.application").addFilter(_DeliberateFaults())
 INTERFACE = "soap"
 
 
+_DECLARED_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*(["'])[^"']*\2""")
+
+
+def _reencoded(data: bytes, charset: str) -> bytes:
+    """A body in the Content-Type's charset (UTF-16, ISO-8859-1...) as UTF-8 for the parser; its XML
+    declaration loses its encoding, which no longer says how the bytes are written.  UTF-16 without a
+    byte order mark is read in the order its first character shows (``<`` is 00 3C big-endian)."""
+    codec = charset.lower()
+    if codec in ("utf-16", "utf16") and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16-be" if data[:1] == b"\x00" else "utf-16-le"
+    text = data.decode(codec, errors="replace").lstrip("\ufeff")
+    return _DECLARED_ENCODING.sub(r"\1", text, count=1).encode("utf-8")
+
+
+_ENVELOPES = ("http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope")
+
+
+def _refuse_headers_not_understood(root: object) -> None:
+    """The gateway processes no SOAP header block: one marked ``mustUnderstand`` (1 or true) gets the
+    MustUnderstand fault, as SOAP 1.1 (4.2.3) and 1.2 (5.2.3) require, instead of being ignored."""
+    for envelope in _ENVELOPES:
+        header = root.find(f"{{{envelope}}}Header")  # type: ignore[attr-defined]
+        if header is None:
+            continue
+        for block in header:
+            if not isinstance(block.tag, str):
+                continue
+            if block.get(f"{{{envelope}}}mustUnderstand", "").strip() in ("1", "true"):
+                name = block.tag.split("}", 1)[-1]
+                namespace = block.tag[1:].split("}", 1)[0] if block.tag.startswith("{") else ""
+                raise Fault("MustUnderstand", f"The header {name} ({namespace or 'no namespace'}) is marked "
+                                              "mustUnderstand, but this service processes no SOAP header: "
+                                              "send the request without it, or without mustUnderstand.")
+
+
 class _HardenedParsing:
     """Parse every incoming document with our hardened parser instead of Spyne's."""
 
@@ -51,7 +87,7 @@ class _HardenedParsing:
         data = b"".join(ctx.in_string)
         if charset and not data.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml"):
             try:
-                data = data.decode(charset, errors="replace").encode("utf-8")
+                data = _reencoded(data, charset)
             except LookupError:
                 raise Fault("Client.UnknownCharset", f"The charset {charset!r} of the Content-Type is not known; "
                                                      "send UTF-8 or ISO-8859-1.") from None
@@ -59,6 +95,7 @@ class _HardenedParsing:
             root = parse_xml(data)
         except UnsafeXml as exc:
             raise Fault("Client.XMLSyntaxError", str(exc)) from None
+        _refuse_headers_not_understood(root)
         ctx.in_document = (root, {})
 
 
@@ -67,7 +104,11 @@ class HardenedSoap11(_HardenedParsing, Soap11):
 
 
 class HardenedSoap12(_HardenedParsing, Soap12):
-    pass
+    def gen_fault_codes(self, faultstring):  # noqa: ANN001, ANN201 - Spyne's signature
+        """Spyne 1.2 knows only Client (Sender) and Server (Receiver); MustUnderstand is a code of its own."""
+        if faultstring.split(".", 1)[0] == "MustUnderstand":
+            return f"{self.soap_env}:MustUnderstand", faultstring.split(".")[1:]
+        return super().gen_fault_codes(faultstring)
 
 
 def _make_service(service: InsurabilityService, contract: Contract) -> type[ServiceBase]:

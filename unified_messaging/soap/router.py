@@ -131,16 +131,27 @@ class ServicesRouter:
         version = "1.2" if "application/soap+xml" in content_type.lower() else "1.1"
         body = self._read_body(environ)
         if body is None:
-            text = (f"The request is larger than {self.max_request_bytes} bytes, the limit set by "
-                    "[server] max_request_bytes; send a smaller request or raise the limit.")
-            payload = fault_envelope(version, "Client", text)
-            ctype = "application/soap+xml; charset=utf-8" if version == "1.2" else "text/xml; charset=utf-8"
+            ctype, payload = self._too_large_fault(content_type)
             return _respond(start_response, "413 Request Entity Too Large", ctype, payload)
         if not content_type:
             environ["CONTENT_TYPE"] = "text/xml; charset=utf-8"
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.soap_apps[version](environ, start_response)
+
+    def _too_large_fault(self, content_type: str) -> tuple[str, bytes]:
+        version = "1.2" if "application/soap+xml" in content_type.lower() else "1.1"
+        text = (f"The request is larger than {self.max_request_bytes} bytes, the limit set by "
+                "[server] max_request_bytes; send a smaller request or raise the limit.")
+        ctype = "application/soap+xml; charset=utf-8" if version == "1.2" else "text/xml; charset=utf-8"
+        return ctype, fault_envelope(version, "Client", text)
+
+    def too_large(self, path: str, content_type: str) -> tuple[str, bytes] | None:
+        """The answer to a body so large that the server refused it before reading it: the same SOAP
+        Client fault as any body over the limit, for the services' paths; None for other paths."""
+        if not any(path == prefix or path.startswith(prefix + "/") for prefix in PREFIXES):
+            return None
+        return self._too_large_fault(content_type)
 
     def _read_body(self, environ: dict) -> bytes | None:
         """The request body, or None when it is over the limit (read at most limit + 1 bytes)."""
