@@ -105,11 +105,13 @@ class InsurabilityService:
         *,
         certificates: CertificateChooser | None = None,
         monotonic: Callable[[], float] = time.perf_counter,
+        observer: Callable[[str, str], None] | None = None,
     ) -> None:
         self.upstream = upstream
         self.journal = journal
         self.certificates = certificates
         self.monotonic = monotonic
+        self.observer = observer  # told (interface, outcome) of every journaled consultation: the metrics
 
     def consult(self, query: InsurabilityQuery, *, interface: str) -> InsurabilityAnswer:
         """Answer the query.  Raises only ``UpstreamUnavailable`` (nothing could be asked)."""
@@ -187,6 +189,8 @@ class InsurabilityService:
                 duration_ms=round(duration_ms, 2),
             )
         )
+        if self.observer is not None:
+            self.observer(interface, outcome)
         log.info(
             "insurability %s via %s for %s patient %s: %s%s (%.0f ms)",
             query.request_type.value, interface, care_provider, patient, outcome,
