@@ -7,11 +7,13 @@ attribute.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 import requests
+import zeep
 
 from tests.conftest import make_config
 from tests.support import consult, patient, wait_for
@@ -110,3 +112,24 @@ def test_an_unwritable_journal_makes_it_not_ready_and_names_the_journal(gateway)
     finally:
         _immutable(files, False)
     wait_for(lambda: health(gateway).status_code == 200, timeout=10, what="ready again")
+
+
+def test_an_unreachable_upstream_is_reported_without_failing_readiness(tmp_path, pki):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    config = make_config(tmp_path, upstream={"mode": "remote", "timeout_seconds": 2.0,
+                                             "sts_url": closed + "/IAM/SecurityTokenService/v1",
+                                             "genericinsurability_url": closed + "/GenericInsurability/v1"},
+                         invoicing={"enabled": False},
+                         identity={"keystore": str(pki.lab.path), "keystore_password": pki.password})
+    with Gateway(config) as gw:
+        with pytest.raises(zeep.exceptions.Fault):
+            consult(gw)
+        answer = health(gw)
+        assert answer.status_code == 200, answer.text  # MyCareNet down: reported, the gateway stays in
+        upstream = answer.json()["upstream"]
+        for service in ("sts", "genericinsurability"):
+            assert upstream[service]["last_failure"] and upstream[service]["last_success"] is None
+            assert upstream[service]["last_failure_kind"] == "unavailable"
+        assert answer.json()["token"] == {"valid_until": None}

@@ -20,7 +20,7 @@ from tests.invoicing_support import drop_file
 from tests.support import consult, wait_for
 from unified_messaging.gateway import Gateway
 from unified_messaging.invoicing.folders import Folders
-from unified_messaging.monitoring.metrics import metrics_folder
+from unified_messaging.monitoring.metrics import metrics_folder, remove_dead_processes_files
 from unified_messaging.simulator.sending_writer import build_sending
 
 METRICS = "/unified-messaging/metrics"
@@ -107,3 +107,13 @@ def test_no_label_value_is_an_ssin_or_a_nihii(gateway):
     labels = {v for (_, pairs) in scrape(gateway) for _, v in pairs}
     assert labels and not {v for v in labels if IDENTIFIER.search(v) and v not in ("931000", "920098", "920900",
                                                                                    "920099", "920999")}
+
+
+def test_only_the_files_of_ended_processes_are_removed_at_start(tmp_path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True, timeout=30)
+    dead, alive = tmp_path / f"counter_{ended.stdout.strip()}.db", tmp_path / f"counter_{os.getpid()}.db"
+    for path in (dead, alive):
+        path.write_bytes(b"")
+    assert remove_dead_processes_files(tmp_path) == [dead]
+    assert alive.exists() and not dead.exists()

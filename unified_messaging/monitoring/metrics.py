@@ -5,8 +5,8 @@ Multi-process mode keeps the numbers right once several worker processes serve t
 each process writes its values to memory-mapped files in one folder, and a scrape sums them.
 ``prepare`` chooses that folder before the first metric exists: ``PROMETHEUS_MULTIPROC_DIR``
 when the environment sets it (a supervisor starting several workers, who then cleans it before
-starting them), else ``<data folder>/metrics``, emptied at start (counters restart from zero with
-the process, which Prometheus handles as a counter reset).
+starting them), else ``<data folder>/metrics``, where the files of processes that have ended are
+removed at start (their counters restart from zero, which Prometheus handles as a counter reset).
 
 The hooks are few on purpose: ``consultation_observer`` is given to the core insurability service
 (outcome per interface), ``UpstreamWatch`` wraps the clients the upstream seam returns (latency
@@ -51,8 +51,7 @@ def prepare(data_folder: Path) -> Path:
         else:
             folder = own
             folder.mkdir(parents=True, exist_ok=True)
-            for stale in folder.glob("*.db"):
-                stale.unlink(missing_ok=True)
+            remove_dead_processes_files(folder)
             os.environ[ENV] = os.environ[OWNER_ENV] = str(folder)
         from prometheus_client import values  # imported only now: it reads ENV when first imported
 
@@ -61,6 +60,31 @@ def prepare(data_folder: Path) -> Path:
         _folder = folder
         log.info("metrics: prometheus_client multi-process files in %s", folder)
         return folder
+
+
+def remove_dead_processes_files(folder: Path) -> list[Path]:
+    """Remove the files of processes that are gone (``counter_<pid>.db``...); returns them.
+
+    A live process's files stay: ``batch run`` started beside ``serve`` must not wipe the counts
+    ``serve`` is writing.  A process that ended takes its counts with it at the next start.
+    """
+    removed = []
+    for path in folder.glob("*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 @dataclass(frozen=True)
