@@ -15,7 +15,7 @@ import pytest
 import requests
 import zeep
 
-from tests.conftest import make_config
+from tests.conftest import gateway_against, make_config
 from tests.support import consult, patient, wait_for
 from unified_messaging.gateway import Gateway
 
@@ -117,13 +117,8 @@ def test_an_unwritable_journal_makes_it_not_ready_and_names_the_journal(gateway)
 def test_an_unreachable_upstream_is_reported_without_failing_readiness(tmp_path, pki):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
-    config = make_config(tmp_path, upstream={"mode": "remote", "timeout_seconds": 2.0,
-                                             "sts_url": closed + "/IAM/SecurityTokenService/v1",
-                                             "genericinsurability_url": closed + "/GenericInsurability/v1"},
-                         invoicing={"enabled": False},
-                         identity={"keystore": str(pki.lab.path), "keystore_password": pki.password})
-    with Gateway(config) as gw:
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there once closed
+    with gateway_against(tmp_path, pki, sts_url=closed + "/sts", genins_url=closed + "/genins") as gw:
         with pytest.raises(zeep.exceptions.Fault):
             consult(gw)
         answer = health(gw)
