@@ -209,7 +209,8 @@ class Gateway:
                 self.simulator = self.upstream.simulator
                 self._selector = self._certificate_selector()
                 self.watch = UpstreamWatch(cfg.data_folder, clock=self.clock)
-                self.upstream.clients.token_cache.observe_source(lambda sts: self.watch.wrap(sts, "sts", ("request_token",)))
+                self.upstream.clients.token_cache.observe_source(
+                    lambda sts: self.watch.wrap(sts, "sts", ("request_token",)))
                 genins = self.watch.wrap(self.upstream.clients.insurability(self.upstream.entry), "genericinsurability",
                                          ("get_insurability",))
                 self.insurability = InsurabilityService(genins, self.journal, certificates=self._selector,
@@ -229,8 +230,9 @@ class Gateway:
             router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
                                     max_request_bytes=cfg.server.max_request_bytes)
             mybox = self._mybox() if cfg.web.enabled else None
-            monitoring = MonitoringApp(gateway_sources(cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
-                                                       token_cache=self.token_cache, securespace=self.securespace, clock=self.clock))
+            monitoring = MonitoringApp(gateway_sources(
+                cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
+                token_cache=self.token_cache, securespace=self.securespace, clock=self.clock))
             self._main = start_server(GatewayApp(router, mybox, monitoring), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
                                 name="um-gateway", limits=server_limits(cfg))

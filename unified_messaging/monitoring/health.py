@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -24,15 +24,11 @@ from unified_messaging.folders.files import REASON_SUFFIX
 from unified_messaging.invoicing.folders import Folders as InvoicingFolders
 from unified_messaging.insurability.folder import InsurabilityFolderLayout
 from unified_messaging.journal import Journal
-from unified_messaging.monitoring.metrics import UpstreamWatch
+from unified_messaging.monitoring.metrics import UpstreamWatch, utc_now
 
 log = logging.getLogger(__name__)
 
 PROBE_NAME = ".um-health-probe"
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -52,7 +48,6 @@ class Sources:
     certificates: Callable[[], list[tuple[str, datetime]]] = lambda: []
     """(label, not after) of the gateway's own certificate ("gateway") and the secure space's."""
     clock: Callable[[], datetime] = utc_now
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def folders(self) -> dict[str, Path]:
         """Every folder the gateway must be able to write, by a name for the operator."""
