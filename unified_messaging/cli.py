@@ -77,6 +77,9 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)
     if gateway.mybox is not None:
         click.echo(f"Mybox (web UI): {gateway.mybox_url}/", err=True)
+        first_run = gateway.mybox.first_run.address(gateway.mybox_url)  # the one-time page, until a user exists
+        if first_run:
+            click.echo(f"first run: no user exists yet; create the first administrator at {first_run}", err=True)
     if gateway.simulator is not None:
         click.echo(f"upstream: built-in MyCareNet simulator at {gateway.simulator_url} "
                    "(test patients are listed in README.md)", err=True)

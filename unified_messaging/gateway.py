@@ -20,6 +20,8 @@ from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal import Journal
+from unified_messaging.monitoring.app import MonitoringApp, gateway_sources
+from unified_messaging.monitoring.metrics import UpstreamWatch, consultation_observer
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.sts import TokenCache
@@ -77,6 +79,7 @@ class Gateway:
         self.invoicing: InvoicingPipeline | None = None
         self.securespace: SecureSpaceStore | None = None
         self.mybox: Mybox | None = None
+        self.watch: UpstreamWatch | None = None  # the monitoring's observer at the upstream seam
 
     @property
     def port(self) -> int:
@@ -166,9 +169,10 @@ class Gateway:
     def _genasync_client(self) -> RenewingGenAsync:
         cfg = self.config
         nihii = cfg.invoicing.care_provider_nihii or LAB_NIHII
-        return self.upstream.clients.genasync(self._invoicing_entry(nihii),
-                                              CareProvider(nihii, cfg.invoicing.care_provider_quality),
-                                              throttle_wait=cfg.invoicing.throttle_wait_seconds)
+        client = self.upstream.clients.genasync(self._invoicing_entry(nihii),
+                                                CareProvider(nihii, cfg.invoicing.care_provider_quality),
+                                                throttle_wait=cfg.invoicing.throttle_wait_seconds)
+        return self.watch.wrap(client, "genasync", ("post", "get", "confirm"))
 
     def _start_invoicing(self) -> None:
         cfg = self.config
@@ -204,8 +208,13 @@ class Gateway:
                 self.upstream = Upstream(cfg, secret=self._secret, clock=self.clock, simulator=self.simulator)
                 self.simulator = self.upstream.simulator
                 self._selector = self._certificate_selector()
-                self.insurability = InsurabilityService(self.upstream.clients.insurability(self.upstream.entry),
-                                                        self.journal, certificates=self._selector)
+                self.watch = UpstreamWatch(cfg.data_folder, clock=self.clock)
+                self.upstream.clients.token_cache.observe_source(
+                    lambda sts: self.watch.wrap(sts, "sts", ("request_token",)))
+                genins = self.watch.wrap(self.upstream.clients.insurability(self.upstream.entry), "genericinsurability",
+                                         ("get_insurability",))
+                self.insurability = InsurabilityService(genins, self.journal, certificates=self._selector,
+                                                        observer=consultation_observer(cfg.data_folder))
             except BaseException:
                 self.stop()
                 raise
@@ -220,7 +229,11 @@ class Gateway:
             apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
             router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
                                     max_request_bytes=cfg.server.max_request_bytes)
-            self._main = start_server(GatewayApp(router, self._mybox() if cfg.web.enabled else None), cfg.server.host, cfg.server.port,
+            mybox = self._mybox() if cfg.web.enabled else None
+            monitoring = MonitoringApp(gateway_sources(
+                cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
+                token_cache=self.token_cache, securespace=self.securespace, clock=self.clock))
+            self._main = start_server(GatewayApp(router, mybox, monitoring), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
                                 name="um-gateway", limits=server_limits(cfg),
                                 proxy=ProxyTrust(cfg.server.trusted_proxy, cfg.server.trusted_proxy_headers,

@@ -106,11 +106,13 @@ class InsurabilityService:
         *,
         certificates: CertificateChooser | None = None,
         monotonic: Callable[[], float] = time.perf_counter,
+        observer: Callable[[str, str], None] | None = None,
     ) -> None:
         self.upstream = upstream
         self.journal = journal
         self.certificates = certificates
         self.monotonic = monotonic
+        self.observer = observer  # told (interface, outcome) of every journaled consultation: the metrics
 
     def consult(self, query: InsurabilityQuery, *, interface: str, client: str | None = None) -> InsurabilityAnswer:
         """Answer the query.  Raises only ``UpstreamUnavailable`` (nothing could be asked).  ``client`` is the
@@ -191,6 +193,8 @@ class InsurabilityService:
                 client=client,
             )
         )
+        if self.observer is not None:
+            self.observer(interface, outcome)
         log.info(
             "insurability %s via %s%s for %s patient %s: %s%s (%.0f ms)",
             query.request_type.value, interface, f" from {client}" if client else "", care_provider, patient,

@@ -407,6 +407,17 @@ class TokenCache:
             slot = self._slots.get(certificate_fingerprint(certificate))
         return slot is not None and slot.token is not None
 
+    def valid_until(self, certificate: x509.Certificate) -> datetime | None:
+        """Until when the cached token of this certificate is valid (None: no token cached)."""
+        with self._guard:
+            slot = self._slots.get(certificate_fingerprint(certificate))
+        token = slot.token if slot is not None else None
+        return token.not_after if token is not None else None
+
+    def observe_source(self, wrap: Callable[[TokenSource], TokenSource]) -> None:
+        """Put an observer around the STS client (the monitoring times every token request)."""
+        self._sts = wrap(self._sts)
+
     def _slot(self, entry: KeyEntry) -> _Slot:
         key = certificate_fingerprint(entry.certificate)
         with self._guard:

@@ -10,6 +10,9 @@ Every request goes through the same gate, before any view runs:
 4. a secure-space ``Refusal`` raised by a form's action comes back to the page as a message with
    its code, cause and remedy.
 
+The one exception is the first-run page (``first_run``): while no user exists it creates the
+first administrator, guarded by the token ``serve`` prints on its console instead of a session.
+
 Pages are rendered on the server (Jinja2, autoescaped); the stylesheet, the one small script and
 the charts are served from the package: nothing is fetched from elsewhere, and the
 Content-Security-Policy says so to the browser.
@@ -32,6 +35,7 @@ from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.models import User
 from unified_messaging.web.views import ROUTE_MODULES
 from unified_messaging.web.context import PREFIX, MyboxServices, Page, preferred_language
+from unified_messaging.web.first_run import PATH as FIRST_RUN_PATH, FirstRun, first_run
 from unified_messaging.web.i18n import Translator
 from unified_messaging.web.permissions import ALLOWED, allowed
 from unified_messaging.web.routing import ROUTES, Route
@@ -63,7 +67,9 @@ class Mybox:
         self.limiter = LoginLimiter(max_failures=web.login_max_failures,
                                     lockout=timedelta(minutes=web.login_lockout_minutes), clock=services.clock)
         self.url_map = Map([Rule(r.path, endpoint=r.endpoint, methods=list(r.methods)) for r in ROUTES.values()]
-                           + [Rule("/static/<name>", endpoint="static", methods=["GET"])], strict_slashes=False)
+                           + [Rule("/static/<name>", endpoint="static", methods=["GET"]),
+                              Rule(FIRST_RUN_PATH, endpoint="first_run", methods=["GET", "POST"])],
+                           strict_slashes=False)
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("unified_messaging.web", "templates"),
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -72,6 +78,7 @@ class Mybox:
         self.max_body = web.max_upload_bytes + 64 * 1024
         folder = resources.files("unified_messaging.web").joinpath("static")
         self.static = {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
+        self.first_run = FirstRun(services.securespace)  # the one-time page, while no user exists
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -103,10 +110,14 @@ class Mybox:
             return exc.get_response(request.environ)
         if endpoint == "static":
             return self._static(values["name"])
-        route = ROUTES[endpoint]
+        route = ROUTES.get(endpoint)
         session = self.sessions.get(request.cookies.get(COOKIE))
         user = self._user(session)
         page = Page(self, request, session, user, adapter)
+        if endpoint == "first_run":  # the first-run page: guarded by its own token (see ``first_run``)
+            response = first_run(self, page)
+            response.headers.extend(page.extra_headers)
+            return response
         if route.permission is not None:
             if user is None:
                 if request.method == "GET":
