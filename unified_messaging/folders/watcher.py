@@ -40,6 +40,7 @@ from unified_messaging.folders.files import (
     write_atomically,
 )
 from unified_messaging.identifiers import mask_ssins_in_text
+from unified_messaging.retry import Backoff, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class FolderWatcher:
         self.name = name
         self.clock = clock
         self._loop: WatchLoop | None = None
-        self._backoff: dict[str, tuple[float, float]] = {}  # name -> (next attempt, current delay)
+        self._backoff = Backoff(RetryPolicy(first=first_backoff_seconds, factor=2.0, maximum=max_backoff_seconds),
+                                clock=lambda: self.clock())  # the shared policy (unified_messaging.retry)
         self.handled = 0  # files handed to the handler and moved out of the working folder
 
     # ------------------------------------------------------------------ life cycle
@@ -130,8 +132,8 @@ class FolderWatcher:
 
     def _next_wait(self) -> float:
         wait = self.rescan_seconds
-        if self._backoff:
-            soonest = min(at for at, _ in self._backoff.values())
+        soonest = self._backoff.soonest()
+        if soonest is not None:
             wait = min(wait, max(0.05, soonest - self.clock()))
         return wait
 
@@ -180,32 +182,29 @@ class FolderWatcher:
             return 0.0
 
     def _due(self, name: str) -> bool:
-        entry = self._backoff.get(name)
-        return entry is None or entry[0] <= self.clock()
+        return self._backoff.due(name)
 
     def _handle(self, path: Path) -> int:
         try:
             self.handle(path)
         except RetryLater as exc:
-            _, delay = self._backoff.get(path.name, (0.0, self.first_backoff_seconds / 2))
-            delay = min(delay * 2, self.max_backoff_seconds)
-            self._backoff[path.name] = (self.clock() + delay, delay)
+            delay = self._backoff.failed(path.name)
             log.warning("%s kept in %s, trying again in %.0f s: %s", path.name, self.folders.work, delay,
                         mask_ssins_in_text(str(exc)))
             return 0
         except Rejected as exc:
-            self._backoff.pop(path.name, None)
+            self._backoff.forget(path.name)
             if path.exists():
                 move_to_error(path, self.folders.error, str(exc))
             return 1
         except Exception as exc:
-            self._backoff.pop(path.name, None)
+            self._backoff.forget(path.name)
             log.exception("handling %s failed", path.name)
             if path.exists():
                 move_to_error(path, self.folders.error,
                               f"unified-messaging could not handle this file: {type(exc).__name__}: {exc}")
             return 1
-        self._backoff.pop(path.name, None)
+        self._backoff.forget(path.name)
         if path.exists():
             log.error("the handler left %s in %s; it will be handed again", path.name, self.folders.work)
             return 0
