@@ -46,6 +46,7 @@ from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled, destination_for
+from unified_messaging.folders.watcher import STORAGE_ERRNOS
 from unified_messaging.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class InvoicingPipeline:
         self._polling = polling
         self._checkpoint = checkpoint or (lambda step: None)
         # the shared policy (unified_messaging.retry); a tuple is read as its explicit schedule
+        self.storage_fault: str | None = None  # the last full/read-only data folder error, until a pass succeeds
         self._backoff = backoff if isinstance(backoff, RetryPolicy) else RetryPolicy.from_schedule(backoff)
         self._repost_grace = repost_grace
         self.folders.create()
@@ -148,6 +150,16 @@ class InvoicingPipeline:
     def _pass(self) -> None:
         try:
             self.run_once()
+            self.storage_fault = None
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                log.exception("invoicing pipeline step failed; retrying")
+                return
+            # full or read-only data folder (#19 point 5): every step is journalled and resumable,
+            # so the next pass picks up where this one stopped once space returns
+            self.storage_fault = f"{exc.strerror or exc} ({exc.filename or self.folders.work})"
+            log.error("storage fault in the invoicing pipeline (%s); nothing is lost, trying again on the next pass",
+                      self.storage_fault)
         except Exception:
             log.exception("invoicing pipeline step failed; retrying")
 
