@@ -74,6 +74,20 @@ def test_a_storage_fault_keeps_the_file_and_recovers_without_restart(tmp_path, c
     assert sent == ["q1.csv"] and watcher.storage_fault is None
 
 
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` until ENOSPC; returns the filler file (unlink it to free space)."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(OSError) as full:
+            while True:
+                os.write(fd, b"x" * 4096)
+        assert full.value.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
 def _mount_tmpfs(where: Path) -> bool:
     if os.geteuid() != 0:
         return False
@@ -90,15 +104,7 @@ def test_a_real_full_tmpfs(tmp_path, caplog):
         now = [0.0]
         folders, watcher, sent = make(tmp_path, mount / "answers", Writer(), now)
         drop(folders, "q2.csv")
-        filler = mount / "filler"
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-        try:
-            with pytest.raises(OSError) as full:
-                while True:
-                    os.write(fd, b"x" * 4096)
-            assert full.value.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
+        filler = fill(mount)
         with caplog.at_level(logging.ERROR, logger="unified_messaging.folders.watcher"):
             assert watcher.scan_once() == 0  # the answer does not fit on the full tmpfs
         assert (folders.work / "q2.csv").exists() and not any(folders.error.iterdir())

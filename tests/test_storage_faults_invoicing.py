@@ -6,7 +6,6 @@ pipeline finishes by itself once space returns. Skips when the machine cannot mo
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import subprocess
@@ -16,20 +15,10 @@ import pytest
 
 from tests.invoicing_support import client_for
 from tests.test_invoicing_pipeline import drop, status_of
+from tests.test_storage_faults import fill
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.journal.store import Journal
 from unified_messaging.simulator.sending_writer import build_sending
-
-
-def _fill(folder) -> None:
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        with pytest.raises(OSError) as full:
-            while True:
-                os.write(fd, b"x" * 4096)
-        assert full.value.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
 
 
 def _passes(pipeline: InvoicingPipeline, until, timeout: float = 15.0) -> None:
@@ -50,7 +39,7 @@ def test_a_full_received_folder_loses_nothing_and_recovers(tmp_path, pki, platfo
                       capture_output=True).returncode != 0:
         pytest.skip("mount -t tmpfs is not allowed here")
     try:
-        _fill(received)
+        fill(received)
         drop(pipeline.folders.root, "FAC0901.txt", build_sending(zone_204="20240223000901"))
         with caplog.at_level(logging.ERROR, logger="unified_messaging.invoicing.pipeline"):
             _passes(pipeline, lambda: pipeline.storage_fault is not None)
