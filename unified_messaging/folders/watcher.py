@@ -16,13 +16,16 @@ What ENGINEERING.md learnt about folder pickup is built in:
 * a marker without payload (and no claimed payload of that name) goes to the error folder with a
   reason beside it, once it is ``orphan_grace_seconds`` old;
 * a handler that raises :class:`RetryLater` leaves the file claimed; it is tried again after a
-  backoff that doubles up to ``max_backoff_seconds``. Any other exception moves the file to the
-  error folder with the exception's text as the reason.
+  backoff that doubles up to ``max_backoff_seconds`` (the shared :mod:`unified_messaging.retry` policy).
+  An ``OSError`` saying the data folder is full or read-only (ENOSPC, EDQUOT, EROFS, EACCES, EPERM) is
+  handled the same way and logged as a storage fault (``storage_fault`` keeps the last one until a
+  success). Any other exception moves the file to the error folder with the exception's text as the reason.
 
 One worker thread per watcher handles one file at a time, in name order.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -40,8 +43,11 @@ from unified_messaging.folders.files import (
     write_atomically,
 )
 from unified_messaging.identifiers import mask_ssins_in_text
+from unified_messaging.retry import Backoff, RetryPolicy
 
 log = logging.getLogger(__name__)
+
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 __all__ = ["MARKER", "REASON_SUFFIX", "FolderWatcher", "Rejected", "RetryLater", "WatchedFolders",
            "free_name", "fsync_folder", "move_to_error", "write_atomically"]
@@ -100,7 +106,9 @@ class FolderWatcher:
         self.name = name
         self.clock = clock
         self._loop: WatchLoop | None = None
-        self._backoff: dict[str, tuple[float, float]] = {}  # name -> (next attempt, current delay)
+        self._backoff = Backoff(RetryPolicy(first=first_backoff_seconds, factor=2.0, maximum=max_backoff_seconds),
+                                clock=lambda: self.clock())  # the shared policy (unified_messaging.retry)
+        self.storage_fault: str | None = None  # the last full/read-only data folder error, until a success
         self.handled = 0  # files handed to the handler and moved out of the working folder
 
     # ------------------------------------------------------------------ life cycle
@@ -130,8 +138,8 @@ class FolderWatcher:
 
     def _next_wait(self) -> float:
         wait = self.rescan_seconds
-        if self._backoff:
-            soonest = min(at for at, _ in self._backoff.values())
+        soonest = self._backoff.soonest()
+        if soonest is not None:
             wait = min(wait, max(0.05, soonest - self.clock()))
         return wait
 
@@ -180,32 +188,43 @@ class FolderWatcher:
             return 0.0
 
     def _due(self, name: str) -> bool:
-        entry = self._backoff.get(name)
-        return entry is None or entry[0] <= self.clock()
+        return self._backoff.due(name)
+
+    def _crashed(self, path: Path, exc: BaseException) -> int:
+        self._backoff.forget(path.name)
+        log.exception("handling %s failed", path.name)
+        if path.exists():
+            move_to_error(path, self.folders.error,
+                          f"unified-messaging could not handle this file: {type(exc).__name__}: {exc}")
+        return 1
 
     def _handle(self, path: Path) -> int:
         try:
             self.handle(path)
         except RetryLater as exc:
-            _, delay = self._backoff.get(path.name, (0.0, self.first_backoff_seconds / 2))
-            delay = min(delay * 2, self.max_backoff_seconds)
-            self._backoff[path.name] = (self.clock() + delay, delay)
+            delay = self._backoff.failed(path.name)
             log.warning("%s kept in %s, trying again in %.0f s: %s", path.name, self.folders.work, delay,
                         mask_ssins_in_text(str(exc)))
             return 0
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                return self._crashed(path, exc)
+            # the data folder is full or read-only (#19 point 5): moving the file to error would fail
+            # too and lose nothing by waiting, so keep it claimed and retry by the shared policy
+            delay = self._backoff.failed(path.name)
+            self.storage_fault = f"{path.name}: {exc.strerror or exc} ({exc.filename or self.folders.work})"
+            log.error("storage fault while handling %s (%s); the file stays in %s, trying again in %.0f s",
+                      path.name, exc.strerror or exc, self.folders.work, delay)
+            return 0
         except Rejected as exc:
-            self._backoff.pop(path.name, None)
+            self._backoff.forget(path.name)
             if path.exists():
                 move_to_error(path, self.folders.error, str(exc))
             return 1
         except Exception as exc:
-            self._backoff.pop(path.name, None)
-            log.exception("handling %s failed", path.name)
-            if path.exists():
-                move_to_error(path, self.folders.error,
-                              f"unified-messaging could not handle this file: {type(exc).__name__}: {exc}")
-            return 1
-        self._backoff.pop(path.name, None)
+            return self._crashed(path, exc)
+        self._backoff.forget(path.name)
+        self.storage_fault = None
         if path.exists():
             log.error("the handler left %s in %s; it will be handed again", path.name, self.folders.work)
             return 0

@@ -58,6 +58,7 @@ from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.journal import BatchFileRun, Journal
 from unified_messaging.journal.store import utc_now
 from unified_messaging.domain.errors import UpstreamUnavailable
+from unified_messaging.retry import RetryPolicy
 
 __all__ = [
     "FSYNC_SECONDS", "INPUT_COLUMNS", "INTERFACE", "LOCK_NAME", "MULTI", "OUTPUT_COLUMNS", "OUTPUT_SUFFIX",
@@ -250,7 +251,9 @@ class BatchRunner:
             query = query_of(line, columns, self.job)
         except LineProblem as problem:
             return problem_columns(problem)
-        for delay in (*self.retry_delays, None):
+        policy = RetryPolicy.from_schedule(self.retry_delays) if self.retry_delays else None  # shared policy
+        delays = [policy.delay(n) for n in range(1, len(self.retry_delays) + 1)] if policy else []
+        for delay in (*delays, None):
             try:
                 return answer_columns(self.service.consult(query, interface=INTERFACE))
             except UpstreamUnavailable:

@@ -46,6 +46,8 @@ from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled, destination_for
+from unified_messaging.folders.watcher import STORAGE_ERRNOS
+from unified_messaging.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ class InvoicingPipeline:
     def __init__(self, root: Path, journal: Journal, client_factory: Callable[[], GenAsyncClient], *,
                  rescan_seconds: float = 10.0, poll_interval: float = 15.0, is_test: bool = True,
                  clock: Callable[[], datetime] = _utc_now, polling: bool = False,
-                 checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] = BACKOFF_SECONDS,
+                 checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] | RetryPolicy = BACKOFF_SECONDS,
                  repost_grace: float | None = None) -> None:
         self.folders = Folders(Path(root))
         self.journal = journal
@@ -109,7 +111,9 @@ class InvoicingPipeline:
         self._clock = clock
         self._polling = polling
         self._checkpoint = checkpoint or (lambda step: None)
-        self._backoff = backoff
+        # the shared policy (unified_messaging.retry); a tuple is read as its explicit schedule
+        self.storage_fault: str | None = None  # the last full/read-only data folder error, until a pass succeeds
+        self._backoff = backoff if isinstance(backoff, RetryPolicy) else RetryPolicy.from_schedule(backoff)
         self._repost_grace = repost_grace
         self.folders.create()
         self.store = InvoicingStore(journal, clock=clock)
@@ -146,6 +150,16 @@ class InvoicingPipeline:
     def _pass(self) -> None:
         try:
             self.run_once()
+            self.storage_fault = None
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                log.exception("invoicing pipeline step failed; retrying")
+                return
+            # full or read-only data folder (#19 point 5): every step is journalled and resumable,
+            # so the next pass picks up where this one stopped once space returns
+            self.storage_fault = f"{exc.strerror or exc} ({exc.filename or self.folders.work})"
+            log.error("storage fault in the invoicing pipeline (%s); nothing is lost, trying again on the next pass",
+                      self.storage_fault)
         except Exception:
             log.exception("invoicing pipeline step failed; retrying")
 
@@ -317,7 +331,7 @@ class InvoicingPipeline:
     def _retry_later(self, row: dict, reason: str, *, settled: bool) -> None:
         """A post that did not get an answer: retry with backoff.  ``settled`` says the platform surely
         did not take it (a fault); otherwise the mailbox must settle it first (see the module docstring)."""
-        delay = self._backoff[min(row["attempts"], len(self._backoff) - 1)]
+        delay = self._backoff.delay(row["attempts"] + 1)
         next_attempt = _iso(self._clock() + timedelta(seconds=delay))
         state = "claimed" if settled else "posting"
         self.store.update_file(row["id"], state=state, reason=reason, next_attempt_at=next_attempt)
@@ -368,7 +382,7 @@ class InvoicingPipeline:
             return
         except UpstreamError as exc:
             self._poll_failures += 1
-            delay = self._backoff[min(self._poll_failures - 1, len(self._backoff) - 1)]
+            delay = self._backoff.delay(self._poll_failures)
             log.warning("polling the mailbox failed (%s); next try in %.0f s", exc, delay)
             self._next_poll = time.monotonic() + delay
             return
