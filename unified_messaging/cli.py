@@ -23,12 +23,10 @@ def _load(config_path: str | None) -> Config:
         raise click.ClickException(str(exc)) from None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, format: str = "text") -> None:
+    from unified_messaging.logs import setup_logging
+
+    setup_logging(level, format)
 
 
 @click.group()
@@ -53,7 +51,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
             config = config.replace("server", **overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    _setup_logging(config.logging.level)
+    _setup_logging(config.logging.level, config.logging.format)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -161,7 +159,7 @@ def simulator_command(config_path: str | None, host: str | None, port: int | Non
     from unified_messaging.simulator.standalone import StandaloneSettings, StandaloneSimulator, parse_holds
 
     config = _load(config_path)
-    _setup_logging(config.logging.level)
+    _setup_logging(config.logging.level, config.logging.format)
     sim = config.simulator
     folder = (data_folder or config.data_folder).expanduser().resolve()
     username = licence_username if licence_username is not None else config.licence.username
@@ -234,7 +232,8 @@ def batch_run(properties: str, config_path: str | None, max_parallel: int | None
     from unified_messaging.insurability.batch_job import BatchConfigError, load_batch_job
 
     config = _load(config_path)
-    _setup_logging("WARNING" if config.logging.level in ("DEBUG", "INFO") else config.logging.level)
+    _setup_logging("WARNING" if config.logging.level in ("DEBUG", "INFO") else config.logging.level,
+                   config.logging.format)
     try:
         job = load_batch_job(properties)
     except BatchConfigError as exc:

@@ -195,6 +195,7 @@ class WebConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = _key("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+    format: str = _key("text", _one_of("text", "json"))
 
 
 @dataclass(frozen=True)
