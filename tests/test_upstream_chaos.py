@@ -176,20 +176,23 @@ def _wait_for_answer(root: Path, name: str, answer: Path, timeout: float = 20.0)
     raise AssertionError(f"{name} was not answered within {timeout} s")
 
 
+def _answers_through_the_folders(gateway, root: Path, name: str) -> list:
+    """Start the toQuery folders, drop one request, wait for its answer, stop the folders."""
+    folders = InsurabilityFolders(gateway.insurability, root, first_backoff_seconds=0.2, rescan_seconds=3600)
+    folders.start()
+    try:
+        return _wait_for_answer(root, name, _drop_request(root, name))
+    finally:
+        folders.stop()
+
+
 @pytest.mark.parametrize("mode", list(TRANSPORT_FAULTS), ids=lambda m: m.value)
 def test_a_toquery_file_waits_through_the_fault_and_is_answered_once_mycarenet_answers(chaos, faults, tmp_path,
                                                                                        mode):
     simulator, _, gateway = chaos
     _ask(gateway)  # a token first
-    folders = InsurabilityFolders(gateway.insurability, tmp_path / "ins", first_backoff_seconds=0.2,
-                                  rescan_seconds=3600)
     faults.set("genins", mode, count=2)  # the file's first two attempts fail, the third is answered
-    folders.start()
-    try:
-        answer = _drop_request(tmp_path / "ins", "chaos.xml")
-        responses = _wait_for_answer(tmp_path / "ins", "chaos.xml", answer)
-    finally:
-        folders.stop()
+    responses = _answers_through_the_folders(gateway, tmp_path / "ins", "chaos.xml")
     assert simulator.faults.injected.get(f"genins.{mode.value}", 0) >= 2
     assert [r.findtext(f"{{{TNS}}}Status") for r in responses] == ["OK"]  # never an "unreachable" answer
     assert list((tmp_path / "ins" / "working").iterdir()) == []
@@ -199,15 +202,8 @@ def test_a_toquery_file_waits_through_the_fault_and_is_answered_once_mycarenet_a
 def test_a_toquery_request_answered_with_a_wrong_signature_gets_its_error_in_the_answer(chaos, faults, tmp_path,
                                                                                         mode):
     _, _, gateway = chaos
-    folders = InsurabilityFolders(gateway.insurability, tmp_path / "ins", first_backoff_seconds=0.2,
-                                  rescan_seconds=3600)
     faults.set("genins", mode)
-    folders.start()
-    try:
-        answer = _drop_request(tmp_path / "ins", "signed.xml")
-        responses = _wait_for_answer(tmp_path / "ins", "signed.xml", answer)
-    finally:
-        folders.stop()
+    responses = _answers_through_the_folders(gateway, tmp_path / "ins", "signed.xml")
     ns = {"t": TNS}
     assert [r.findtext("t:Status", namespaces=ns) for r in responses] == ["ERROR"]
     assert responses[0].findtext("t:Messages/t:Message/t:Code", namespaces=ns) == "UM-ANSWER-SIGNATURE"
