@@ -280,7 +280,7 @@ def batch_run(properties: str, config_path: str | None, max_parallel: int | None
 
 @main.group()
 def secret() -> None:
-    """Secrets for the configuration file (licence and keystore passwords)."""
+    """Secrets for the configuration file (licence and keystore passwords), and the master key."""
 
 
 @secret.command("encrypt")
@@ -301,13 +301,16 @@ def secret_encrypt(config_path: str | None) -> None:
 
 def _register_command_groups() -> None:
     from unified_messaging.invoicing.cli import invoicing
+    from unified_messaging.operations.cli import COMMANDS as OPERATIONS, SECRET_COMMANDS
     from unified_messaging.securespace.cli import COMMANDS
     from unified_messaging.simulator.samples import sample
 
     invoicing.add_command(sample)
     main.add_command(invoicing)
-    for command in COMMANDS:
+    for command in (*COMMANDS, *OPERATIONS):
         main.add_command(command)
+    for command in SECRET_COMMANDS:
+        secret.add_command(command)
 
 
 _register_command_groups()

@@ -25,7 +25,8 @@ from unified_messaging.monitoring.metrics import UpstreamWatch, consultation_obs
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.sts import TokenCache
-from unified_messaging.secrets import SecretError, master_key, resolve_secret
+from unified_messaging.operations.instance import InstanceBusy, InstanceLock
+from unified_messaging.secrets import SecretError, master_keys, resolve_secret, rotation_pending
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.check import CertificateCheck, ConfigurationCheck
 from unified_messaging.securespace.selection import CertificateSelector
@@ -80,6 +81,7 @@ class Gateway:
         self.securespace: SecureSpaceStore | None = None
         self.mybox: Mybox | None = None
         self.watch: UpstreamWatch | None = None  # the monitoring's observer at the upstream seam
+        self._instance: InstanceLock | None = None  # shared while running: restore and key rotation wait
 
     @property
     def port(self) -> int:
@@ -132,7 +134,7 @@ class Gateway:
     def _securespace_store(self) -> SecureSpaceStore:
         if self.securespace is None:
             self.securespace = SecureSpaceStore.in_data_folder(self.config.data_folder,
-                                                               master_key(self.config.data_folder), clock=self.clock)
+                                                               master_keys(self.config.data_folder), clock=self.clock)
         return self.securespace
 
     def configuration_check(self, certificate_ids: Sequence[int] = ()) -> list[CertificateCheck]:
@@ -203,6 +205,13 @@ class Gateway:
         if self.insurability is None:
             cfg = self.config
             cfg.data_folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self._instance = InstanceLock(cfg.data_folder).share()
+            except InstanceBusy as exc:
+                raise ConfigError(str(exc)) from None
+            if rotation_pending(cfg.data_folder):
+                log.warning("a master key rotation was interrupted: both keys are accepted until it is finished; "
+                            "stop the service and run 'unified-messaging secret rotate-master-key' again")
             self.journal = Journal(cfg.journal_path)
             try:
                 self.upstream = Upstream(cfg, secret=self._secret, clock=self.clock, simulator=self.simulator)
@@ -283,6 +292,9 @@ class Gateway:
             self.securespace = None
         self.mybox = None
         self.insurability = None
+        if self._instance is not None:
+            self._instance.release()
+            self._instance = None
 
     def __enter__(self) -> "Gateway":
         return self.start()

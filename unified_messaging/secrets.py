@@ -10,7 +10,10 @@ A secret value in ``conf/`` may be written four ways:
   start-up warns when a clear secret is used towards the real platform).
 
 The master key is a Fernet key in ``<data folder>/master.key`` (mode 0600), created on first use,
-or the ``UM_MASTER_KEY`` environment variable when set.
+or the ``UM_MASTER_KEY`` environment variable when set.  While a key rotation is under way
+(``unified-messaging secret rotate-master-key``, see ``operations/rotation.py``) the next key waits
+in ``master.key.next``; every reader then accepts both keys, so an interrupted rotation leaves a
+working install and running the command again finishes it.
 """
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 log = logging.getLogger(__name__)
 
 MASTER_KEY_FILE = "master.key"
+NEXT_KEY_FILE = "master.key.next"
 MASTER_KEY_ENV = "UM_MASTER_KEY"
 
 
@@ -63,15 +67,31 @@ def master_key(data_folder: Path, *, create: bool = True) -> bytes:
     return key
 
 
+def master_keys(data_folder: Path, *, create: bool = True) -> tuple[bytes, ...]:
+    """Every key that may have sealed a secret: the master key, then the next one during a rotation
+    (the last is the one to seal with)."""
+    current = master_key(data_folder, create=create)
+    upcoming = Path(data_folder) / NEXT_KEY_FILE
+    if os.environ.get(MASTER_KEY_ENV) or not upcoming.exists():
+        return (current,)
+    return (current, upcoming.read_bytes().strip())
+
+
+def rotation_pending(data_folder: Path) -> bool:
+    """True when a master key rotation was interrupted (run ``secret rotate-master-key`` again)."""
+    return (Path(data_folder) / NEXT_KEY_FILE).exists() and not os.environ.get(MASTER_KEY_ENV)
+
+
 def encrypt_secret(clear: str, data_folder: Path) -> str:
     """The ``enc:`` form of a secret, for the configuration file."""
-    return "enc:" + Fernet(master_key(data_folder)).encrypt(clear.encode("utf-8")).decode("ascii")
+    newest = master_keys(data_folder)[-1]  # during a rotation, the key that stays
+    return "enc:" + Fernet(newest).encrypt(clear.encode("utf-8")).decode("ascii")
 
 
 def resolve_secret(value: str, *, key: str, data_folder: Path) -> Secret:
     """Turn a configured value into the secret it stands for; ``key`` names it in errors."""
     if value.startswith("enc:"):
-        fernet = Fernet(master_key(data_folder, create=False))  # SecretError when there is no master key
+        fernet = MultiFernet([Fernet(k) for k in master_keys(data_folder, create=False)])  # SecretError: no key
         try:
             clear = fernet.decrypt(value[4:].encode("ascii"))
         except (InvalidToken, UnicodeEncodeError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from unified_messaging.journal.sqlite import SqliteFile
 from unified_messaging.securespace.crypto import PasswordHasher, Sealer
@@ -22,13 +22,14 @@ def utc_now() -> datetime:
 class StoreBase(SqliteFile):
     """Thread-safe access to the secure space file; each thread gets its own connection.
 
-    ``master_secret`` is the installation's master key (``secrets.master_key``); ``hasher`` may be
+    ``master_secret`` is the installation's master key, or its keys during a rotation
+    (``secrets.master_keys``: each opens, the newest seals); ``hasher`` may be
     given a lower cost in tests; ``clock`` stamps the rows and is "now" for validity checks.
     """
 
     extra_pragmas = ("foreign_keys=ON", "secure_delete=ON")
 
-    def __init__(self, path: Path, master_secret: bytes, *, hasher: PasswordHasher | None = None,
+    def __init__(self, path: Path, master_secret: bytes | Sequence[bytes], *, hasher: PasswordHasher | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         super().__init__(path)
         self.clock = clock

@@ -19,9 +19,9 @@ StoreFactory = Callable[[Config], SecureSpaceStore]
 
 
 def default_store(config: Config) -> SecureSpaceStore:
-    from unified_messaging.secrets import master_key
+    from unified_messaging.secrets import master_keys
 
-    return SecureSpaceStore.in_data_folder(config.data_folder, master_key(config.data_folder))
+    return SecureSpaceStore.in_data_folder(config.data_folder, master_keys(config.data_folder))
 
 
 class Context:

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import os
+from typing import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -71,16 +72,23 @@ class PasswordHasher:
 
 
 class Sealer:
-    """Encrypts and decrypts secrets with keys derived from the master secret."""
+    """Encrypts and decrypts secrets with keys derived from the master secret.
 
-    def __init__(self, master_secret: bytes) -> None:
-        if len(master_secret) < 16:
+    ``master_secret`` may be several secrets (``secrets.master_keys`` during a key rotation): each
+    is tried in turn to open; the last (the newest) seals, so that nothing sealed while a rotation
+    is under way is left under the key it retires.
+    """
+
+    def __init__(self, master_secret: bytes | Sequence[bytes]) -> None:
+        secrets = (master_secret,) if isinstance(master_secret, bytes) else tuple(master_secret)
+        if not secrets or any(len(s) < 16 for s in secrets):
             raise ValueError("the master secret is too short")
-        self._master = master_secret
+        self._masters = secrets
 
     def seal(self, plain: bytes, purpose: str) -> bytes:
         salt, nonce = os.urandom(_SALT), os.urandom(_NONCE)
-        return _BLOB_MAGIC + salt + nonce + AESGCM(self._key(salt)).encrypt(nonce, plain, purpose.encode())
+        key = self._key(self._masters[-1], salt)
+        return _BLOB_MAGIC + salt + nonce + AESGCM(key).encrypt(nonce, plain, purpose.encode())
 
     def open(self, blob: bytes, purpose: str) -> bytes:
         """The clear bytes, or ``SS-CERT-UNREADABLE`` for another master secret or an altered blob."""
@@ -88,13 +96,16 @@ class Sealer:
             raise Refusal("SS-CERT-UNREADABLE", "The stored value is not in the expected format.")
         body = blob[len(_BLOB_MAGIC):]
         salt, nonce, sealed = body[:_SALT], body[_SALT:_SALT + _NONCE], body[_SALT + _NONCE:]
-        try:
-            return AESGCM(self._key(salt)).decrypt(nonce, sealed, purpose.encode())
-        except InvalidTag:
-            raise Refusal("SS-CERT-UNREADABLE", f"({purpose.split(':')[0]})") from None
+        for master in self._masters:
+            try:
+                return AESGCM(self._key(master, salt)).decrypt(nonce, sealed, purpose.encode())
+            except InvalidTag:
+                continue
+        raise Refusal("SS-CERT-UNREADABLE", f"({purpose.split(':')[0]})")
 
-    def _key(self, salt: bytes) -> bytes:
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO).derive(self._master)
+    @staticmethod
+    def _key(master: bytes, salt: bytes) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO).derive(master)
 
 
 def fingerprint(der: bytes) -> str:
