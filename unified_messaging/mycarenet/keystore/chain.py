@@ -17,23 +17,27 @@ TrustedCa = x509.Certificate | Sequence[x509.Certificate]
 
 def load_certificate_bundle(pem: bytes) -> tuple[x509.Certificate, ...]:
     """Every certificate of a PEM bundle; ``KeystoreError`` when it holds none or cannot be read."""
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise KeystoreError("it holds no PEM certificate (no -----BEGIN CERTIFICATE----- line: a DER file or a "
+                            ".p12 keystore is not a PEM bundle)")
     try:
-        certificates = tuple(x509.load_pem_x509_certificates(pem))
-    except ValueError as exc:
-        raise KeystoreError(f"it is not a PEM file of certificates ({exc})") from None
-    if not certificates:
-        raise KeystoreError("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
-    return certificates
+        return tuple(x509.load_pem_x509_certificates(pem))
+    except ValueError:
+        raise KeystoreError("a certificate in it is damaged and cannot be read") from None
+
+
+KEYSTORE_ADVICE = " Use a keystore issued by eHealth for this environment (acceptance and production certificates differ)."
 
 
 def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datetime, *,
-                 intermediates: Sequence[x509.Certificate] = ()) -> str | None:
+                 intermediates: Sequence[x509.Certificate] = (), advice: str = KEYSTORE_ADVICE) -> str | None:
     """Say why ``certificate`` cannot be trusted at ``at``, or return None when it can.
 
     ``trusted_ca`` is one CA certificate or a bundle of them (any of them is a trust anchor; the
     others may serve as intermediates).  Checks the validity dates of the certificate and of every
     issuer up to a trusted CA, that each issuer is a CA and that each signature verifies (a CA with
-    the same name but another key is refused).  Revocation (CRL/OCSP) is not checked.
+    the same name but another key is refused).  Revocation (CRL/OCSP) is not checked.  ``advice``
+    ends the answer for a certificate another CA issued (what to do about a care provider's keystore).
     """
     anchors = [trusted_ca] if isinstance(trusted_ca, x509.Certificate) else list(trusted_ca)
     if not anchors:
@@ -66,8 +70,7 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datet
         return (f"The certificate of {who} names {masked_subject(namesake)} as its issuer, but its "
                 "signature does not match that CA's key: it was issued by another, untrusted CA.")
     return (f"The certificate of {who} was issued by {mask_ssins_in_text(current.issuer.rfc4514_string())}, "
-            f"not by the trusted CA {trusted}. Use a keystore issued by eHealth for "
-            "this environment (acceptance and production certificates differ).")
+            f"not by the trusted CA {trusted}.{advice}")
 
 
 def _dates_problem(certificate: x509.Certificate, at: datetime, what: str) -> str | None:

@@ -137,7 +137,7 @@ def verify_assertion(assertion: etree._Element, *, sts_certificate: x509.Certifi
                               "The SAML assertion's signature does not verify: it was altered, or it was not "
                               f"issued by the eHealth STS ({refusal.message})") from None
     if trusted_ca is not None:
-        problem = verify_chain(signer, trusted_ca, aware(now))
+        problem = verify_chain(signer, trusted_ca, aware(now), advice="")
         if problem:
             raise SecurityRefusal(RefusalCode.ASSERTION_FOREIGN,
                                   "The SAML assertion's signer is not vouched for by the trusted eHealth CA: "
