@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.conftest import make_config
 from tests.support import (
-    GENINS, LAB, LICENCE, add, change_one_byte, new_store, patient, running_platform, tampering_proxy,
+    GENINS, LAB, LICENCE, OWNER_SSIN, add, change_one_byte, new_store, patient, running_platform, tampering_proxy,
 )
 from tests.web_support import login, post_form, start_mybox
 from unified_messaging.config import ConfigError
@@ -236,6 +236,21 @@ def test_the_gateway_in_remote_mode_refuses_a_foreign_token_and_says_what_to_che
                   "[upstream] ehealth_ca", "the token is not used"):
         assert words in message.Text, message.Text
     assert "Use a keystore" not in message.Text  # that advice is for uploads, not for the STS's signer
+
+
+def test_the_configuration_check_verifies_its_probe_token_too(tmp_path, pki, bundle):
+    with running_platform(pki) as (simulator, url):
+        with Gateway(make_config(tmp_path, **_remote(url, pki, ehealth_ca=str(bundle)))) as gateway:
+            store = gateway.securespace
+            store.create_space("Space", "Olivia Owner", OWNER_SSIN, "Olivia Owner", OWNER_SSIN)
+            store.add_user("admin", "Olivia Owner", OWNER_SSIN, ["administrator"], "admin-password-1")
+            record = add(store, pki, "lab", trusted_ca=gateway.upstream.plan.ehealth_ca)
+            assert gateway.configuration_check([record.id])[0].token.startswith("issued")
+            simulator.faults.set("sts", FaultMode.FOREIGN_SIGNER)
+            check = gateway.configuration_check([record.id])[0]
+    assert check.token == "refused (UM-STS-BAD-TOKEN)"
+    reasons = check.service("INSURABILITY").reasons
+    assert reasons[0].code == "SS-STS-REFUSED" and "not vouched for by the trusted eHealth CA" in reasons[0].cause
 
 
 # ------------------------------------------------------------------------------ start-up and configuration

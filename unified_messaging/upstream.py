@@ -280,7 +280,7 @@ class UpstreamClients:
         """The plan as the configuration check sees it."""
         return Endpoints(self.plan.sts_url, self.plan.genericinsurability_url,
                          self.plan.genasync_url if invoicing else "", med_admin_url, self.plan.platform_ca,
-                         is_test=self.plan.is_test, timeout=self.plan.timeout)
+                         is_test=self.plan.is_test, timeout=self.plan.timeout, ehealth_ca=self.plan.ehealth_ca)
 
     def close(self) -> None:
         for client in self._open:
@@ -345,7 +345,8 @@ class CheckProbe:
         self.endpoints, self.package_name, self.clock = endpoints, package_name, clock
 
     def request_token(self, entry: KeyEntry) -> SamlToken:
-        return StsClient(self.endpoints.sts_url, timeout=self.endpoints.timeout, now=self.clock).request_token(entry)
+        return StsClient(self.endpoints.sts_url, timeout=self.endpoints.timeout, now=self.clock,
+                         ehealth_ca=self.endpoints.ehealth_ca).request_token(entry)
 
     def get_insurability(self, entry: KeyEntry, token: SamlToken, query: InsurabilityQuery,
                          licence: Licence) -> InsurabilityAnswer:
@@ -386,8 +387,9 @@ def check_upstream(config: Config, licence: Licence | None, *, invoicing_url: st
                                name="um-check-simulator")
         base = f"http://127.0.0.1:{running.port}"
         return (Endpoints(base + STS_PATH, base + Simulator.GENERICINSURABILITY_PATH, invoicing_url, med_admin_url,
-                          pki.ca_certificate(), is_test=True, timeout=upstream.timeout_seconds), running.close)
+                          pki.ca_certificate(), is_test=True, timeout=upstream.timeout_seconds,
+                          ehealth_ca=load_ehealth_ca(upstream.ehealth_ca) or (pki.ca_certificate(),)), running.close)
     return (Endpoints(upstream.sts_url, upstream.genericinsurability_url, invoicing_url, med_admin_url,
                       load_platform_ca(upstream.platform_ca), is_test=upstream.is_test,
-                      timeout=upstream.timeout_seconds), lambda: None)
+                      timeout=upstream.timeout_seconds, ehealth_ca=load_ehealth_ca(upstream.ehealth_ca)), lambda: None)
 
