@@ -150,7 +150,7 @@ def test_the_faults_come_from_the_configuration_and_are_checked(tmp_path, pki):
         assert gateway.simulator.faults.mode("sts") is FaultMode.NONE
         _refused_clearly(gateway, TRANSPORT_FAULTS[FaultMode.HTML_502])
     with pytest.raises(Exception, match="fault_sts"):
-        make_config(tmp_path, simulator={"fault_sts": "expired-signer"})
+        make_config(tmp_path, simulator={"fault_sts": "sometimes"})
     with pytest.raises(Exception, match="fault_genasync"):
         make_config(tmp_path, simulator={"fault_genasync": "sometimes"})
 
@@ -272,7 +272,7 @@ def test_the_standalone_simulator_sets_and_lifts_faults_over_http(pki, tmp_path)
         assert state["faults"]["genins"] == "none" and state["injected"] == {"genins.html-503": 1}
         refused = requests.post(hook, params={"service": "genins", "mode": "sometimes"}, timeout=5)
         assert refused.status_code == 400 and "not one of" in refused.json()["error"]
-        refused = requests.post(hook, params={"service": "sts", "mode": "expired-signer"}, timeout=5)
-        assert refused.status_code == 400 and "business answers" in refused.json()["error"]
+        taken = requests.post(hook, params={"service": "sts", "mode": "foreign-signer"}, timeout=5)
+        assert taken.status_code == 200 and taken.json()["faults"]["sts"] == "foreign-signer"  # re-signs the token
     finally:
         simulator.stop()

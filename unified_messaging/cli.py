@@ -151,7 +151,7 @@ def simulator_command(config_path: str | None, host: str | None, port: int | Non
     """Run the simulated MyCareNet platform (STS, GenericInsurability, GenAsync) on its own, until stopped.
 
     Point a gateway at it with [upstream] mode = "remote" and the addresses it prints; the gateway's
-    keystore is <data folder>/demo-pki/lab.p12 and its platform_ca <data folder>/demo-pki/ca.pem.
+    keystore is <data folder>/demo-pki/lab.p12, its platform_ca and ehealth_ca <data folder>/demo-pki/ca.pem.
     GET /_simulator/counters returns its counters as JSON (a test and diagnostic endpoint).
     """
     from unified_messaging.secrets import SecretError, resolve_secret

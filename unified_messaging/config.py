@@ -99,12 +99,13 @@ class UpstreamConfig:
     genasync_url: str = _key("", _url_or_empty)
     trace_folder: str = _key("")
     platform_ca: str = _key("")
+    ehealth_ca: str = _key("")
     platform_signer_cbe: str = _key("")
     timeout_seconds: float = _key(20.0, _positive)
     is_test: bool = _key(True)
 
 
-# The simulator's fault modes (simulator/chaos.py FaultMode; the signer modes last: not for the STS).
+# The simulator's fault modes (simulator/chaos.py FaultMode; for the STS the signer modes re-sign the token).
 _FAULT_MODES = ("none", "slow", "reset", "html-502", "html-503", "malformed-xml", "truncated-xml",
                 "expired-signer", "foreign-signer")
 
@@ -120,7 +121,7 @@ class SimulatorConfig:
     genasync_min_get_interval_seconds: float = _key(10.0, _not_negative)
     # Upstream chaos (tests, demos): a fault injected in every answer of a service, see simulator/chaos.py.
     fault_genins: str = _key("none", _one_of(*_FAULT_MODES))
-    fault_sts: str = _key("none", _one_of(*_FAULT_MODES[:-2]))
+    fault_sts: str = _key("none", _one_of(*_FAULT_MODES))
     fault_genasync: str = _key("none", _one_of(*_FAULT_MODES))
     fault_slow_seconds: float = _key(35.0, _positive)
 

@@ -151,7 +151,7 @@ class Gateway:
         services = MyboxServices(
             config=cfg, journal=self.journal, invoicing=InvoicingStore(self.journal, clock=self.clock),
             securespace=self._securespace_store(), configuration_check=self.configuration_check, clock=self.clock,
-            trusted_ca=self.upstream.plan.platform_ca if cfg.upstream.mode == "simulator" else None,
+            trusted_ca=self.upstream.plan.ehealth_ca or None,
             invoicing_root=cfg.invoicing_root if cfg.invoicing.enabled else None)
         self.mybox = Mybox(services)
         return self.mybox

@@ -40,6 +40,7 @@ from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.devpki import PLATFORM_CBE
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
+from unified_messaging.trust import NOT_CHECKED_WITHOUT_EHEALTH_CA, load_ehealth_ca, load_platform_ca
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +70,9 @@ class UpstreamPlan:
     sts_certificate: x509.Certificate | None = None
     is_test: bool = True
     timeout: float = 10.0
-
-
-def load_platform_ca(path: str) -> x509.Certificate | None:
-    """``[upstream] platform_ca``: the CA that signs the platform's answers, or None when unset."""
-    if not path:
-        return None
-    try:
-        return x509.load_pem_x509_certificate(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"[upstream] platform_ca = {path!r} is not valid: expected a readable PEM "
-                          f"certificate file ({exc}).") from None
+    ehealth_ca: tuple[x509.Certificate, ...] = ()
+    """The eHealth CA bundle: uploaded certificates and the STS's token signer must chain to it
+    (empty: not checked)."""
 
 
 @dataclass
@@ -131,6 +124,7 @@ def simulator_plan(config: Config, base_url: str, secret: Secret) -> UpstreamPla
         sts_certificate=pki.load("sts").authentication.certificate,
         is_test=cfg.upstream.is_test,
         timeout=cfg.upstream.timeout_seconds,
+        ehealth_ca=load_ehealth_ca(cfg.upstream.ehealth_ca) or (pki.ca_certificate(),),
     )
 
 
@@ -148,6 +142,9 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
     platform_ca = load_platform_ca(cfg.upstream.platform_ca)
     if platform_ca is None:
         logger.warning("[upstream] platform_ca is not set: signed answers from MyCareNet will not be verified")
+    ehealth_ca = load_ehealth_ca(cfg.upstream.ehealth_ca)
+    if not ehealth_ca:
+        logger.warning(NOT_CHECKED_WITHOUT_EHEALTH_CA)
     if cfg.invoicing.enabled and not cfg.upstream.genasync_url:
         raise ConfigError('[upstream] genasync_url = "" is not valid when [invoicing] enabled = true and '
                           '[upstream] mode = "remote": expected the GenAsync address of the MyCareNet platform '
@@ -159,7 +156,7 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
                         Path(cfg.identity.keystore),
                         secret(cfg.identity.keystore_password, "[identity] keystore_password"),
                         platform_ca, cfg.upstream.platform_signer_cbe or None,
-                        is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds)
+                        is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds, ehealth_ca=ehealth_ca)
 
 
 _acting_entry: ContextVar[KeyEntry | None] = ContextVar("um_acting_entry", default=None)
@@ -238,7 +235,7 @@ class UpstreamClients:
             self.tracer.attach(session)
         self.token_cache = TokenCache(
             StsClient(plan.sts_url, session=session, timeout=plan.timeout, now=clock,
-                      sts_certificate=plan.sts_certificate),
+                      sts_certificate=plan.sts_certificate, ehealth_ca=plan.ehealth_ca),
             now=clock)
         self._open: list[SignedInsurability | RenewingGenAsync] = []
 
@@ -283,7 +280,7 @@ class UpstreamClients:
         """The plan as the configuration check sees it."""
         return Endpoints(self.plan.sts_url, self.plan.genericinsurability_url,
                          self.plan.genasync_url if invoicing else "", med_admin_url, self.plan.platform_ca,
-                         is_test=self.plan.is_test, timeout=self.plan.timeout)
+                         is_test=self.plan.is_test, timeout=self.plan.timeout, ehealth_ca=self.plan.ehealth_ca)
 
     def close(self) -> None:
         for client in self._open:
@@ -348,7 +345,8 @@ class CheckProbe:
         self.endpoints, self.package_name, self.clock = endpoints, package_name, clock
 
     def request_token(self, entry: KeyEntry) -> SamlToken:
-        return StsClient(self.endpoints.sts_url, timeout=self.endpoints.timeout, now=self.clock).request_token(entry)
+        return StsClient(self.endpoints.sts_url, timeout=self.endpoints.timeout, now=self.clock,
+                         ehealth_ca=self.endpoints.ehealth_ca).request_token(entry)
 
     def get_insurability(self, entry: KeyEntry, token: SamlToken, query: InsurabilityQuery,
                          licence: Licence) -> InsurabilityAnswer:
@@ -389,8 +387,9 @@ def check_upstream(config: Config, licence: Licence | None, *, invoicing_url: st
                                name="um-check-simulator")
         base = f"http://127.0.0.1:{running.port}"
         return (Endpoints(base + STS_PATH, base + Simulator.GENERICINSURABILITY_PATH, invoicing_url, med_admin_url,
-                          pki.ca_certificate(), is_test=True, timeout=upstream.timeout_seconds), running.close)
+                          pki.ca_certificate(), is_test=True, timeout=upstream.timeout_seconds,
+                          ehealth_ca=load_ehealth_ca(upstream.ehealth_ca) or (pki.ca_certificate(),)), running.close)
     return (Endpoints(upstream.sts_url, upstream.genericinsurability_url, invoicing_url, med_admin_url,
                       load_platform_ca(upstream.platform_ca), is_test=upstream.is_test,
-                      timeout=upstream.timeout_seconds), lambda: None)
+                      timeout=upstream.timeout_seconds, ehealth_ca=load_ehealth_ca(upstream.ehealth_ca)), lambda: None)
 

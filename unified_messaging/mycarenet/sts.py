@@ -42,9 +42,9 @@ from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
 from unified_messaging.mycarenet.transport import check_answer, network_reason
-from unified_messaging.mycarenet.keystore import IdentifierKind, Identity, KeyEntry, describe_certificate
+from unified_messaging.mycarenet.keystore import IdentifierKind, Identity, KeyEntry, TrustedCa, describe_certificate
 from unified_messaging.mycarenet.wsse import (
-    SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSU_NS, Clock, SecurityRefusal, SigningCredential,
+    SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSU_NS, Clock, RefusalCode, SecurityRefusal, SigningCredential,
     binary_security_token, canonicalize, certificate_fingerprint, format_instant, new_id, read_assertion,
     sign_with_certificate, utc_now, verify_assertion,
 )
@@ -71,6 +71,9 @@ DEFAULT_TOKEN_LIFETIME = timedelta(hours=24)
 _REQUEST_TTL = timedelta(seconds=60)
 _ADVICE = ("Check that the eHealth keystore is the right one and still valid, and that this computer's clock "
            "is right; call the eHealth helpdesk if it lasts.")
+_CA_ADVICE = ("Check that [upstream] sts_url is the eHealth STS of this environment and that [upstream] ehealth_ca "
+              "holds the eHealth CA certificates of the same environment (acceptance and production differ); "
+              "the token is not used.")
 
 
 def professional_boolean(quality: str) -> str:
@@ -273,18 +276,21 @@ class StsClient:
 
     ``session`` is used as given (the caller then owns its thread-safety); without one, every call
     uses a short-lived session of its own, which suits a call made once per token.  When
-    ``sts_certificate`` is given, the token's signature is checked against it.
+    ``sts_certificate`` is given, the token's signature is checked against it; with ``ehealth_ca``
+    (``[upstream] ehealth_ca``, one CA or a bundle) the token's signature is checked and its
+    signer's certificate must chain to that CA.  With neither, the token is only read.
     """
 
     def __init__(self, endpoint: str, *, session: requests.Session | None = None, timeout: float = 30.0,
                  token_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME, now: Clock = utc_now,
-                 sts_certificate: x509.Certificate | None = None) -> None:
+                 sts_certificate: x509.Certificate | None = None, ehealth_ca: TrustedCa | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.token_lifetime = token_lifetime
         self._session = session
         self._now = now
         self._sts_certificate = sts_certificate
+        self._ehealth_ca = ehealth_ca or None
 
     def request_token(self, entry: KeyEntry, *, claims: Sequence[Claim] | None = None) -> SamlToken:
         """A fresh token for ``entry`` (its authentication key and certificate)."""
@@ -316,12 +322,15 @@ class StsClient:
     def _check_token(self, token: SamlToken, entry: KeyEntry) -> None:
         assertion = parse_xml(token.assertion_xml)
         try:
-            if self._sts_certificate is not None:
-                info = verify_assertion(assertion, sts_certificate=self._sts_certificate, now=self._now())
+            if self._sts_certificate is not None or self._ehealth_ca is not None:
+                info = verify_assertion(assertion, sts_certificate=self._sts_certificate, now=self._now(),
+                                        trusted_ca=self._ehealth_ca)
             else:
                 info = read_assertion(assertion)
         except SecurityRefusal as refusal:
-            raise UpstreamFault("UM-STS-BAD-TOKEN", refusal.message, _ADVICE) from None
+            logger.warning("STS token refused: %s", refusal.message)
+            advice = _CA_ADVICE if refusal.code is RefusalCode.ASSERTION_FOREIGN else _ADVICE
+            raise UpstreamFault("UM-STS-BAD-TOKEN", refusal.message, advice) from None
         if info.holder_certificate != entry.certificate:
             raise UpstreamFault("UM-STS-BAD-TOKEN", "The STS issued a token for another certificate than the one that "
                                 "asked for it", _ADVICE)

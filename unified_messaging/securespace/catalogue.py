@@ -21,7 +21,7 @@ SS-WRONG-PASSWORD              The login or the password is wrong.              
 SS-WEAK-PASSWORD               The password is too short.                                       Choose a password of at least 10 characters.
 SS-UNKNOWN-CERTIFICATE         No certificate has this number in the secure space.              List them with: unified-messaging certificates list.
 SS-BAD-KEYSTORE                The .p12 file cannot be read with this password.                 Upload the .p12 saved by the eHealth certificate manager, with its password.
-SS-CERT-UNTRUSTED              The certificate was not issued by the trusted eHealth CA.        Use a keystore issued by eHealth for this environment (acceptance or production).
+SS-CERT-UNTRUSTED              The certificate was not issued by the trusted eHealth CA.        Use a keystore issued by eHealth for this environment (acceptance or production); if it is one, the administrator checks [upstream] ehealth_ca.
 SS-CERT-NOT-YET-VALID          The certificate is not valid yet.                                Wait until its start date, or use the certificate currently valid.
 SS-CERT-EXPIRED                The certificate has expired.                                     Renew it with the eHealth certificate manager and upload the new .p12.
 SS-CERT-EXPIRING               The certificate expires soon (a warning, not a refusal).         Renew it now with the eHealth certificate manager and upload the new .p12.

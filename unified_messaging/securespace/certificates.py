@@ -5,10 +5,9 @@ import logging
 import sqlite3
 from datetime import datetime
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from unified_messaging.mycarenet.keystore import Keystore, KeystoreError, load_keystore, verify_chain
+from unified_messaging.mycarenet.keystore import Keystore, KeystoreError, TrustedCa, load_keystore, verify_chain
 from unified_messaging.securespace import rules
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.crypto import fingerprint
@@ -23,11 +22,13 @@ class CertificateStore(UserStore, SpaceStore):
     """The ``certificates`` and ``access`` tables; a certificate needs its responsible user and the space owner."""
 
     def add_certificate(self, p12: bytes, password: str, *, responsible_login: str, label: str | None = None,
-                        nihii11: str | None = None, trusted_ca: x509.Certificate | None = None) -> CertificateRecord:
+                        nihii11: str | None = None, trusted_ca: TrustedCa | None = None) -> CertificateRecord:
         """Verify the keystore, read who it belongs to, and keep it sealed (never in clear on disk).
 
-        An expired certificate is accepted (the configuration check then says so); one that the
-        trusted CA did not issue is refused when ``trusted_ca`` is given.
+        With ``trusted_ca`` (the eHealth CA, or a bundle: ``[upstream] ehealth_ca``) a certificate
+        that does not chain to it is refused (SS-CERT-UNTRUSTED), and so is one that is not valid
+        at upload (SS-CERT-EXPIRED, SS-CERT-NOT-YET-VALID).  Without it nothing is chain-checked
+        and an expired certificate is kept (the configuration check then says so).
         """
         self.user(responsible_login)
         try:
@@ -42,6 +43,7 @@ class CertificateStore(UserStore, SpaceStore):
                                    intermediates=[c for c in keystore.certificates if c != entry.certificate])
             if problem:
                 raise Refusal("SS-CERT-UNTRUSTED", problem)
+            _check_valid_at_upload(identity.not_before, identity.not_after, self.clock())
         nihii11 = _nihii11(identity.nihii, nihii11)
         print_ = fingerprint(entry.certificate.public_bytes(Encoding.DER))
         sealed = self._sealer.seal(p12, f"keystore:{print_}")
@@ -146,6 +148,14 @@ class CertificateStore(UserStore, SpaceStore):
 
 _CERTIFICATE_COLUMNS = ("id, label, holder_name, kind, value, identifier_type, quality, ssin, nihii, nihii11, cbe, "
                         "not_before, not_after, fingerprint, responsible_login, added_at")
+
+
+def _check_valid_at_upload(not_before: datetime, not_after: datetime, now: datetime) -> None:
+    """A certificate checked against the eHealth CA must also be usable now."""
+    if now > not_after:
+        raise Refusal("SS-CERT-EXPIRED", f"It expired on {not_after:%Y-%m-%d}.")
+    if now < not_before:
+        raise Refusal("SS-CERT-NOT-YET-VALID", f"It is valid from {not_before:%Y-%m-%d %H:%M} UTC.")
 
 
 def _nihii11(certificate_nihii: str | None, given: str | None) -> str | None:

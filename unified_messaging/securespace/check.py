@@ -67,6 +67,7 @@ class Endpoints:
     platform_ca: x509.Certificate | None = field(default=None, repr=False)
     is_test: bool = True
     timeout: float = 10.0
+    ehealth_ca: tuple[x509.Certificate, ...] = field(default=(), repr=False)  # the STS token's signer chains to it
 
     def url(self, service: Service) -> str:
         return {Service.INSURABILITY: self.genericinsurability_url, Service.INVOICING: self.invoicing_url,

@@ -156,7 +156,8 @@ def _certificate_json(c: CertificateRecord, now: datetime) -> dict[str, Any]:
 @click.option("--label")
 @click.option("--nihii", "nihii11", help="The holder's 11-digit NIHII when the certificate gives only 8 digits.")
 @click.option("--trusted-ca", type=click.Path(exists=True, dir_okay=False),
-              help="PEM of the eHealth CA: refuse a certificate it did not issue.")
+              help="PEM bundle of the eHealth CA: refuse a certificate it did not issue or that is not valid now "
+                   "(default: [upstream] ehealth_ca).")
 @password_stdin_option
 @json_option
 @click.pass_context
@@ -165,9 +166,17 @@ def certificates_add(ctx: click.Context, p12: str, responsible_login: str, label
                      trusted_ca: str | None, password_stdin: bool, as_json: bool) -> None:
     """Upload a .p12; its password is asked, hidden (or read with --password-stdin).  Both are stored encrypted
     only."""
-    from cryptography import x509
+    from unified_messaging.config import ConfigError
+    from unified_messaging.trust import NOT_CHECKED_WITHOUT_EHEALTH_CA, load_ehealth_ca
 
-    ca = x509.load_pem_x509_certificate(Path(trusted_ca).read_bytes()) if trusted_ca else None
+    config = obj(ctx).config
+    try:
+        ca = (load_ehealth_ca(trusted_ca, key="--trusted-ca") if trusted_ca
+              else load_ehealth_ca(config.upstream.ehealth_ca)) or None
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if ca is None and config.upstream.mode == "remote":
+        click.echo(f"Warning: {NOT_CHECKED_WITHOUT_EHEALTH_CA} (or give --trusted-ca).", err=True)
     password = secret_input("Keystore password", from_stdin=password_stdin)
     store = obj(ctx).store
     record = store.add_certificate(Path(p12).read_bytes(), password, responsible_login=responsible_login,

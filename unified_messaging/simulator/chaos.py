@@ -15,14 +15,15 @@ mode                what the caller receives
 ``malformed-xml``   the answer with a broken closing tag (not well-formed XML)
 ``truncated-xml``   the first half of the answer, with a Content-Length that matches it
 ``expired-signer``  the answer signed again with a platform certificate that expired (same
-                    subject, same CA)
-``foreign-signer``  the answer signed again with a platform certificate from another CA
+                    subject, same CA); for the STS, the token (SAML assertion) is signed again
+``foreign-signer``  the answer signed again with a platform certificate from another CA; for
+                    the STS, the token (SAML assertion) is signed again
 ==================  ==========================================================================
 
 Except for the two HTML modes the platform handles the request first (a post is taken, a token
-issued): the fault is in the answer, which is what makes a retry dangerous.  The signer modes
-apply to business answers (genins, genasync) only: the STS answer is a token the gateway checks
-differently.
+issued): the fault is in the answer, which is what makes a retry dangerous.  The STS answer
+itself is not signed: its signer faults re-sign the assertion it carries (what the gateway checks
+against ``[upstream] ehealth_ca``).
 
 A fault is set with ``set(service, mode, count=None)`` (``count`` limits it to the next calls)
 and lifted with ``clear()``; ``[simulator] fault_genins`` / ``fault_sts`` / ``fault_genasync``
@@ -40,7 +41,8 @@ from typing import Any, Callable, Iterable, Iterator
 from lxml import etree
 
 from unified_messaging.mycarenet.keystore import KeyEntry
-from unified_messaging.mycarenet.wsse import sign_with_certificate
+from unified_messaging.mycarenet.wsse import DS_NS, SAML_NS, sign_with_certificate
+from unified_messaging.simulator.sts import sign_assertion
 from unified_messaging.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,6 @@ def parse_mode(value: str, *, service: str) -> FaultMode:
     except ValueError:
         raise ValueError(f"fault mode {value!r} for {service} is not one of "
                          f"{', '.join(m.value for m in FaultMode)}") from None
-    if mode.is_signer and service == "sts":
-        raise ValueError(f"fault mode {mode.value} applies to business answers (genins, genasync), not to the sts")
     return mode
 
 
@@ -191,17 +191,34 @@ class FaultInjection:
             body = _break_a_tag(body)
         elif mode is FaultMode.TRUNCATED_XML:
             body = body[: len(body) // 2]
+        elif service == "sts":
+            body = self._sign_token_again(body, mode)
         else:
             body = self._sign_again(body, mode)
         start_response(status, _with_length(headers, len(body)))
         return [body]
 
-    def _sign_again(self, body: bytes, mode: FaultMode) -> bytes:
+    def _signer(self, mode: FaultMode) -> KeyEntry:
         assert self._signers is not None
         with self._lock:
             entry = self._signer_cache.get(mode)
             if entry is None:
                 entry = self._signer_cache[mode] = self._signers(mode)
+        return entry
+
+    def _sign_token_again(self, body: bytes, mode: FaultMode) -> bytes:
+        """The STS answer with its token's signature made again by the fault's signer (a refusal,
+        which holds no token, goes as it is)."""
+        entry = self._signer(mode)
+        envelope = parse_xml(body)
+        for assertion in envelope.iter(f"{{{SAML_NS}}}Assertion"):
+            for signature in assertion.findall(f"{{{DS_NS}}}Signature"):
+                assertion.remove(signature)
+            sign_assertion(assertion, entry)
+        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+    def _sign_again(self, body: bytes, mode: FaultMode) -> bytes:
+        entry = self._signer(mode)
         envelope = parse_xml(body)
         header = envelope.find(f"{{{_SOAP11}}}Header")
         if header is not None:

@@ -22,7 +22,7 @@ It serves, under one address:
 
 The keys come from the demo PKI in ``<data folder>/demo-pki`` (made on first use): the gateway
 uses ``demo-pki/lab.p12`` as ``[identity] keystore`` (password ``devpki.DEFAULT_PASSWORD``, see
-``manifest.json``) and ``demo-pki/ca.pem`` as ``[upstream] platform_ca``.
+``manifest.json``) and ``demo-pki/ca.pem`` as ``[upstream] platform_ca`` and ``ehealth_ca``.
 
 ``holds`` delay a GenAsync operation's request *before* the platform handles it (a slow network on
 the way in), whereas ``latency_ms`` delays every answer *after* it was handled (the platform did the

@@ -128,8 +128,7 @@ class SimulatedSts:
                 attribute = etree.SubElement(attribute_statement, f"{{{SAML_NS}}}Attribute", AttributeName=name,
                                              AttributeNamespace=namespace)
                 etree.SubElement(attribute, f"{{{SAML_NS}}}AttributeValue").text = value
-        sign_elements(assertion, [(assertion_id, assertion)], key=self._signing.private_key,
-                      key_info=_x509_data(self._signing.certificate), enveloped=True)
+        sign_assertion(assertion, self._signing)
         return etree.tostring(assertion, encoding="UTF-8")
 
     def _issue(self, request: bytes) -> bytes:
@@ -152,6 +151,13 @@ class SimulatedSts:
                                          lifetime=_lifetime(rst, now, self.token_lifetime))
         logger.info("STS issued a token to %s", describe_certificate(verified.certificate))
         return _response(rst, assertion)
+
+
+def sign_assertion(assertion: etree._Element, entry: KeyEntry) -> None:
+    """Sign ``assertion`` in place as the STS does: enveloped, exclusive C14N, the signer's
+    certificate in the signature's KeyInfo (``simulator.chaos`` re-signs tokens with it too)."""
+    sign_elements(assertion, [(assertion.get("AssertionID"), assertion)], key=entry.private_key,
+                  key_info=_x509_data(entry.certificate), enveloped=True)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes | None:

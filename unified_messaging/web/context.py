@@ -40,7 +40,7 @@ class MyboxServices:
     securespace: SecureSpaceStore
     configuration_check: Callable[[Sequence[int]], list[CertificateCheck]]
     clock: Callable[[], datetime]
-    trusted_ca: x509.Certificate | None = None
+    trusted_ca: Sequence[x509.Certificate] | None = None  # [upstream] ehealth_ca: uploads must chain to it
     invoicing_root: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,4 +1,4 @@
-"""Checking a certificate against the trusted CA: dates, CA flags and signatures up the chain."""
+"""Checking a certificate against the trusted CA (or a bundle of them): dates, CA flags and signatures up the chain."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -8,17 +8,40 @@ from cryptography import x509
 
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.mycarenet.keystore.certificates import describe_certificate, is_ca, is_issued_by
+from unified_messaging.mycarenet.keystore.errors import KeystoreError
 from unified_messaging.mycarenet.keystore.identity import masked_subject
 
+TrustedCa = x509.Certificate | Sequence[x509.Certificate]
+"""One CA certificate, or a bundle (roots and intermediates, each of them trusted)."""
 
-def verify_chain(certificate: x509.Certificate, trusted_ca: x509.Certificate, at: datetime, *,
-                 intermediates: Sequence[x509.Certificate] = ()) -> str | None:
+
+def load_certificate_bundle(pem: bytes) -> tuple[x509.Certificate, ...]:
+    """Every certificate of a PEM bundle; ``KeystoreError`` when it holds none or cannot be read."""
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise KeystoreError("it holds no PEM certificate (no -----BEGIN CERTIFICATE----- line: a DER file or a "
+                            ".p12 keystore is not a PEM bundle)")
+    try:
+        return tuple(x509.load_pem_x509_certificates(pem))
+    except ValueError:
+        raise KeystoreError("a certificate in it is damaged and cannot be read") from None
+
+
+KEYSTORE_ADVICE = " Use a keystore issued by eHealth for this environment (acceptance and production certificates differ)."
+
+
+def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datetime, *,
+                 intermediates: Sequence[x509.Certificate] = (), advice: str = KEYSTORE_ADVICE) -> str | None:
     """Say why ``certificate`` cannot be trusted at ``at``, or return None when it can.
 
-    Checks the validity dates of the certificate and of every issuer up to ``trusted_ca``, that
-    each issuer is a CA and that each signature verifies (a CA with the same name but another key
-    is refused).  Revocation (CRL/OCSP) is not checked.
+    ``trusted_ca`` is one CA certificate or a bundle of them (any of them is a trust anchor; the
+    others may serve as intermediates).  Checks the validity dates of the certificate and of every
+    issuer up to a trusted CA, that each issuer is a CA and that each signature verifies (a CA with
+    the same name but another key is refused).  Revocation (CRL/OCSP) is not checked.  ``advice``
+    ends the answer for a certificate another CA issued (what to do about a care provider's keystore).
     """
+    anchors = [trusted_ca] if isinstance(trusted_ca, x509.Certificate) else list(trusted_ca)
+    if not anchors:
+        return "No trusted CA certificate is configured to check it against."
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
     who = describe_certificate(certificate)
@@ -27,10 +50,11 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: x509.Certificate, at
         return problem
     current = certificate
     for _ in range(10):
-        if is_issued_by(current, trusted_ca):
-            if not is_ca(trusted_ca):
-                return f"The trusted certificate {masked_subject(trusted_ca)} is not a CA certificate."
-            return _dates_problem(trusted_ca, at, f"The CA certificate {masked_subject(trusted_ca)}")
+        anchor = next((ca for ca in anchors if is_issued_by(current, ca)), None)
+        if anchor is not None:
+            if not is_ca(anchor):
+                return f"The trusted certificate {masked_subject(anchor)} is not a CA certificate."
+            return _dates_problem(anchor, at, f"The CA certificate {masked_subject(anchor)}")
         issuer = next((c for c in intermediates if c != current and is_issued_by(current, c)), None)
         if issuer is None:
             break
@@ -40,12 +64,13 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: x509.Certificate, at
         if problem:
             return problem
         current = issuer
-    if current.issuer == trusted_ca.subject:
-        return (f"The certificate of {who} names {masked_subject(trusted_ca)} as its issuer, but its "
+    trusted = " or ".join(masked_subject(ca) for ca in anchors)
+    namesake = next((ca for ca in anchors if current.issuer == ca.subject), None)
+    if namesake is not None:
+        return (f"The certificate of {who} names {masked_subject(namesake)} as its issuer, but its "
                 "signature does not match that CA's key: it was issued by another, untrusted CA.")
     return (f"The certificate of {who} was issued by {mask_ssins_in_text(current.issuer.rfc4514_string())}, "
-            f"not by the trusted CA {masked_subject(trusted_ca)}. Use a keystore issued by eHealth for "
-            "this environment (acceptance and production certificates differ).")
+            f"not by the trusted CA {trusted}.{advice}")
 
 
 def _dates_problem(certificate: x509.Certificate, at: datetime, what: str) -> str | None:

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from lxml import etree
 
-from unified_messaging.mycarenet.keystore import describe_certificate
+from unified_messaging.identifiers import mask_ssins_in_text
+from unified_messaging.mycarenet.keystore import TrustedCa, describe_certificate, verify_chain
 from unified_messaging.mycarenet.wsse.dsig import key_info_certificate, verify_signature
 from unified_messaging.mycarenet.wsse.refusals import RefusalCode, SecurityRefusal
 from unified_messaging.mycarenet.wsse.utils import (
@@ -96,12 +97,14 @@ def holder_certificate(assertion: etree._Element) -> x509.Certificate | None:
 
 
 def verify_assertion(assertion: etree._Element, *, sts_certificate: x509.Certificate | None,
-                     now: datetime, max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW) -> SamlAssertion:
+                     now: datetime, max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+                     trusted_ca: TrustedCa | None = None) -> SamlAssertion:
     """Check an assertion's enveloped signature and its validity period.
 
     With ``sts_certificate`` the assertion must be signed by that STS.  Without it, the signature
     is checked against the certificate the assertion carries in its own ``ds:KeyInfo``: that
-    proves the assertion was not altered, not who issued it.
+    proves the assertion was not altered, not who issued it; with ``trusted_ca`` (the eHealth CA
+    bundle) that signer's certificate must also chain to it and be valid ``now``, which says who.
     """
     info = read_assertion(assertion)
     signatures = children(assertion, f"{{{DS_NS}}}Signature")
@@ -133,6 +136,12 @@ def verify_assertion(assertion: etree._Element, *, sts_certificate: x509.Certifi
         raise SecurityRefusal(RefusalCode.ASSERTION_SIGNATURE_INVALID,
                               "The SAML assertion's signature does not verify: it was altered, or it was not "
                               f"issued by the eHealth STS ({refusal.message})") from None
+    if trusted_ca is not None:
+        problem = verify_chain(signer, trusted_ca, aware(now), advice="")
+        if problem:
+            raise SecurityRefusal(RefusalCode.ASSERTION_FOREIGN,
+                                  "The SAML assertion's signer is not vouched for by the trusted eHealth CA: "
+                                  f"{mask_ssins_in_text(problem)}")
     _check_conditions(info, aware(now), max_clock_skew)
     if info.holder_certificate is None:
         raise SecurityRefusal(RefusalCode.ASSERTION_INVALID,
