@@ -63,7 +63,7 @@ def test_a_storage_fault_keeps_the_file_and_recovers_without_restart(tmp_path, c
     with caplog.at_level(logging.ERROR, logger="unified_messaging.folders.watcher"):
         assert watcher.scan_once() == 0
     assert (folders.work / "q1.csv").exists() and not any(folders.error.iterdir())
-    assert "storage fault while handling q1.csv" in caplog.text and os.strerror(code) in caplog.text
+    assert "storage fault in folder while handling q1.csv" in caplog.text and os.strerror(code) in caplog.text
     assert watcher.storage_fault and "q1.csv" in watcher.storage_fault
     now[0] = 1.0
     assert watcher.scan_once() == 0  # not due yet (backoff 5 s)

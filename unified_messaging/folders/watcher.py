@@ -17,9 +17,15 @@ What ENGINEERING.md learnt about folder pickup is built in:
   reason beside it, once it is ``orphan_grace_seconds`` old;
 * a handler that raises :class:`RetryLater` leaves the file claimed; it is tried again after a
   backoff that doubles up to ``max_backoff_seconds`` (the shared :mod:`unified_messaging.retry` policy).
-  An ``OSError`` saying the data folder is full or read-only (ENOSPC, EDQUOT, EROFS, EACCES, EPERM) is
-  handled the same way and logged as a storage fault (``storage_fault`` keeps the last one until a
-  success). Any other exception moves the file to the error folder with the exception's text as the reason.
+  A **storage fault** (an ``OSError`` saying the data folder is full or read-only: ENOSPC, EDQUOT,
+  EROFS, EACCES, EPERM; or SQLite saying the same of the journal: :func:`is_storage_fault`) at any
+  write (the claim, the handler's writes, the move to the error folder) is handled the same way:
+  the file stays where it is, the fault is logged and kept in ``storage_fault`` until a pass
+  succeeds, and the shared policy tries again, so the work goes on without a restart once space
+  returns. Any other exception moves the file to the error folder with the exception's text as the reason;
+* ``finish`` (optional) runs at the start of every pass: a handler that got past the point of no
+  return before a storage fault (its file already moved out of the working folder) completes
+  what is left there.
 
 One worker thread per watcher handles one file at a time, in name order.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +55,28 @@ from unified_messaging.retry import Backoff, RetryPolicy
 log = logging.getLogger(__name__)
 
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# What SQLite says (sqlite3.OperationalError) when the journal's disk is full or read-only.
+_SQLITE_STORAGE = ("database or disk is full", "readonly database", "unable to open database file",
+                   "disk i/o error")
+_FINISH = "(unfinished work)"  # the backoff key of the ``finish`` step
 
 __all__ = ["MARKER", "REASON_SUFFIX", "FolderWatcher", "Rejected", "RetryLater", "WatchedFolders",
-           "free_name", "fsync_folder", "move_to_error", "write_atomically"]
+           "free_name", "fsync_folder", "is_storage_fault", "move_to_error", "write_atomically"]
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """True when ``exc`` says the data folder (or the journal's disk) is full or read-only."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_ERRNOS
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(words in str(exc).lower() for words in _SQLITE_STORAGE)
+    return False
+
+
+def describe_storage_fault(exc: BaseException, where: Path) -> str:
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({exc.filename or where})"
+    return f"the journal: {exc}"
 
 
 class RetryLater(Exception):
@@ -95,9 +121,11 @@ class FolderWatcher:
         max_backoff_seconds: float = 300.0,
         name: str = "folder",
         clock: Callable[[], float] = time.monotonic,
+        finish: Callable[[], None] | None = None,
     ) -> None:
         self.folders = folders
         self.handle = handle
+        self.finish = finish
         self.poll = poll
         self.rescan_seconds = rescan_seconds
         self.orphan_grace_seconds = orphan_grace_seconds
@@ -145,8 +173,25 @@ class FolderWatcher:
 
     # ------------------------------------------------------------------ one pass
     def scan_once(self) -> int:
-        """Claim every ready file, then handle every claimed one that is due; returns files handled."""
-        self._claim_ready()
+        """Finish what was left, claim every ready file, then handle every claimed one that is due;
+        returns files handled."""
+        if self.finish is not None and self._due(_FINISH):
+            try:
+                self.finish()
+            except Exception as exc:
+                if not is_storage_fault(exc):
+                    raise
+                self._storage_fault(_FINISH, exc)
+            else:
+                if self.storage_fault and self.storage_fault.startswith(_FINISH):
+                    self.storage_fault = None
+                self._backoff.forget(_FINISH)
+        try:
+            self._claim_ready()
+        except Exception as exc:  # the file stays in the inbox with its marker: nothing is lost
+            if not is_storage_fault(exc):
+                raise
+            self._storage_fault("(claiming)", exc, keep=False)
         done = 0
         for path in sorted(p for p in self.folders.work.iterdir() if self._is_payload(p)):
             if self._stopping:
@@ -200,21 +245,33 @@ class FolderWatcher:
 
     def _handle(self, path: Path) -> int:
         try:
+            return self._handle_once(path)
+        except Exception as exc:  # a storage fault, even while moving the file to the error folder
+            if not is_storage_fault(exc):
+                raise
+            if path.exists():
+                return self._storage_fault(path.name, exc)
+            # past the handler's point of no return: its ``finish`` completes the rest
+            return self._storage_fault(_FINISH, exc, keep=self.finish is not None)
+
+    def _storage_fault(self, key: str, exc: BaseException, *, keep: bool = True) -> int:
+        """The data folder is full or read-only (#19 point 5): moving the file to error would fail
+        too, and waiting loses nothing; keep it where it is and try again by the shared policy."""
+        delay = self._backoff.failed(key) if keep else self.rescan_seconds
+        if not keep:
+            self._backoff.forget(key)
+        self.storage_fault = f"{key}: {describe_storage_fault(exc, self.folders.work)}"
+        log.error("storage fault in %s while handling %s: %s; nothing is lost, trying again in %.3g s",
+                  self.name, key, describe_storage_fault(exc, self.folders.work), delay)
+        return 0
+
+    def _handle_once(self, path: Path) -> int:
+        try:
             self.handle(path)
         except RetryLater as exc:
             delay = self._backoff.failed(path.name)
             log.warning("%s kept in %s, trying again in %.0f s: %s", path.name, self.folders.work, delay,
                         mask_ssins_in_text(str(exc)))
-            return 0
-        except OSError as exc:
-            if exc.errno not in STORAGE_ERRNOS:
-                return self._crashed(path, exc)
-            # the data folder is full or read-only (#19 point 5): moving the file to error would fail
-            # too and lose nothing by waiting, so keep it claimed and retry by the shared policy
-            delay = self._backoff.failed(path.name)
-            self.storage_fault = f"{path.name}: {exc.strerror or exc} ({exc.filename or self.folders.work})"
-            log.error("storage fault while handling %s (%s); the file stays in %s, trying again in %.0f s",
-                      path.name, exc.strerror or exc, self.folders.work, delay)
             return 0
         except Rejected as exc:
             self._backoff.forget(path.name)
@@ -222,6 +279,8 @@ class FolderWatcher:
                 move_to_error(path, self.folders.error, str(exc))
             return 1
         except Exception as exc:
+            if is_storage_fault(exc):
+                raise
             return self._crashed(path, exc)
         self._backoff.forget(path.name)
         self.storage_fault = None

@@ -18,9 +18,16 @@ again later (backoff), so a lab never receives an "unreachable" answer for a req
 answer. A crash anywhere leaves either the file in ``working/`` (asked again, the answer replaced
 under the same name) or an answer without its ``.ok`` beside its request in ``queried/``, which
 start-up completes.
+
+A storage fault (the data folder full or read-only, or the journal's disk) at any of these writes
+leaves the file where it is, and the watcher tries again by the shared policy until the disk can
+be written, without a restart. The answer already obtained is kept in memory meanwhile and
+written as it was, so MyCareNet is not asked again for it; only a consultation whose journal line
+could not be written is asked again (an unrecorded consultation is never answered).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -180,8 +187,10 @@ class InsurabilityFolders:
         self.watcher = FolderWatcher(
             self.layout.watched(), self.handle, poll=poll, rescan_seconds=rescan_seconds,
             orphan_grace_seconds=orphan_grace_seconds, first_backoff_seconds=first_backoff_seconds,
-            name="toQuery",
+            name="toQuery", finish=self.finish_answers,
         )
+        self._unfinished: set[Path] = set()  # answers whose .ok a storage fault kept from being written
+        self._unwritten: dict[tuple[str, bytes], etree._Element] = {}  # answers a storage fault kept on hold
 
     def start(self) -> "InsurabilityFolders":
         self.layout.create()
@@ -206,14 +215,26 @@ class InsurabilityFolders:
                 done += 1
         return done
 
+    def finish_answers(self) -> None:
+        """Write the ``.ok`` a storage fault stopped after the request was moved (each pass, no restart)."""
+        for marker in sorted(self._unfinished):
+            write_atomically(marker, b"")
+            self._unfinished.discard(marker)
+            log.info("completed the answer %s once the data folder could be written again", marker.name[:-len(MARKER)])
+
     def _requests_for(self, answer: Path) -> list[Path]:
         stem = answer.name[: -len(ANSWER_SUFFIX)]
         return [p for p in (answer.with_name(stem + ".xml"), answer.with_name(stem)) if p.is_file()]
 
     def handle(self, claimed: Path) -> None:
         """Answer one claimed request file (the FolderWatcher's handler)."""
-        requests = read_request_elements(claimed.read_bytes(), max_bytes=self.max_request_file_bytes)
-        document = self._file.answer(requests)
+        data = claimed.read_bytes()
+        requests = read_request_elements(data, max_bytes=self.max_request_file_bytes)
+        # An answer a storage fault kept from being written is written as it was: not asked again.
+        key = (claimed.name, hashlib.sha256(data).digest())
+        document = self._unwritten.get(key)
+        if document is None:
+            document = self._unwritten[key] = self._file.answer(requests)
         queried = self.layout.queried
         # A free request name whose answer has no .ok yet: a leftover answer of an interrupted
         # attempt for this very file is replaced, an answered earlier file of the same name is not.
@@ -222,6 +243,10 @@ class InsurabilityFolders:
         answer = queried / answer_name(target.name)
         write_atomically(answer, etree.tostring(document, xml_declaration=True, encoding="UTF-8"))
         os.replace(claimed, target)
+        del self._unwritten[key]
+        marker = answer.with_name(answer.name + MARKER)
+        self._unfinished.add(marker)  # from here on the request is out of working/: finish_answers completes it
         fsync_folder(queried)
-        write_atomically(answer.with_name(answer.name + MARKER), b"")
+        write_atomically(marker, b"")
+        self._unfinished.discard(marker)
         log.info("answered %s: %d request(s) -> %s", claimed.name, len(requests), answer.name)
