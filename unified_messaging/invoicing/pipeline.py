@@ -46,7 +46,7 @@ from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled, destination_for
-from unified_messaging.folders.watcher import STORAGE_ERRNOS
+from unified_messaging.folders.watcher import describe_storage_fault, is_storage_fault
 from unified_messaging.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -151,17 +151,15 @@ class InvoicingPipeline:
         try:
             self.run_once()
             self.storage_fault = None
-        except OSError as exc:
-            if exc.errno not in STORAGE_ERRNOS:
+        except Exception as exc:
+            if not is_storage_fault(exc):
                 log.exception("invoicing pipeline step failed; retrying")
                 return
-            # full or read-only data folder (#19 point 5): every step is journalled and resumable,
-            # so the next pass picks up where this one stopped once space returns
-            self.storage_fault = f"{exc.strerror or exc} ({exc.filename or self.folders.work})"
+            # full or read-only data folder or journal (#19 point 5): every step is journalled and
+            # resumable, so the next pass picks up where this one stopped once space returns
+            self.storage_fault = describe_storage_fault(exc, self.folders.work)
             log.error("storage fault in the invoicing pipeline (%s); nothing is lost, trying again on the next pass",
                       self.storage_fault)
-        except Exception:
-            log.exception("invoicing pipeline step failed; retrying")
 
     def _next_wait(self) -> float:
         return max(0.05, min(self.rescan_seconds, self._next_poll - time.monotonic(), self._next_attempt_wait()))
