@@ -27,6 +27,7 @@ from cryptography import x509
 
 from unified_messaging.config import Config, ConfigError
 from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
+from unified_messaging.mycarenet.environments import EnvironmentMismatch, choose_platform
 from unified_messaging.mycarenet.genasync import GenAsyncClient, PostResult
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry, KeystoreError, describe_certificate, read_keystore
@@ -139,6 +140,13 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
         if not getattr(cfg.identity, key):
             raise ConfigError(f'[identity] {key} = "" is not valid when [upstream] mode = "remote": '
                               "expected the eHealth keystore of the care provider and its password.")
+    try:
+        choice = choose_platform({f"[upstream] {key}": getattr(cfg.upstream, key)
+                                  for key in ("sts_url", "genericinsurability_url", "genasync_url")},
+                                 is_test=cfg.upstream.is_test, is_test_key="[upstream] is_test")
+    except EnvironmentMismatch as exc:
+        raise ConfigError(str(exc)) from None
+    logger.warning(choice.announcement())
     platform_ca = load_platform_ca(cfg.upstream.platform_ca)
     if platform_ca is None:
         logger.warning("[upstream] platform_ca is not set: signed answers from MyCareNet will not be verified")
