@@ -137,6 +137,7 @@ class LicenceConfig:
 class IdentityConfig:
     keystore: str = _key("")
     keystore_password: str = _key("")
+    qualities_file: str = _key("")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from unified_messaging.journal import Journal
 from unified_messaging.monitoring.app import MonitoringApp, gateway_sources
 from unified_messaging.monitoring.metrics import UpstreamWatch, consultation_observer
 from unified_messaging.domain.insurability import CareProvider
+from unified_messaging.mycarenet import qualities
 from unified_messaging.mycarenet.keystore import KeyEntry
+from unified_messaging.mycarenet.qualities import QualityTable, QualityTableError
 from unified_messaging.mycarenet.sts import TokenCache
 from unified_messaging.operations.instance import InstanceBusy, InstanceLock
 from unified_messaging.secrets import SecretError, master_keys, resolve_secret, rotation_pending
@@ -213,6 +215,11 @@ class Gateway:
                 log.warning("a master key rotation was interrupted: both keys are accepted until it is finished; "
                             "stop the service and run 'unified-messaging secret rotate-master-key' again")
             self.journal = Journal(cfg.journal_path)
+            try:
+                qualities.install(QualityTable.load(cfg.identity.qualities_file))
+            except QualityTableError as exc:
+                self.stop()
+                raise ConfigError(f"[identity] qualities_file = {cfg.identity.qualities_file!r}: {exc}") from None
             try:
                 self.upstream = Upstream(cfg, secret=self._secret, clock=self.clock, simulator=self.simulator)
                 self.simulator = self.upstream.simulator

@@ -41,6 +41,7 @@ from zeep import plugins as zeep_plugins
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import answer_trust_advice, soap_fault
 from unified_messaging.domain.insurability import CareProvider
+from unified_messaging.mycarenet.qualities import care_provider_values
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport, network_reason
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
@@ -322,8 +323,7 @@ class GenAsyncClient:
         return {
             "Package": {"Name": {"_value_1": self._package_name},
                         "License": {"Username": self._licence[0], "Password": self._licence[1]}},
-            "CareProvider": {"Nihii": {"Quality": self.care_provider.quality,
-                                       "Value": {"_value_1": self.care_provider.nihii}}},
+            "CareProvider": care_provider_values(self.care_provider.nihii, self.care_provider.quality),
         }
 
     def _call(self, operation_name: str, values: dict, **options) -> etree._Element:

@@ -30,6 +30,7 @@ from zeep import plugins as zeep_plugins
 
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.qualities import care_provider_values
 from unified_messaging.mycarenet.faults import answer_trust_advice, soap_fault
 from unified_messaging.mycarenet.keystore import describe_certificate
 from unified_messaging.domain.insurability import (
@@ -195,10 +196,7 @@ class GenericInsurabilityClient:
                         "Name": {"_value_1": self._package_name},
                         "License": {"Username": self._licence_username, "Password": self._licence_password},
                     },
-                    "CareProvider": {
-                        "Nihii": {"Quality": query.care_provider.quality,
-                                  "Value": {"_value_1": query.care_provider.nihii}},
-                    },
+                    "CareProvider": care_provider_values(query.care_provider.nihii, query.care_provider.quality),
                 },
                 "InputReference": str(input_reference),
             },

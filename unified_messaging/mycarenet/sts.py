@@ -11,7 +11,8 @@ The request is a WS-Trust 1.3 ``RequestSecurityToken`` (SOAP 1.1, SOAPAction
   ``urn:be:fgov:ehealth:1.0:<quality>:nihii-number`` = the organisation's number), certification
   attributes name what the STS must confirm (``...professional:nurse:boolean``,
   ``...nihii:nurse:nihii11``, ``...recognisedlabo:boolean``...).  ``claims_for`` derives them
-  from the certificate's identity; callers may pass their own.
+  from the certificate's identity and the qualities table (``qualities.toml``); callers may pass
+  their own.
 * ``wsse:Security``: Timestamp, BinarySecurityToken (the authentication certificate) and a
   signature over the three of them and the Body, made with the authentication key.
 
@@ -38,6 +39,7 @@ import requests
 from cryptography import x509
 from lxml import etree
 
+from unified_messaging.mycarenet import qualities
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.faults import soap_fault
@@ -76,22 +78,6 @@ _CA_ADVICE = ("Check that [upstream] sts_url is the eHealth STS of this environm
               "the token is not used.")
 
 
-def professional_boolean(quality: str) -> str:
-    return f"urn:be:fgov:person:ssin:ehealth:1.0:professional:{quality}:boolean"
-
-
-def professional_nihii(quality: str) -> str:
-    return f"urn:be:fgov:person:ssin:ehealth:1.0:nihii:{quality}:nihii11"
-
-
-def organisation_number(quality: str) -> str:
-    return f"urn:be:fgov:ehealth:1.0:{quality}:nihii-number"
-
-
-def organisation_recognised(quality: str) -> str:
-    return f"urn:be:fgov:ehealth:1.0:{quality}:nihii-number:recognised{quality}:boolean"
-
-
 @dataclass(frozen=True)
 class Claim:
     """One SAML attribute asked of the STS: with a ``value`` to be identified by, without to be certified."""
@@ -105,21 +91,18 @@ class Claim:
 
 
 def claims_for(identity: Identity) -> tuple[Claim, ...]:
-    """The attributes eHealth asks for, for this certificate holder (see the module docstring).
-
-    A person: the SSIN twice (holder and person) and, when the quality is known, its professional
-    boolean and NIHII.  An organisation with a NIHII quality (``labo``, ``groupofnurses``...): its
-    number and the "recognised" boolean.
+    """The attributes eHealth asks for, for this certificate holder, from the qualities table
+    (``qualities.toml``): a person's SSIN twice (holder and person), then the quality's own
+    (a professional boolean and NIHII; an organisation's number and its "recognised" boolean).
+    Identification claims carry the holder's number; certified ones are asked without a value.
     """
-    if identity.kind is IdentifierKind.SSIN:
-        claims = [Claim(HOLDER_SSIN, identity.value), Claim(PERSON_SSIN, identity.value)]
-        if identity.quality:
-            claims += [Claim(professional_boolean(identity.quality)), Claim(professional_nihii(identity.quality))]
-        return tuple(claims)
-    if identity.quality:
-        return (Claim(organisation_number(identity.quality), identity.value),
-                Claim(organisation_recognised(identity.quality)))
-    raise ValueError(f"no STS claims are known for {identity}; pass them explicitly")
+    person = identity.kind is IdentifierKind.SSIN
+    if not identity.quality:
+        if person:
+            return (Claim(HOLDER_SSIN, identity.value), Claim(PERSON_SSIN, identity.value))
+        raise ValueError(f"no STS claims are known for {identity}; pass them explicitly")
+    rules = qualities.active().claims(identity.quality, "person" if person else "organisation")
+    return tuple(Claim(rule.uri, identity.value if rule.identifies else None) for rule in rules)
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -18,21 +18,22 @@ asks these functions; none decides on its own.  "Now" and "today" are always pas
   ``active`` <-> ``suspended``; any state but ``stopped`` -> ``stopped``.  A transfer creates a new
   mandate to the new mandataire, already accepted by the mandant; when the new mandataire accepts,
   the old mandate becomes ``stopped`` (transferred) and keeps its history.
-* **Qualities per service** (``QUALITIES_BY_SERVICE``): which holder qualities may use a service
-  in their own name.  This table is the gateway's own assumption, not a published MyCareNet list:
-  insurability is open to every care provider quality; eFact invoicing to the qualities that
-  invoice third-party payment; MED_ADMIN (medical-administrative documents) to individual care
-  providers and groups of nurses, not to labs.  A holder without an allowed quality may still act
-  under a mandate.
+* **Qualities per service**: which holder qualities may use a service in their own name, read
+  from the qualities table (``mycarenet/qualities.toml``, its ``services``).  The table is the
+  gateway's own assumption, not a published MyCareNet list: insurability is open to every care
+  provider quality; eFact invoicing to the qualities that invoice third-party payment; MED_ADMIN
+  (medical-administrative documents) to individual care providers and groups of nurses, not to
+  labs.  A holder without an allowed quality may still act under a mandate.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 from unified_messaging.identifiers import cbe_problem, nihii_problem, ssin_problem
+from unified_messaging.mycarenet import qualities
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.models import (
     CertificateRecord, Mandate, MandateState, Party, PartyKind, SecureSpace, Service, Side, User,
@@ -42,16 +43,6 @@ logger = logging.getLogger(__name__)
 
 EXPIRY_WARNING = timedelta(days=30)
 MIN_PASSWORD_LENGTH = 10
-
-_CARE = frozenset({"labo", "nurse", "groupofnurses", "hospital", "doctor", "physiotherapist", "dentist",
-                   "midwife", "pharmacy", "pharmacist", "medicalhouse", "retirement", "ambulance",
-                   "psychologist", "otdpharmacy"})
-QUALITIES_BY_SERVICE: Mapping[Service, frozenset[str]] = {
-    Service.INSURABILITY: _CARE,
-    Service.INVOICING: frozenset({"labo", "nurse", "groupofnurses", "hospital", "physiotherapist", "midwife",
-                                  "medicalhouse", "retirement", "ambulance", "doctor", "dentist", "psychologist"}),
-    Service.MED_ADMIN: frozenset({"nurse", "groupofnurses", "physiotherapist", "midwife", "doctor"}),
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,7 +164,7 @@ def expiry_warning(certificate: CertificateRecord, at: datetime,
 
 
 def quality_allowed(quality: str | None, service: Service) -> bool:
-    return bool(quality) and quality.lower() in QUALITIES_BY_SERVICE[service]
+    return bool(quality) and quality.lower() in qualities.active().allowed(service.value.lower())
 
 
 # --------------------------------------------------------------------------------------------

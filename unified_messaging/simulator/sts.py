@@ -31,10 +31,10 @@ from typing import Any
 from cryptography import x509
 from lxml import etree
 
+from unified_messaging.mycarenet import qualities
 from unified_messaging.mycarenet.keystore import IdentifierKind, Identity, KeyEntry, KeystoreError, describe_certificate
 from unified_messaging.mycarenet.sts import (
     AUTH_NS, CERTIFIED_NAMESPACE, HOLDER_SSIN, IDENTIFICATION_NAMESPACE, ISSUE, PERSON_SSIN, PUBLIC_KEY, WST_NS, Claim,
-    organisation_number, organisation_recognised, professional_boolean, professional_nihii,
 )
 from unified_messaging.mycarenet.wsse import (
     DEFAULT_CLOCK_SKEW, DS_NS, HOLDER_OF_KEY, SAML_NS, SAML_V11_TOKEN_TYPE, SOAP11_NS, WSSE_NS, WSU_ID, WSU_NS,
@@ -227,20 +227,20 @@ def _identity(certificate: x509.Certificate) -> Identity | None:
 
 
 def _known_attributes(identity: Identity | None) -> dict[str, tuple[str, str]]:
-    """Every attribute the simulator can certify for ``identity``: name -> (namespace, value)."""
+    """Every attribute the simulator can certify for ``identity``, from the qualities table (as the
+    real STS knows them from its registries): name -> (namespace, value)."""
     if identity is None:
         return {}
+    person = identity.kind is IdentifierKind.SSIN
+    if not identity.quality:
+        return {HOLDER_SSIN: (IDENTIFICATION_NAMESPACE, identity.value),
+                PERSON_SSIN: (IDENTIFICATION_NAMESPACE, identity.value)} if person else {}
     known: dict[str, tuple[str, str]] = {}
-    if identity.kind is IdentifierKind.SSIN:
-        known[HOLDER_SSIN] = (IDENTIFICATION_NAMESPACE, identity.value)
-        known[PERSON_SSIN] = (IDENTIFICATION_NAMESPACE, identity.value)
-        if identity.quality:
-            known[professional_boolean(identity.quality)] = (CERTIFIED_NAMESPACE, "true")
-            if identity.nihii and len(identity.nihii) == 11:
-                known[professional_nihii(identity.quality)] = (CERTIFIED_NAMESPACE, identity.nihii)
-    elif identity.quality:
-        known[organisation_number(identity.quality)] = (IDENTIFICATION_NAMESPACE, identity.value)
-        known[organisation_recognised(identity.quality)] = (CERTIFIED_NAMESPACE, "true")
+    for rule in qualities.active().claims(identity.quality, "person" if person else "organisation"):
+        value = {"holder": identity.value, "true": "true", "nihii": identity.nihii}[rule.value]
+        if rule.value == "nihii" and not (value and len(value) == 11):
+            continue  # no 11-digit NIHII for this person: the STS cannot certify it
+        known[rule.uri] = (IDENTIFICATION_NAMESPACE if rule.identifies else CERTIFIED_NAMESPACE, value)
     return known
 
 
