@@ -76,7 +76,7 @@ INVOICING_WRITES = {
 
 @pytest.fixture()
 def faulty_pipeline(tmp_path, pki, platform, monkeypatch):
-    from tests.test_storage_faults_toquery import Disk, OsWithDisk
+    from tests.disk_faults import Disk, OsWithDisk
     from unified_messaging.invoicing import pipeline as pipeline_module
     from unified_messaging.invoicing import poller as poller_module
 

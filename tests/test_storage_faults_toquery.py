@@ -13,58 +13,25 @@ import errno
 import logging
 import os
 import sqlite3
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_config
+from tests.disk_faults import Disk, toquery_disk
+from tests.support import wait_for
 from tests.test_folder_insurability import drop_and_wait, request_xml, requests_file, responses, text
-from unified_messaging.folders import watcher as watcher_module
 from unified_messaging.folders.watcher import REASON_SUFFIX
 from unified_messaging.gateway import Gateway
-from unified_messaging.insurability import folder as folder_module
 from unified_messaging.insurability.folder import InsurabilityFolders
 from unified_messaging.simulator.population import TEST_PATIENTS
 
 INSURED = next(p for p in TEST_PATIENTS if p.scenario == "insured")
 
 
-class Disk:
-    """Fails the next ``times`` writes that ``matches`` with ``code``, then works again."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.code = errno.ENOSPC
-        self.times = 0
-        self.matches = lambda path: False
-        self.failed = 0
-
-    def fail(self, matches, *, times: int = 2, code: int = errno.ENOSPC) -> None:
-        with self.lock:
-            self.matches, self.times, self.code, self.failed = matches, times, code, 0
-
-    def check(self, path) -> None:
-        with self.lock:
-            if self.times and self.matches(Path(path)):
-                self.times -= 1
-                self.failed += 1
-                raise OSError(self.code, os.strerror(self.code), str(path))
-
-
-class OsWithDisk:
-    """The ``os`` module as a module sees it, with ``replace`` going through the faulty disk."""
-
-    def __init__(self, disk: Disk) -> None:
-        self._disk = disk
-
-    def replace(self, source, target) -> None:
-        self._disk.check(target)
-        os.replace(source, target)
-
-    def __getattr__(self, name: str):
-        return getattr(os, name)
+@pytest.fixture()
+def disk(monkeypatch) -> Disk:
+    return toquery_disk(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -72,26 +39,6 @@ def service(tmp_path_factory):
     gateway = Gateway(make_config(tmp_path_factory.mktemp("toquery-disk"), folders={"insurability": False}))
     yield gateway, gateway.open_service()
     gateway.stop()
-
-
-@pytest.fixture()
-def disk(monkeypatch) -> Disk:
-    disk = Disk()
-    real_write, real_move_to_error = folder_module.write_atomically, watcher_module.move_to_error
-
-    def write_atomically(path, data):
-        disk.check(path)
-        real_write(path, data)
-
-    def move_to_error(path, error_folder, reason):
-        disk.check(Path(error_folder) / (Path(path).name + REASON_SUFFIX))
-        return real_move_to_error(path, error_folder, reason)
-
-    monkeypatch.setattr(folder_module, "write_atomically", write_atomically)
-    monkeypatch.setattr(folder_module, "os", OsWithDisk(disk))
-    monkeypatch.setattr(watcher_module, "os", OsWithDisk(disk))
-    monkeypatch.setattr(watcher_module, "move_to_error", move_to_error)
-    return disk
 
 
 @pytest.fixture()
@@ -144,6 +91,7 @@ def test_a_refused_file_waits_for_the_disk_before_going_to_error(folders, disk, 
     disk.fail(lambda p: p.name.endswith(REASON_SUFFIX))
     with caplog.at_level(logging.ERROR, logger="unified_messaging.folders.watcher"):
         assert drop_and_wait(root, "broken.xml", b"<not-xml") is None
+    wait_for(lambda: (root / "error" / "broken.xml").exists(), timeout=10, what="the file beside its reason")
     assert disk.failed == 2
     assert (root / "error" / "broken.xml").read_bytes() == b"<not-xml"
     assert "cannot be read" in (root / "error" / ("broken.xml" + REASON_SUFFIX)).read_text(encoding="utf-8")

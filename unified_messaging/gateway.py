@@ -21,6 +21,7 @@ from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal import Journal
 from unified_messaging.monitoring.app import MonitoringApp, gateway_sources
+from unified_messaging.monitoring.expiry import ExpiryWarnings
 from unified_messaging.monitoring.metrics import UpstreamWatch, consultation_observer
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet import qualities
@@ -83,6 +84,7 @@ class Gateway:
         self.securespace: SecureSpaceStore | None = None
         self.mybox: Mybox | None = None
         self.watch: UpstreamWatch | None = None  # the monitoring's observer at the upstream seam
+        self._expiry: ExpiryWarnings | None = None
         self._instance: InstanceLock | None = None  # shared while running: restore and key rotation wait
 
     @property
@@ -246,9 +248,12 @@ class Gateway:
             router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
                                     max_request_bytes=cfg.server.max_request_bytes)
             mybox = self._mybox() if cfg.web.enabled else None
-            monitoring = MonitoringApp(gateway_sources(
+            sources = gateway_sources(
                 cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
-                token_cache=self.token_cache, securespace=self.securespace, clock=self.clock))
+                token_cache=self.token_cache, securespace=self.securespace, storage_faults=self.storage_faults,
+                clock=self.clock)
+            monitoring = MonitoringApp(sources)
+            self._expiry = ExpiryWarnings(sources.certificates, clock=self.clock).start()
             self._main = start_server(GatewayApp(router, mybox, monitoring), cfg.server.host, cfg.server.port,
                                 threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
                                 name="um-gateway", limits=server_limits(cfg),
@@ -275,8 +280,20 @@ class Gateway:
             log.info("Mybox, the web UI: %s/", self.mybox_url)
         return self
 
+    def storage_faults(self) -> dict[str, str]:
+        """The folder interfaces' storage faults now (the data folder full or read-only), by interface."""
+        found = {}
+        if self.folders is not None and self.folders.watcher.storage_fault:
+            found["toQuery"] = self.folders.watcher.storage_fault
+        if self.invoicing is not None and self.invoicing.storage_fault:
+            found["invoicing"] = self.invoicing.storage_fault
+        return found
+
     def stop(self) -> None:
         """Stop the folder, invoicing and batch interfaces (after their work in flight), then the servers."""
+        if self._expiry is not None:
+            self._expiry.stop()
+            self._expiry = None
         if self.invoicing is not None:
             self.invoicing.stop()
             self.invoicing = None

@@ -64,6 +64,7 @@ def _answer(start_response: Callable, status: str, body: bytes, kind: str,
 
 def gateway_sources(config: Config, journal: Journal, watch: UpstreamWatch | None, *,
                     certificate: x509.Certificate, token_cache: Any = None, securespace: Any = None,
+                    storage_faults: Callable[[], dict[str, str]] = dict,
                     clock: Callable[[], datetime]) -> Sources:
     """The monitoring's view of a started gateway: its configured folders, its own certificate
     (and the secure space's, when it has one), the token cache of the upstream seam."""
@@ -78,4 +79,4 @@ def gateway_sources(config: Config, journal: Journal, watch: UpstreamWatch | Non
                    insurability_root=config.insurability_root if config.folders.insurability else None,
                    invoicing_root=config.invoicing_root if config.invoicing.enabled else None,
                    token_valid_until=lambda: token_cache.valid_until(certificate) if token_cache else None,
-                   certificates=certificates, clock=clock)
+                   certificates=certificates, storage_faults=storage_faults, clock=clock)

@@ -24,6 +24,7 @@ from unified_messaging.folders.files import REASON_SUFFIX
 from unified_messaging.invoicing.folders import Folders as InvoicingFolders
 from unified_messaging.insurability.folder import InsurabilityFolderLayout
 from unified_messaging.journal import Journal
+from unified_messaging.monitoring.expiry import WARN_WITHIN_DAYS
 from unified_messaging.monitoring.metrics import UpstreamWatch, utc_now
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Sources:
     invoicing_root: Path | None = None
     token_valid_until: Callable[[], datetime | None] = lambda: None
     certificates: Callable[[], list[tuple[str, datetime]]] = lambda: []
+    storage_faults: Callable[[], dict[str, str]] = lambda: {}
+    """The storage faults the folder interfaces have now (interface -> what failed), until they recover."""
     """(label, not after) of the gateway's own certificate ("gateway") and the secure space's."""
     clock: Callable[[], datetime] = utc_now
 
@@ -127,6 +130,8 @@ class Readiness:
             failing.append(f"journal: {journal}")
         folders = {name: folder_problem(path) or "ok" for name, path in s.folders().items()}
         failing += [f"folder {name}: {state}" for name, state in folders.items() if state != "ok"]
+        storage = s.storage_faults()
+        failing += [f"storage {name}: {fault}" for name, fault in storage.items()]
         days = s.certificate_days()
         if days.get("gateway", 1.0) < 0:
             failing.append("certificate gateway: expired")
@@ -143,7 +148,9 @@ class Readiness:
             "upstream": upstream,
             "token": {"valid_until": iso(s.token_valid_until())},
             "certificates": {"days_to_earliest_expiry": min(days.values()) if days else None,
-                             "count": len(days)},
+                             "count": len(days),
+                             "expiring_within_30_days": sorted(k for k, d in days.items() if d <= WARN_WITHIN_DAYS)},
+            "storage_faults": storage,
             "invoicing": {"backlog": self._backlog(), "enabled": s.invoicing_root is not None},
             "error_folder_files": sum(count_files(p) for p in s.error_folders().values()),
         }
