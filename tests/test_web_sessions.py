@@ -17,7 +17,7 @@ from tests.web_support import MyboxStack, csrf_of, login, start_mybox
 START = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
 from unified_messaging.web import sessions as web_sessions
 from unified_messaging.web.context import PREFIX
-from unified_messaging.web.sessions import LoginLimiter, SessionStore
+from unified_messaging.web.sessions import LoginLimiter, SessionStore, WebState
 
 # ------------------------------------------------------------------------------ small limits: lockout, idle sessions
 
@@ -75,57 +75,68 @@ def test_the_failed_login_log_line_never_carries_what_was_typed_for_an_unknown_u
 
 # ------------------------------------------------------------------------------ SessionStore and LoginLimiter, on a clock
 
-def _store(clock: Clock, idle: float = 30, hours: float = 12) -> SessionStore:
-    return SessionStore(idle=timedelta(minutes=idle), lifetime=timedelta(hours=hours), clock=clock)
+@pytest.fixture()
+def state(tmp_path) -> WebState:
+    shared = WebState(tmp_path / "mybox.sqlite")
+    yield shared
+    shared.close()
 
 
-def test_a_session_lives_while_used_and_ends_after_idle_or_lifetime():
+def _store(clock: Clock, state: WebState, idle: float = 30, hours: float = 12) -> SessionStore:
+    return SessionStore(state, idle=timedelta(minutes=idle), lifetime=timedelta(hours=hours), clock=clock)
+
+
+def _same(found, session) -> bool:
+    return found is not None and (found.token, found.login, found.csrf) == (session.token, session.login, session.csrf)
+
+
+def test_a_session_lives_while_used_and_ends_after_idle_or_lifetime(state):
     clock = Clock(START)
-    store = _store(clock)
+    store = _store(clock, state)
     session = store.new("nurse")
     assert len(session.token) >= 40 and session.csrf != session.token
     for _ in range(3):
         clock.advance(minutes=29)
-        assert store.get(session.token) is session
+        assert _same(store.get(session.token), session)
     clock.advance(minutes=30, seconds=1)
     assert store.get(session.token) is None
     assert store.get(session.token) is None  # and it is gone, not revived
     busy = store.new("office")
     for _ in range(36):  # used every 20 minutes, up to exactly 12 hours
         clock.advance(minutes=20)
-        assert store.get(busy.token) is busy
+        assert _same(store.get(busy.token), busy)
     clock.advance(seconds=1)
     assert store.get(busy.token) is None
     assert store.get(None) is None and store.get("") is None and store.get("unknown") is None
 
 
-def test_renewing_ending_and_ending_a_users_sessions():
+def test_renewing_ending_and_ending_a_users_sessions(state):
     clock = Clock(START)
-    store = _store(clock)
+    store = _store(clock, state)
     anonymous = store.new()
     logged = store.renew(anonymous, "admin")
     assert logged.token != anonymous.token and logged.csrf != anonymous.csrf and logged.login == "admin"
-    assert store.get(anonymous.token) is None and store.get(logged.token) is logged
+    assert store.get(anonymous.token) is None and _same(store.get(logged.token), logged)
     other, third = store.new("admin"), store.new("nurse")
     store.end_user("admin")
     assert store.get(logged.token) is None and store.get(other.token) is None
-    assert store.get(third.token) is third
+    assert _same(store.get(third.token), third)
     store.end(third)
     store.end(None)
     assert store.get(third.token) is None
 
 
-def test_the_csrf_check():
-    session = _store(Clock(START)).new("admin")
+def test_the_csrf_check(state):
+    session = _store(Clock(START), state).new("admin")
     assert session.check_csrf(session.csrf)
     for given in (None, "", session.csrf[:-1], session.csrf + "x", session.token, " " + session.csrf):
         assert not session.check_csrf(given), given
 
 
-def test_too_many_sessions_drop_the_oldest_anonymous_ones(monkeypatch):
+def test_too_many_sessions_drop_the_oldest_anonymous_ones(monkeypatch, state):
     monkeypatch.setattr(web_sessions, "MAX_SESSIONS", 3)
     clock = Clock(START)
-    store = _store(clock)
+    store = _store(clock, state)
     oldest = store.new()
     clock.advance(seconds=1)
     logged = store.new("admin")
@@ -134,15 +145,15 @@ def test_too_many_sessions_drop_the_oldest_anonymous_ones(monkeypatch):
     clock.advance(seconds=1)
     newest = store.new()
     assert store.get(oldest.token) is None
-    assert all(store.get(s.token) is s for s in (logged, newer, newest))
+    assert all(_same(store.get(s.token), s) for s in (logged, newer, newest))
     clock.advance(minutes=31)  # all expired: pruned before any live one is dropped
     fresh = [store.new() for _ in range(2)]
-    assert all(store.get(s.token) is s for s in fresh)
+    assert all(_same(store.get(s.token), s) for s in fresh)
 
 
-def test_the_limiter_locks_a_login_and_an_address_until_the_lockout_ends():
+def test_the_limiter_locks_a_login_and_an_address_until_the_lockout_ends(state):
     clock = Clock(START)
-    limiter = LoginLimiter(max_failures=3, lockout=timedelta(minutes=15), clock=clock)
+    limiter = LoginLimiter(state, max_failures=3, lockout=timedelta(minutes=15), clock=clock)
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):  # one login, guessed from three addresses
         assert limiter.locked_until("Admin", address) is None
         limiter.failed("Admin", address)
@@ -159,9 +170,9 @@ def test_the_limiter_locks_a_login_and_an_address_until_the_lockout_ends():
     assert limiter.locked_until("someone-else", "10.0.0.1") is None
 
 
-def test_a_lock_lasts_until_the_time_it_announces():
+def test_a_lock_lasts_until_the_time_it_announces(state):
     clock = Clock(START)
-    limiter = LoginLimiter(max_failures=3, lockout=timedelta(minutes=15), clock=clock)
+    limiter = LoginLimiter(state, max_failures=3, lockout=timedelta(minutes=15), clock=clock)
     for _ in range(3):
         limiter.failed("admin", "10.0.0.1")
         clock.advance(minutes=1)
@@ -171,9 +182,9 @@ def test_a_lock_lasts_until_the_time_it_announces():
     assert limiter.locked_until("admin", "10.0.0.1") == ends
 
 
-def test_the_limiter_forgets_old_failures_and_a_success_resets_it():
+def test_the_limiter_forgets_old_failures_and_a_success_resets_it(state):
     clock = Clock(START)
-    limiter = LoginLimiter(max_failures=3, lockout=timedelta(minutes=15), clock=clock)
+    limiter = LoginLimiter(state, max_failures=3, lockout=timedelta(minutes=15), clock=clock)
     limiter.failed("nurse", "10.0.0.1")
     limiter.failed("nurse", "10.0.0.1")
     clock.advance(minutes=16)

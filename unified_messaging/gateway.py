@@ -314,6 +314,8 @@ class Gateway:
         if self.securespace is not None:
             self.securespace.close()
             self.securespace = None
+        if self.mybox is not None:
+            self.mybox.close()
         self.mybox = None
         self.insurability = None
         if self._instance is not None:

@@ -39,7 +39,7 @@ from unified_messaging.web.first_run import PATH as FIRST_RUN_PATH, FirstRun, fi
 from unified_messaging.web.i18n import Translator
 from unified_messaging.web.permissions import ALLOWED, allowed
 from unified_messaging.web.routing import ROUTES, Route
-from unified_messaging.web.sessions import LoginLimiter, Session, SessionStore
+from unified_messaging.web.sessions import LoginLimiter, Session, SessionStore, WebState
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,10 @@ class Mybox:
         web = services.config.web
         self.services = services
         self.pages = ROUTE_MODULES  # importing them registered their routes
-        self.sessions = SessionStore(idle=timedelta(minutes=web.session_idle_minutes),
+        self.state = WebState.in_data_folder(services.config.data_folder)  # shared by every worker process
+        self.sessions = SessionStore(self.state, idle=timedelta(minutes=web.session_idle_minutes),
                                      lifetime=timedelta(hours=web.session_max_hours), clock=services.clock)
-        self.limiter = LoginLimiter(max_failures=web.login_max_failures,
+        self.limiter = LoginLimiter(self.state, max_failures=web.login_max_failures,
                                     lockout=timedelta(minutes=web.login_lockout_minutes), clock=services.clock)
         self.url_map = Map([Rule(r.path, endpoint=r.endpoint, methods=list(r.methods)) for r in ROUTES.values()]
                            + [Rule("/static/<name>", endpoint="static", methods=["GET"]),
@@ -79,6 +80,9 @@ class Mybox:
         folder = resources.files("unified_messaging.web").joinpath("static")
         self.static = {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
         self.first_run = FirstRun(services.securespace)  # the one-time page, while no user exists
+
+    def close(self) -> None:
+        self.state.close()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -76,12 +76,10 @@ class Page:
 
     def flash(self, kind: str, text: str) -> None:
         if self.session is not None:
-            self.session.flash.append((kind, text))
+            self.mybox.sessions.add_flash(self.session, kind, text)
 
     def render(self, template: str, *, status: int = 200, **values: Any) -> Response:
-        flashes = list(self.session.flash) if self.session else []
-        if self.session:
-            self.session.flash.clear()
+        flashes = self.mybox.sessions.take_flashes(self.session) if self.session else []
         body = self.templates.get_template(template).render(
             page=self, _=self._, gettext=self._, ngettext=self._.ngettext, user=self.user, url=self.url,
             can=self.can, flashes=flashes, all_languages=LANGUAGES,
