@@ -40,13 +40,15 @@ def main() -> None:
               help="Configuration file (default: conf/unified-messaging.toml).")
 @click.option("--host", help="Address to listen on (overrides [server] host).")
 @click.option("--port", type=int, help="Port to listen on (overrides [server] port; 0 = any free port).")
-def serve(config_path: str | None, host: str | None, port: int | None) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Front worker processes (overrides [server] workers; 1 = everything in one process).")
+def serve(config_path: str | None, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the gateway (and the built-in simulator when it is the configured upstream)."""
     from unified_messaging.gateway import Gateway
 
     config = _load(config_path)
     try:
-        overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
         if overrides:
             config = config.replace("server", **overrides)
     except ConfigError as exc:
@@ -55,6 +57,9 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if config.server.workers > 1:
+        _serve_supervised(config, config_path, stop)
+        return
     gateway = Gateway(config)
     try:
         gateway.start()
@@ -86,6 +91,53 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     click.echo("stopping...", err=True)
     gateway.stop()
     click.echo("stopped.", err=True)
+
+
+def _serve_supervised(config: Config, config_path: str | None, stop: threading.Event) -> None:
+    """``serve`` with a supervisor, front worker processes and a singletons process."""
+    from unified_messaging.supervisor import Supervisor, SupervisorError
+    from unified_messaging.upstream import display_host
+    from unified_messaging.web.context import PREFIX as MYBOX_PREFIX
+
+    supervisor = Supervisor(config, config_path, config.server.workers)
+    try:
+        supervisor.start()
+    except (SupervisorError, OSError) as exc:
+        supervisor.stop()
+        raise click.ClickException(f"Cannot start: {exc}") from None
+    url = f"http://{display_host(config.server.host)}:{supervisor.port}"
+    click.echo(f"unified-messaging {__version__} serving {url}/unified-messaging/services", err=True)
+    click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)
+    click.echo(f"{config.server.workers} front workers, 1 process for the folders, invoicing and batch "
+               f"(pids: {', '.join(str(c.pid) for c in supervisor.children)})", err=True)
+    if config.web.enabled:
+        click.echo(f"Mybox (web UI): {url}{MYBOX_PREFIX}/", err=True)
+        if _no_user_yet(config):
+            click.echo(f"first run: no user exists yet; create the first administrator at "
+                       f"{url}{MYBOX_PREFIX}/first-run?token={supervisor.token}", err=True)
+    if supervisor.simulator_url:
+        click.echo(f"upstream: built-in MyCareNet simulator at {supervisor.simulator_url} "
+                   "(its own process; test patients are listed in README.md)", err=True)
+    click.echo("Press Ctrl-C to stop.", err=True)
+    try:
+        supervisor.run_until(stop)
+    except SupervisorError as exc:
+        supervisor.stop()
+        raise click.ClickException(str(exc)) from None
+    click.echo("stopping...", err=True)
+    supervisor.stop()
+    click.echo("stopped.", err=True)
+
+
+def _no_user_yet(config: Config) -> bool:
+    from unified_messaging.secrets import master_keys
+    from unified_messaging.securespace.store import SecureSpaceStore
+
+    store = SecureSpaceStore.in_data_folder(config.data_folder, master_keys(config.data_folder))
+    try:
+        return not store.users()
+    finally:
+        store.close()
 
 
 @main.command("check-config")

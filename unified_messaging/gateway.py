@@ -8,6 +8,7 @@ clients are built is ``unified_messaging.upstream``'s business; this module only
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -68,10 +69,11 @@ class Gateway:
     """
 
     def __init__(self, config: Config, *, simulator: Simulator | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, simulator_url: str | None = None) -> None:
         self.config = config
         self.clock = clock
         self.simulator: Simulator | None = simulator
+        self._simulator_url = simulator_url  # the simulator's own process (serve --workers), when it has one
         self.upstream: Upstream | None = None
         self._selector: CertificateSelector | None = None
         self._servers: list[RunningServer] = []
@@ -223,7 +225,8 @@ class Gateway:
                 self.stop()
                 raise ConfigError(f"[identity] qualities_file = {cfg.identity.qualities_file!r}: {exc}") from None
             try:
-                self.upstream = Upstream(cfg, secret=self._secret, clock=self.clock, simulator=self.simulator)
+                self.upstream = Upstream(cfg, secret=self._secret, clock=self.clock, simulator=self.simulator,
+                                         simulator_url=self._simulator_url)
                 self.simulator = self.upstream.simulator
                 self._selector = self._certificate_selector()
                 self.watch = UpstreamWatch(cfg.data_folder, clock=self.clock)
@@ -238,47 +241,62 @@ class Gateway:
                 raise
         return self.insurability
 
-    def start(self) -> "Gateway":
+    def start(self, *, front: bool = True, singletons: bool = True, sock: socket.socket | None = None) -> "Gateway":
+        """Serve: the HTTP front (SOAP, Mybox, health) when ``front``, on ``sock`` when given (a
+        supervisor's), and the singletons (toQuery folders, batch scheduler, invoicing pipeline) when
+        ``singletons``; one process does both unless ``serve --workers`` splits them."""
         cfg = self.config
         jobs = self.batch_jobs()
         service = self.open_service()
         try:
-            contract = Contract()
-            apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
-            router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
-                                    max_request_bytes=cfg.server.max_request_bytes)
-            mybox = self._mybox() if cfg.web.enabled else None
-            sources = gateway_sources(
-                cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
-                token_cache=self.token_cache, securespace=self.securespace, storage_faults=self.storage_faults,
-                clock=self.clock)
-            monitoring = MonitoringApp(sources)
-            self._expiry = ExpiryWarnings(sources.certificates, clock=self.clock).start()
-            self._main = start_server(GatewayApp(router, mybox, monitoring), cfg.server.host, cfg.server.port,
-                                threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
-                                name="um-gateway", limits=server_limits(cfg),
-                                proxy=ProxyTrust(cfg.server.trusted_proxy, cfg.server.trusted_proxy_headers,
-                                                 cfg.server.trusted_proxy_count), oversized=router.too_large)
-            self._servers.append(self._main)
-            if cfg.folders.insurability:
-                self.folders = InsurabilityFolders(
-                    service, cfg.insurability_root, schema=ContractSchema(contract.folder),
-                    max_request_file_bytes=cfg.folders.max_request_file_bytes,
-                    max_parallel=cfg.folders.max_parallel, poll=cfg.folders.poll,
-                    rescan_seconds=cfg.folders.rescan_seconds,
-                ).start()
-            self.batch = BatchScheduler(jobs, service, max_parallel=cfg.batch.max_parallel,
-                                        rescan_seconds=cfg.batch.rescan_seconds, journal=self.journal).start()
-            if cfg.invoicing.enabled:
-                self._start_invoicing()
+            if front:
+                self._start_front(service, sock)
+            if singletons:
+                self._start_singletons(service, jobs)
         except BaseException:
             self.stop()
             raise
-        log.info("unified-messaging listening on %s (data in %s, journal %s)",
-                 self.services_url, cfg.data_folder, cfg.journal_path)
-        if self.mybox is not None:
-            log.info("Mybox, the web UI: %s/", self.mybox_url)
+        if front:
+            log.info("unified-messaging listening on %s (data in %s, journal %s)",
+                     self.services_url, cfg.data_folder, cfg.journal_path)
+            if self.mybox is not None:
+                log.info("Mybox, the web UI: %s/", self.mybox_url)
         return self
+
+    def _start_front(self, service: InsurabilityService, sock: socket.socket | None) -> None:
+        cfg = self.config
+        contract = Contract()
+        apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
+        router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
+                                max_request_bytes=cfg.server.max_request_bytes)
+        mybox = self._mybox() if cfg.web.enabled else None
+        sources = gateway_sources(
+            cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
+            token_cache=self.token_cache, securespace=self.securespace, storage_faults=self.storage_faults,
+            clock=self.clock)
+        monitoring = MonitoringApp(sources)
+        self._expiry = ExpiryWarnings(sources.certificates, clock=self.clock).start()
+        self._main = start_server(GatewayApp(router, mybox, monitoring), cfg.server.host, cfg.server.port,
+                                  threads=cfg.server.threads, max_body=cfg.server.max_request_bytes * 4,
+                                  name="um-gateway", limits=server_limits(cfg),
+                                  proxy=ProxyTrust(cfg.server.trusted_proxy, cfg.server.trusted_proxy_headers,
+                                                   cfg.server.trusted_proxy_count), oversized=router.too_large,
+                                  sock=sock)
+        self._servers.append(self._main)
+
+    def _start_singletons(self, service: InsurabilityService, jobs: list[BatchJob]) -> None:
+        cfg = self.config
+        if cfg.folders.insurability:
+            self.folders = InsurabilityFolders(
+                service, cfg.insurability_root, schema=ContractSchema(Contract().folder),
+                max_request_file_bytes=cfg.folders.max_request_file_bytes,
+                max_parallel=cfg.folders.max_parallel, poll=cfg.folders.poll,
+                rescan_seconds=cfg.folders.rescan_seconds,
+            ).start()
+        self.batch = BatchScheduler(jobs, service, max_parallel=cfg.batch.max_parallel,
+                                    rescan_seconds=cfg.batch.rescan_seconds, journal=self.journal).start()
+        if cfg.invoicing.enabled:
+            self._start_invoicing()
 
     def storage_faults(self) -> dict[str, str]:
         """The folder interfaces' storage faults now (the data folder full or read-only), by interface."""

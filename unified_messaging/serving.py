@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -176,10 +177,13 @@ class RunningServer:
 
 def start_server(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str,
                  limits: ServerLimits = ServerLimits(), proxy: ProxyTrust = ProxyTrust(),
-                 oversized: OversizedAnswer | None = None) -> RunningServer:
+                 oversized: OversizedAnswer | None = None, sock: socket.socket | None = None) -> RunningServer:
+    """Serve ``app`` on ``host:port``, or on ``sock`` when given (a socket a supervisor bound once
+    and handed to each of its worker processes)."""
     raise_open_file_limit(limits.connection_limit + 256)
+    where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
     server = waitress.create_server(
-        app, host=host, port=port, threads=threads, ident="unified-messaging",
+        app, **where, threads=threads, ident="unified-messaging",
         max_request_body_size=max_body, clear_untrusted_proxy_headers=True,
         connection_limit=limits.connection_limit, channel_timeout=limits.idle_timeout,
         cleanup_interval=limits.cleanup_interval, asyncore_use_poll=True, **proxy.waitress_options(),

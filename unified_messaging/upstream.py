@@ -301,11 +301,14 @@ class Upstream:
     the gateway's own certificate and the clients."""
 
     def __init__(self, config: Config, *, secret: Secret, clock: Clock = utc_now,
-                 simulator: Simulator | None = None) -> None:
+                 simulator: Simulator | None = None, simulator_url: str | None = None) -> None:
         self.config = config
         self.licence_password = secret(config.licence.password, "[licence] password")
         self.started: StartedSimulator | None = None
-        if config.upstream.mode == "simulator":
+        self._simulator_url = simulator_url  # a simulator already running in its own process
+        if config.upstream.mode == "simulator" and simulator_url:
+            plan = simulator_plan(config, simulator_url, secret)
+        elif config.upstream.mode == "simulator":
             self.started = start_simulator(config, self.licence_password, simulator)
             plan = simulator_plan(config, self.started.url, secret)
         else:
@@ -331,7 +334,7 @@ class Upstream:
 
     @property
     def simulator_url(self) -> str | None:
-        return self.started.url if self.started else None
+        return self.started.url if self.started else self._simulator_url
 
     def configured_licence(self) -> Licence:
         return Licence(self.config.licence.username, self.licence_password)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import secrets
 import threading
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATH = "/first-run"
+TOKEN_ENV = "UM_FIRST_RUN_TOKEN"
 
 
 class FirstRun:
@@ -39,7 +41,9 @@ class FirstRun:
     def __init__(self, store: SecureSpaceStore) -> None:
         self.store = store
         self.lock = threading.Lock()
-        self.token: str | None = None if store.users() else secrets.token_urlsafe(32)
+        # every front worker of one supervisor shares the token it printed (serve --workers)
+        shared = os.environ.get(TOKEN_ENV)
+        self.token: str | None = None if store.users() else (shared or secrets.token_urlsafe(32))
 
     @property
     def open(self) -> bool:
