@@ -30,10 +30,8 @@ What is simulated, and how:
   ``get``, one asking for nothing too (the configuration check's probe): the platform's throttling
   is not documented to spare it.  The security checks (signature, token, licence) run before it,
   so a "Not enough time" answer proves they passed.
-* Access: a call made for the caller's own NIHII (``Origin/CareProvider``) needs a token that
-  certifies a quality allowed to invoice (the qualities table's ``invoicing``), else the fault
-  ``SOA-01002`` (the catalogue's "the user has no access").  A call for another care provider is
-  accepted: the platform's mandate register decides those, and the simulator keeps none.
+* Access (``simulator.access``): a call in the caller's own name needs a quality that may
+  invoice, else the fault ``SOA-01002``.
 * ``confirm`` removes messages (by hash or reference) and TAcks (by content or reference).
 * Probative values: each message and TAck comes with a *simulated* XAdES-T: a small XML document
   (our own namespace) holding the SHA-256 of the content, the signing time and, when the
@@ -77,12 +75,11 @@ from unified_messaging.mycarenet.genasync import (
     WSA_NS,
     inflate,
 )
-from unified_messaging.mycarenet import qualities
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.genins import SCHEMA_DIR, SchemaGate
 from unified_messaging.simulator.references import NipReferences
-from unified_messaging.simulator.security import CallerInfo, SimulatedFault
+from unified_messaging.simulator.access import refuse_without_access
 from unified_messaging.simulator.soap import XML_NS, SoapFault, SoapRequest
 
 log = logging.getLogger(__name__)
@@ -100,8 +97,6 @@ XADES_NS = "urn:unified-messaging:simulator:xades-t"
 MESSAGE_NAMES = {"931000": "HCPAFD", "920999": "HCPAFD", "920098": "HCPVWR", "920099": "HCPVWR",
                  "920900": "HCPFAC"}
 _HEADER_RECORDS = frozenset({"200", "300", "95", "96"})
-NO_ACCESS = "SOA-01002"  # the platform catalogue's "the user has no access"
-INVOICING_SERVICE = "invoicing"  # the qualities table's name for eFact through GenAsync
 
 
 def _utc_now() -> datetime:
@@ -220,7 +215,7 @@ class GenAsyncService:
     def post(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
         payload = request.payload
-        _refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
+        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         common = payload.find(_g("CommonInput"))
         input_reference = (common.findtext(_c("InputReference")) or "").strip()
         is_test = (common.findtext(f"{_c('Request')}/{_c('IsTest')}") or "").strip() in ("true", "1")
@@ -270,7 +265,7 @@ class GenAsyncService:
     def get(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
         payload = request.payload
-        _refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
+        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         now = self._now()
         message_query = payload.find(_g("MsgQuery"))
         tack_query = payload.find(_g("TAckQuery"))
@@ -395,7 +390,7 @@ class GenAsyncService:
     def confirm(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
         payload = request.payload
-        _refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
+        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         hashes = {base64.b64decode(v) for v in (payload.findtext(_g("MsgHashValues")) or "").split()}
         message_refs = set((payload.findtext(_g("MsgRefValues")) or "").split())
         tack_contents = {base64.b64decode(v) for v in (payload.findtext(_g("TAckContents")) or "").split()}
@@ -440,29 +435,6 @@ def _care_provider_nihii(payload: etree._Element) -> str:
     """The mailbox's owner: the request's ``Origin/CareProvider/Nihii/Value``."""
     return next((node.text.strip() for node in payload.iter(_c("Value"))
                  if node.getparent() is not None and node.getparent().tag == _c("Nihii") and node.text), "")
-
-
-def certified_qualities(caller: CallerInfo) -> frozenset[str]:
-    """The qualities the caller's token certifies (a certified attribute of the table that is "true")."""
-    table = qualities.active()
-    return frozenset(name for name in table.names for rule in table.require(name).claims
-                     if not rule.identifies and rule.value == "true"
-                     and caller.attributes.get(rule.uri) == ("true",))
-
-
-def _refuse_without_access(caller: CallerInfo | None, care_provider: str) -> None:
-    """A call in the caller's own name needs a quality that may invoice (see the module docstring)."""
-    if caller is None or caller.identity is None:
-        return  # a mailbox served without the platform's security checks (unit tests)
-    own = caller.identity.nihii
-    if not own or care_provider[:8] != own[:8]:
-        return
-    certified = certified_qualities(caller)
-    if certified & qualities.active().allowed(INVOICING_SERVICE):
-        return
-    shown = ", ".join(sorted(certified)) or "none"
-    raise SimulatedFault(NO_ACCESS, f"The user has no access: the token certifies no quality that may use eFact "
-                                    f"invoicing (certified: {shown}).")
 
 
 def _build_920999(content: bytes, header_errors: list[writer.HeaderError]) -> bytes:
