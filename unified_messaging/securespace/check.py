@@ -1,8 +1,9 @@
 """The configuration check: per certificate, is INSURABILITY, INVOICING and MED_ADMIN ``Active``?
 
-For each certificate of the secure space, and each service, the answer is ``Active`` or
-``Not active`` with the reasons (catalogue entries), plus warnings that do not stop the service
-(a certificate expiring within 30 days, a mandate waiting for acceptance or suspended).
+For each certificate of the secure space, and each service the gateway offers, the answer is
+``Active`` or ``Not active`` with the reasons (catalogue entries), plus warnings that do not stop
+the service (a certificate expiring within 30 days, a mandate waiting for acceptance or
+suspended); a service it does not offer is ``Not offered by this gateway`` (see the end).
 
 What is checked, per certificate:
 
