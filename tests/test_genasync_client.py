@@ -119,3 +119,34 @@ def test_answers_follow_the_timings(pki):
         assert [m.content[:6] for m in client.get().messages] == [b"931000"]
         time.sleep(1.3)
         assert [m.content[:6] for m in client.get().messages] == [b"931000", b"920098", b"920900"]
+
+
+def test_the_probe_asks_for_nothing_with_a_request_of_the_official_schema(pki):
+    """The configuration check's probe: a signed get with Max 0 and Include false, valid against the
+    official GenericAsync schema; it receives nothing, though feedback waits, and confirms nothing."""
+    from tests.support import tampering_proxy
+    from unified_messaging.serving import serving
+
+    sent: list[bytes] = []
+
+    def record(body: bytes) -> bytes:
+        sent.append(body)
+        return body
+
+    with running_platform(pki) as (simulator, url), serving(tampering_proxy(url, record)) as proxy:
+        pipeline = client_for(pki, url)
+        pipeline.post(io.BytesIO(build_sending(zone_204="20240223000501")), input_reference="20240223000501",
+                      destination="100", is_test=True)
+        time.sleep(0.5)
+        assert len(pipeline.get().messages) == 3
+        delivered = simulator.counters["genasync.delivered"] + simulator.counters["genasync.redelivered"]
+        client_for(pki, proxy).client.probe()
+        assert simulator.counters["genasync.get"] == 2 and simulator.counters["genasync.confirm"] == 0
+        assert simulator.counters["genasync.delivered"] + simulator.counters["genasync.redelivered"] == delivered
+        assert simulator.genasync.pending_messages() == 3
+    request = body_of(sent[-1])
+    assert etree.QName(request).localname == "get"
+    queries = [request.find(f"{{urn:be:cin:nip:async:generic}}{name}") for name in ("MsgQuery", "TAckQuery")]
+    assert [(q.get("Include"), q.findtext("{urn:be:cin:nip:async:generic}Max")) for q in queries] == [("false", "0")] * 2
+    if OFFICIAL.exists():
+        etree.XMLSchema(etree.parse(str(OFFICIAL))).assertValid(request)

@@ -93,11 +93,15 @@ def test_the_whole_set_up_from_the_command_line(setup, caplog):
     report = json.loads(run(setup, cli.check, "--json", code=0))
     assert {r["code"] for s in report[0]["services"] for r in s["reasons"]} >= {"SS-LICENCE-REFUSED"}
     run(setup, cli.licence, "set", "unified-messaging-demo", input="demo-licence-password\n")
-    text = run(setup, cli.check, "--invoicing-url", "", code=2)
+    # Every offered service Active (INVOICING probed in the simulator's mailbox), MED_ADMIN neutral: exit 0.
+    text = run(setup, cli.check, code=0)
     assert "STS token: issued" in text
     lab_lines = text.split("\n\n")[0].splitlines()
     assert lab_lines[1].split()[:4] == ["service", "status", "acts", "for"]
     assert lab_lines[3].split()[:2] == ["INSURABILITY", "Active"]
+    assert lab_lines[4].split()[:3] == ["INVOICING", "Active", "itself"]
+    assert lab_lines[5].split()[:5] == ["MED_ADMIN", "Not", "offered", "by", "this"]
+    assert "has no client for this service" in lab_lines[5]
     group = json.loads(run(setup, cli.check, "--certificate", "2", "--json"))[0]
     invoicing = next(s for s in group["services"] if s["service"] == "INVOICING")
     assert invoicing["acts_for"] == ["itself", f"NIHII={NURSE_NIHII} (mandate #{proposed['id']})"]

@@ -545,14 +545,15 @@ def test_the_configuration_check(stack, browser):
     assert list(rows) == ["INSURABILITY", "INVOICING", "MED_ADMIN"]
     shown = {service: row.find_elements(By.TAG_NAME, "td")[1].text for service, row in rows.items()}
     assert "STS token: issued" in result.text  # the live part ran: the simulated STS gave a token
-    assert shown == {"INSURABILITY": "Active", "INVOICING": "Active", "MED_ADMIN": "Not active"}, result.text
+    assert shown == {"INSURABILITY": "Active", "INVOICING": "Active", "MED_ADMIN": "Not offered by this gateway"}, \
+        result.text
     for service, row in rows.items():
         assert row.get_attribute("data-status") == shown[service]
     if any(m.state.value == "active" and m.mandant.value == LAB_NIHII for m in stack.gateway.securespace.mandates()):
         acts_for = rows["INVOICING"].find_elements(By.TAG_NAME, "td")[2].text
         assert f"NIHII={LAB_NIHII}" in acts_for, acts_for  # the lab's mandate of test 7
     why = rows["MED_ADMIN"].find_elements(By.TAG_NAME, "td")[3].text
-    assert why.startswith("SS-UPSTREAM-NOT-CONFIGURED") and "No address is configured" in why, why
+    assert why == "This gateway has no client for this service: use the software that offers it.", why
     screenshot(browser, "check-results")
 
 

@@ -97,13 +97,14 @@ def dynamic_msgids() -> set[str]:
     from unified_messaging.efact.layout import RECORD_NAMES
     from unified_messaging.efact.explain import LETTERS
     from unified_messaging.securespace.catalogue import CATALOGUE
-    from unified_messaging.securespace.check import ACTIVE, NOT_ACTIVE
+    from unified_messaging.securespace.check import ACTIVE, NOT_ACTIVE, NOT_OFFERED, NOT_OFFERED_NOTE
     from unified_messaging.securespace.models import HISTORY_ACTIONS, MandateState, Role
     from unified_messaging.web.views.admin import MANDATE_ACTIONS
     from unified_messaging.web.views.traffic import DELAY_BUCKETS, FEEDBACK_NAMES, FILE_STATUSES, OUTCOMES
 
     found = {r.value for r in Role} | set(FILE_STATUSES) | set(OUTCOMES) | set(BATCH_RESULTS)
-    found |= {s.value for s in MandateState} | set(MANDATE_ACTIONS) | set(HISTORY_ACTIONS) | {ACTIVE, NOT_ACTIVE}
+    found |= {s.value for s in MandateState} | set(MANDATE_ACTIONS) | set(HISTORY_ACTIONS)
+    found |= {ACTIVE, NOT_ACTIVE, NOT_OFFERED, NOT_OFFERED_NOTE}
     found |= set(FEEDBACK_NAMES.values()) | {title for title, _consequence in LETTERS.values()}
     found |= set(RECORD_NAMES.values()) | {label for _limit, label in DELAY_BUCKETS}
     found |= {entry.cause for entry in CATALOGUE.values()} | {entry.remedy for entry in CATALOGUE.values()}

@@ -579,8 +579,9 @@ def test_the_configuration_check_shows_a_row_per_service(site):
     assert sections == [str(nurse)]
     result = section(answer.text, f"check-{nurse}")
     rows = dict(re.findall(r'<tr class="service" data-service="(\w+)" data-status="([^"]+)">', result))
-    assert rows == {"INSURABILITY": "Active", "INVOICING": "Active", "MED_ADMIN": "Not active"}, rows
-    assert "SS-UPSTREAM-NOT-CONFIGURED" in result and "STS token: issued" in text_of(result)
+    assert rows == {"INSURABILITY": "Active", "INVOICING": "Active", "MED_ADMIN": "Not offered by this gateway"}, rows
+    assert "STS token: issued" in text_of(result) and "SS-" not in text_of(result)  # no refusal at all
+    assert "This gateway has no client for this service" in text_of(result)
     everything = site.post("admin", "/admin/check", "/admin/check", {})
     assert sorted(re.findall(r'id="check-(\d+)"', everything.text)) == sorted([str(group), str(nurse)])
 

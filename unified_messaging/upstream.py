@@ -284,10 +284,10 @@ class UpstreamClients:
             tracer=self.tracer, answer_ca=self.plan.platform_ca, now=self.clock, throttle_wait=throttle_wait)
         return RenewingGenAsync(client, self.token_cache, entry)
 
-    def endpoints(self, *, invoicing: bool, med_admin_url: str = "") -> Endpoints:
+    def endpoints(self, *, invoicing: bool) -> Endpoints:
         """The plan as the configuration check sees it."""
         return Endpoints(self.plan.sts_url, self.plan.genericinsurability_url,
-                         self.plan.genasync_url if invoicing else "", med_admin_url, self.plan.platform_ca,
+                         self.plan.genasync_url if invoicing else "", self.plan.platform_ca,
                          is_test=self.plan.is_test, timeout=self.plan.timeout, ehealth_ca=self.plan.ehealth_ca)
 
     def close(self) -> None:
@@ -349,7 +349,8 @@ class Upstream:
 
 class CheckProbe:
     """The configuration check's live probes: a token with a secure-space certificate, then one
-    signed GenericInsurability call with that token and the secure space's licence."""
+    signed GenericInsurability call and one signed GenAsync mailbox probe with that token and the
+    secure space's licence."""
 
     def __init__(self, endpoints: Endpoints, *, package_name: str = "unified-messaging",
                  clock: Clock = utc_now) -> None:
@@ -372,6 +373,20 @@ class CheckProbe:
         finally:
             client.close()
 
+    def probe_mailbox(self, entry: KeyEntry, token: SamlToken, care_provider: CareProvider,
+                      licence: Licence) -> None:
+        """``GenAsyncClient.probe`` on ``care_provider``'s mailbox: a get asking for nothing, never a confirm."""
+        credential = SigningCredential(token.assertion_xml, entry.private_key, entry.certificate)
+        client = GenAsyncClient(
+            self.endpoints.invoicing_url, licence_username=licence.username, licence_password=licence.password,
+            care_provider=care_provider, package_name=self.package_name, timeout=self.endpoints.timeout,
+            plugins=[WsseSigningPlugin(lambda: credential, now=self.clock)], answer_ca=self.endpoints.platform_ca,
+            now=self.clock)
+        try:
+            client.probe()
+        finally:
+            client.close()
+
 
 def genasync_for_keystore(plan: UpstreamPlan, *, licence: Licence, care_provider: CareProvider,
                           throttle_wait: float = 30.0, clock: Clock = utc_now) -> RenewingGenAsync:
@@ -382,25 +397,24 @@ def genasync_for_keystore(plan: UpstreamPlan, *, licence: Licence, care_provider
     return clients.genasync(clients.read_entry(), care_provider, throttle_wait=throttle_wait, timeout=plan.timeout)
 
 
-def check_upstream(config: Config, licence: Licence | None, *, invoicing_url: str = "",
-                   med_admin_url: str = "") -> tuple[Endpoints, Callable[[], None]]:
+def check_upstream(config: Config, licence: Licence | None, *,
+                   invoicing_url: str = "") -> tuple[Endpoints, Callable[[], None]]:
     """The configured upstream for a one-off configuration check, and how to close it.
 
-    In simulator mode a simulator is started for the check's duration.
+    In simulator mode a simulator is started for the check's duration; its GenAsync mailbox is the
+    INVOICING address unless ``invoicing_url`` names another.
     """
     upstream = config.upstream
-    invoicing_url = invoicing_url or upstream.genasync_url
-    med_admin_url = med_admin_url or getattr(upstream, "medadmin_url", "")
     if upstream.mode == "simulator":
         pki = demo_pki(config.data_folder)
         simulator = build_platform(pki, licences={licence.username: licence.password} if licence else {})
         running = start_server(simulator, "127.0.0.1", 0, threads=8, max_body=MAX_SIMULATOR_BODY,
                                name="um-check-simulator")
         base = f"http://127.0.0.1:{running.port}"
-        return (Endpoints(base + STS_PATH, base + Simulator.GENERICINSURABILITY_PATH, invoicing_url, med_admin_url,
-                          pki.ca_certificate(), is_test=True, timeout=upstream.timeout_seconds,
+        return (Endpoints(base + STS_PATH, base + Simulator.GENERICINSURABILITY_PATH,
+                          invoicing_url or base + GENASYNC_PATH, pki.ca_certificate(), is_test=True,
+                          timeout=upstream.timeout_seconds,
                           ehealth_ca=load_ehealth_ca(upstream.ehealth_ca) or (pki.ca_certificate(),)), running.close)
-    return (Endpoints(upstream.sts_url, upstream.genericinsurability_url, invoicing_url, med_admin_url,
+    return (Endpoints(upstream.sts_url, upstream.genericinsurability_url, invoicing_url or upstream.genasync_url,
                       load_platform_ca(upstream.platform_ca), is_test=upstream.is_test,
                       timeout=upstream.timeout_seconds, ehealth_ca=load_ehealth_ca(upstream.ehealth_ca)), lambda: None)
-

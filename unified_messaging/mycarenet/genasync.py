@@ -265,12 +265,15 @@ class GenAsyncClient:
         return PostResult(tack, message_id)
 
     def get(self, *, max_messages: int = 100, max_tacks: int = 100,
-            message_names: Sequence[str] = EFACT_FEEDBACK_NAMES) -> MailboxContent:
-        """What waits in the mailbox; raises ``MailboxThrottled`` when asked too soon."""
+            message_names: Sequence[str] = EFACT_FEEDBACK_NAMES, include: bool = True) -> MailboxContent:
+        """What waits in the mailbox; raises ``MailboxThrottled`` when asked too soon.
+
+        ``include=False`` asks for neither messages nor TAcks (``Include="false"``).
+        """
         values = {
             "Origin": self._origin(),
-            "MsgQuery": {"Max": max_messages, "MessageNames": list(message_names), "Include": True},
-            "TAckQuery": {"Max": max_tacks, "Include": True},
+            "MsgQuery": {"Max": max_messages, "MessageNames": list(message_names), "Include": include},
+            "TAckQuery": {"Max": max_tacks, "Include": include},
         }
         answer = self._call("get", values)
         node = answer.find("ga:getResponse/ga:return", _NS)
@@ -281,6 +284,13 @@ class GenAsyncClient:
                  for item in node.iterfind("ga:TAckResponse", _NS)]
         log.info("genasync get: %d message(s), %d TAck(s)", len(messages), len(tacks))
         return MailboxContent(messages, tacks)
+
+    def probe(self) -> None:
+        """The mailbox's lightest signed call, for the configuration check: a ``get`` asking for
+        nothing (``Max`` 0 and ``Include="false"`` for messages and TAcks; 0 is a valid ``xsd:int``
+        in the official schema).  It receives nothing and confirms nothing, so the mailbox keeps
+        every message.  Raises like ``get`` (``MailboxThrottled`` when asked too soon)."""
+        self.get(max_messages=0, max_tacks=0, message_names=(), include=False)
 
     def confirm(self, *, message_hashes: Iterable[bytes] = (), message_references: Iterable[str] = (),
                 tack_contents: Iterable[bytes] = (), tack_references: Iterable[str] = ()) -> None:

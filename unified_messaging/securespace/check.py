@@ -1,8 +1,9 @@
 """The configuration check: per certificate, is INSURABILITY, INVOICING and MED_ADMIN ``Active``?
 
-For each certificate of the secure space, and each service, the answer is ``Active`` or
-``Not active`` with the reasons (catalogue entries), plus warnings that do not stop the service
-(a certificate expiring within 30 days, a mandate waiting for acceptance or suspended).
+For each certificate of the secure space, and each service the gateway offers, the answer is
+``Active`` or ``Not active`` with the reasons (catalogue entries), plus warnings that do not stop
+the service (a certificate expiring within 30 days, a mandate waiting for acceptance or
+suspended); a service it does not offer is ``Not offered by this gateway`` (see the end).
 
 What is checked, per certificate:
 
@@ -15,9 +16,16 @@ What is checked, per certificate:
 3. live, with that token: a probe of each service.  INSURABILITY: a signed GenericInsurability
    call about a patient that cannot exist (mutuality 999), so that no real person's data is
    consulted; any business answer proves that the signature, token and licence were accepted, and
-   a licence refusal is reported for every service (the licence is the same for all).  INVOICING
-   and MED_ADMIN: their address answers ``?wsdl`` (a reachability probe); without an address the
-   service is "not configured".
+   a licence refusal is reported for every service (the licence is the same for all).  INVOICING:
+   a signed GenAsync ``get`` of the mailbox that asks for nothing (``Max`` 0, ``Include`` false:
+   the platform's lightest call, ``GenAsyncClient.probe``), for the holder's own NIHII or else
+   its first INVOICING mandant's; it receives and confirms nothing, so the mailbox is left as it
+   was.  A "Not enough time" answer (the platform throttles ``get`` and the invoicing pipeline may
+   have polled just before) counts as accepted: the platform throttles only calls that passed its
+   security checks.  Without an address the service is "not configured".
+
+MED_ADMIN is not offered by this gateway (UM has no client for it): its line is neither Active nor
+refused but ``Not offered by this gateway``, with no reasons.
 """
 from __future__ import annotations
 
@@ -26,10 +34,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, Sequence
 
-import requests
 from cryptography import x509
 
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.genasync import MailboxThrottled
 from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.sts import SamlToken
@@ -44,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 ACTIVE = "Active"
 NOT_ACTIVE = "Not active"
+NOT_OFFERED = "Not offered by this gateway"
+NOT_OFFERED_NOTE = "This gateway has no client for this service: use the software that offers it."
+NOT_OFFERED_SERVICES = frozenset({Service.MED_ADMIN})
 LICENCE_CODES = ("SOA-01018", "SOA-01019")
 PROBE_MUTUALITY = "999"
 PROBE_REGISTRATION = "0"
@@ -63,15 +74,10 @@ class Endpoints:
     sts_url: str = ""
     genericinsurability_url: str = ""
     invoicing_url: str = ""
-    med_admin_url: str = ""
     platform_ca: x509.Certificate | None = field(default=None, repr=False)
     is_test: bool = True
     timeout: float = 10.0
     ehealth_ca: tuple[x509.Certificate, ...] = field(default=(), repr=False)  # the STS token's signer chains to it
-
-    def url(self, service: Service) -> str:
-        return {Service.INSURABILITY: self.genericinsurability_url, Service.INVOICING: self.invoicing_url,
-                Service.MED_ADMIN: self.med_admin_url}[service]
 
 
 @dataclass(frozen=True)
@@ -80,14 +86,25 @@ class ServiceStatus:
     reasons: tuple[Refusal, ...]
     warnings: tuple[Refusal, ...]
     acts_for: tuple[str, ...]
+    offered: bool = True
 
     @property
     def status(self) -> str:
+        if not self.offered:
+            return NOT_OFFERED
         return NOT_ACTIVE if self.reasons else ACTIVE
 
+    @property
+    def note(self) -> str:
+        """What a neutral line says instead of reasons (a service this gateway does not offer)."""
+        return "" if self.offered else NOT_OFFERED_NOTE
+
     def as_dict(self) -> dict[str, Any]:
-        return {"service": self.service.value, "status": self.status, "acts_for": list(self.acts_for),
-                "reasons": [r.as_dict() for r in self.reasons], "warnings": [w.as_dict() for w in self.warnings]}
+        found = {"service": self.service.value, "status": self.status, "acts_for": list(self.acts_for),
+                 "reasons": [r.as_dict() for r in self.reasons], "warnings": [w.as_dict() for w in self.warnings]}
+        if self.note:
+            found["note"] = self.note
+        return found
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,10 @@ class LiveProbe(Protocol):
     def get_insurability(self, entry: KeyEntry, token: SamlToken, query: InsurabilityQuery,
                          licence: Licence) -> InsurabilityAnswer:
         """One GenericInsurability call signed with ``entry`` and ``token``, with ``licence``."""
+
+    def probe_mailbox(self, entry: KeyEntry, token: SamlToken, care_provider: CareProvider,
+                      licence: Licence) -> None:
+        """The lightest signed GenAsync call on ``care_provider``'s mailbox; confirms nothing."""
 
 
 @dataclass
@@ -162,6 +183,9 @@ class ConfigurationCheck:
         live = self._live(certificate, mandates, today)
         statuses = []
         for service in Service:
+            if service in NOT_OFFERED_SERVICES:
+                statuses.append(ServiceStatus(service, (), (), (), offered=False))
+                continue
             reasons = list(common) + list(live.common)
             acts_for, own = self._acts_for(certificate, mandates, service, today)
             reasons.extend(own)
@@ -241,10 +265,7 @@ class ConfigurationCheck:
             live.token_text = "not obtained: the STS cannot be reached"
             return live
         self._probe_insurability(certificate, entry, live.token, mandates, today, live)
-        for service in (Service.INVOICING, Service.MED_ADMIN):
-            refusal = self._probe_address(service)
-            if refusal:
-                live.per_service.setdefault(service, []).append(refusal)
+        self._probe_invoicing(certificate, entry, live.token, mandates, live)
         return live
 
     def _probe_insurability(self, certificate: CertificateRecord, entry: KeyEntry, token: SamlToken,
@@ -267,26 +288,41 @@ class ConfigurationCheck:
         try:
             self.probe.get_insurability(entry, token, query, self.licence)
         except UpstreamFault as fault:
-            if fault.code in LICENCE_CODES:
-                refusal = Refusal("SS-LICENCE-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}.")
-                live.common.append(refusal)
-            else:
-                live.per_service[Service.INSURABILITY] = [Refusal("SS-UPSTREAM-REFUSED", f"{fault.code}: {fault.message.rstrip('. ')}.")]
+            self._refused(Service.INSURABILITY, fault, live)
         except UpstreamUnavailable as exc:
             live.per_service[Service.INSURABILITY] = [Refusal("SS-UPSTREAM-UNREACHABLE", f"GenericInsurability: {exc.reason}.")]
 
-    def _probe_address(self, service: Service) -> Refusal | None:
-        url = self.endpoints.url(service)
-        if not url:
-            return Refusal("SS-UPSTREAM-NOT-CONFIGURED", f"({service.value})")
+    def _probe_invoicing(self, certificate: CertificateRecord, entry: KeyEntry, token: SamlToken,
+                         mandates: list[Mandate], live: _Live) -> None:
+        if not self.endpoints.invoicing_url:
+            live.per_service[Service.INVOICING] = [Refusal("SS-UPSTREAM-NOT-CONFIGURED", "(INVOICING: GenAsync)")]
+            return
+        if self.licence is None:
+            return
+        care_provider = _probe_care_provider(certificate, [m for m in mandates if m.service is Service.INVOICING])
+        if care_provider is None:
+            live.per_service[Service.INVOICING] = [Refusal(
+                "SS-UPSTREAM-REFUSED", "No NIHII whose mailbox to probe: the holder has none and holds no "
+                "INVOICING mandate from a care provider.")]
+            return
         try:
-            response = requests.get(url, params={"wsdl": ""}, timeout=self.endpoints.timeout)
-        except requests.RequestException as exc:
-            return Refusal("SS-UPSTREAM-UNREACHABLE", f"{service.value} at {url}: {type(exc).__name__}.")
-        if response.status_code >= 400:
-            return Refusal("SS-UPSTREAM-UNREACHABLE", f"{service.value} at {url}: no service there "
-                           f"(HTTP {response.status_code}).")
-        return None
+            self.probe.probe_mailbox(entry, token, care_provider, self.licence)
+        except MailboxThrottled:
+            logger.info("configuration check: the GenAsync mailbox answered 'not enough time' (polled just before): "
+                        "the call passed the platform's security checks")
+        except UpstreamFault as fault:
+            self._refused(Service.INVOICING, fault, live)
+        except UpstreamUnavailable as exc:
+            live.per_service[Service.INVOICING] = [Refusal("SS-UPSTREAM-UNREACHABLE", f"GenAsync: {exc.reason}.")]
+
+    @staticmethod
+    def _refused(service: Service, fault: UpstreamFault, live: _Live) -> None:
+        """A platform refusal: the licence's for every service, any other for ``service``."""
+        cause = f"{fault.code}: {fault.message.rstrip('. ')}."
+        if fault.code in LICENCE_CODES:
+            live.common.append(Refusal("SS-LICENCE-REFUSED", cause))
+        else:
+            live.per_service[service] = [Refusal("SS-UPSTREAM-REFUSED", cause)]
 
 
 def _probe_care_provider(certificate: CertificateRecord, mandates: list[Mandate]) -> CareProvider | None:

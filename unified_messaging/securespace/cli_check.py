@@ -60,21 +60,19 @@ def licence_show(ctx: click.Context) -> None:
 @click.command("check")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--certificate", "certificate_ids", type=int, multiple=True, help="Only these certificates.")
-@click.option("--invoicing-url", default="", help="GenAsync (eFact) address to probe.")
-@click.option("--med-admin-url", default="", help="MED_ADMIN service address to probe.")
+@click.option("--invoicing-url", default="", help="GenAsync (eFact) address to probe (default: the configuration's; the simulator's in simulator mode).")
 @json_option
 @click.pass_context
 @refusals
 def check(ctx: click.Context, config_path: str | None, certificate_ids: tuple[int, ...], invoicing_url: str,
-          med_admin_url: str, as_json: bool) -> None:
+          as_json: bool) -> None:
     """Configuration check: per certificate, is each service Active, and if not, why."""
     load_context(ctx, config_path)
     context = obj(ctx)
     config, store = context.config, context.store
     from unified_messaging.upstream import CheckProbe, check_upstream
 
-    endpoints, close = check_upstream(config, _config_licence(config), invoicing_url=invoicing_url,
-                                      med_admin_url=med_admin_url)
+    endpoints, close = check_upstream(config, _config_licence(config), invoicing_url=invoicing_url)
     try:
         probe = CheckProbe(endpoints, package_name=config.licence.package_name)
         results = ConfigurationCheck(store, endpoints, probe=probe,
@@ -93,7 +91,8 @@ def check(ctx: click.Context, config_path: str | None, certificate_ids: tuple[in
                    f"({c.quality or 'no quality'}), valid until {c.not_after:%Y-%m-%d}; STS token: {result.token}")
         rows = []
         for s in result.services:
-            notes = [f"{r.code}: {r.cause}" for r in s.reasons] + [f"warning {w.code}: {w.cause}" for w in s.warnings]
+            notes = ([f"{r.code}: {r.cause}" for r in s.reasons] + [f"warning {w.code}: {w.cause}" for w in s.warnings]
+                     + ([s.note] if s.note else []))
             rows.append((s.service.value, s.status, ", ".join(s.acts_for) or "-", notes[0] if notes else ""))
             rows.extend(("", "", "", note) for note in notes[1:])
         click.echo(table(["service", "status", "acts for", "reasons"], rows) + "\n")

@@ -25,7 +25,13 @@ What is simulated, and how:
 
 * ``get`` is refused with a GenAsync fault "Not enough time..." when it follows the previous
   accepted ``get`` of the same mailbox within ``min_get_interval``; otherwise it returns the due,
-  unconfirmed messages (every time until confirmed) and the unconfirmed TAcks.
+  unconfirmed messages (every time until confirmed) and the unconfirmed TAcks, at most ``Max`` of
+  each (0: none) and none of a query whose ``Include`` is false.  The rule holds for every
+  ``get``, one asking for nothing too (the configuration check's probe): the platform's throttling
+  is not documented to spare it.  The security checks (signature, token, licence) run before it,
+  so a "Not enough time" answer proves they passed.
+* Access (``simulator.access``): a call in the caller's own name needs a quality that may
+  invoice, else the fault ``SOA-01002``.
 * ``confirm`` removes messages (by hash or reference) and TAcks (by content or reference).
 * Probative values: each message and TAck comes with a *simulated* XAdES-T: a small XML document
   (our own namespace) holding the SHA-256 of the content, the signing time and, when the
@@ -73,6 +79,7 @@ from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.genins import SCHEMA_DIR, SchemaGate
 from unified_messaging.simulator.references import NipReferences
+from unified_messaging.simulator.access import refuse_without_access
 from unified_messaging.simulator.soap import XML_NS, SoapFault, SoapRequest
 
 log = logging.getLogger(__name__)
@@ -208,6 +215,7 @@ class GenAsyncService:
     def post(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
         payload = request.payload
+        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         common = payload.find(_g("CommonInput"))
         input_reference = (common.findtext(_c("InputReference")) or "").strip()
         is_test = (common.findtext(f"{_c('Request')}/{_c('IsTest')}") or "").strip() in ("true", "1")
@@ -257,6 +265,7 @@ class GenAsyncService:
     def get(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
         payload = request.payload
+        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         now = self._now()
         message_query = payload.find(_g("MsgQuery"))
         tack_query = payload.find(_g("TAckQuery"))
@@ -381,6 +390,7 @@ class GenAsyncService:
     def confirm(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
         payload = request.payload
+        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         hashes = {base64.b64decode(v) for v in (payload.findtext(_g("MsgHashValues")) or "").split()}
         message_refs = set((payload.findtext(_g("MsgRefValues")) or "").split())
         tack_contents = {base64.b64decode(v) for v in (payload.findtext(_g("TAckContents")) or "").split()}
@@ -405,9 +415,7 @@ class GenAsyncService:
             return sum(len(m.messages) for m in self._mailboxes.values())
 
     def _mailbox(self, payload: etree._Element) -> _Mailbox:
-        nihii = next((node.text.strip() for node in payload.iter(_c("Value"))
-                      if node.getparent() is not None and node.getparent().tag == _c("Nihii") and node.text), "")
-        return self._mailboxes.setdefault(nihii, _Mailbox())
+        return self._mailboxes.setdefault(_care_provider_nihii(payload), _Mailbox())
 
     def _xades(self, content: bytes) -> bytes:
         """A simulated XAdES-T (see the module docstring): digest, time and, with a key, a signature."""
@@ -421,6 +429,12 @@ class GenAsyncService:
                                                          hashes.SHA256())
             etree.SubElement(root, f"{{{XADES_NS}}}SignatureValue").text = base64.b64encode(value).decode("ascii")
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _care_provider_nihii(payload: etree._Element) -> str:
+    """The mailbox's owner: the request's ``Origin/CareProvider/Nihii/Value``."""
+    return next((node.text.strip() for node in payload.iter(_c("Value"))
+                 if node.getparent() is not None and node.getparent().tag == _c("Nihii") and node.text), "")
 
 
 def _build_920999(content: bytes, header_errors: list[writer.HeaderError]) -> bytes:
