@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "unified_messaging"
 BASE_MODULES = {"domain", "identifiers", "xmlsafe"}
-COMPOSITION = {"gateway", "cli", "upstream"}  # may use the simulator (it is an upstream choice)
+COMPOSITION = {"gateway", "cli", "upstream", "supervisor"}  # the composition root (and its process tree)
 CLIENT_CLASSES = {"StsClient", "GenericInsurabilityClient", "GenAsyncClient", "WsseSigningPlugin"}
 
 
