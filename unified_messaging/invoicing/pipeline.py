@@ -40,6 +40,8 @@ from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.efact.feedback import FileStatus
 from unified_messaging.folders.events import WatchLoop
 from unified_messaging.folders.files import move_to
+from unified_messaging.efact.texts import Reason
+from unified_messaging.invoicing import reasons
 from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
 from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
 from unified_messaging.invoicing.store import InvoicingStore
@@ -226,9 +228,8 @@ class InvoicingPipeline:
         work_marker.unlink(missing_ok=True)
 
     def _refuse_marker(self, work_marker: Path, name: str) -> None:
-        reason = (f"The marker {name}{MARKER_SUFFIX} arrived without its file {name} (or the file was already "
-                  "picked up with another marker). Put the file in toSend first, then its .ok marker.")
-        move_to(work_marker, self.folders.error, f"{name}{MARKER_SUFFIX}", reason=reason)
+        reason = reasons.marker_alone(f"{name}{MARKER_SUFFIX}", name)
+        move_to(work_marker, self.folders.error, f"{name}{MARKER_SUFFIX}", reason=str(reason))
         self.store.record_file(name=f"{name}{MARKER_SUFFIX}", size=0, sha256="", zone_204=None, destination=None,
                                is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,
                                reason=reason)
@@ -244,7 +245,7 @@ class InvoicingPipeline:
                 destination = destination_for(summary.federation or (summary.mutualities[0].mutuality
                                                                      if summary.mutualities else ""))
             except ValueError as exc:
-                reason = f"The file names no federation the gateway can send it to ({exc})."
+                reason = reasons.no_federation(str(exc))
         if reason is not None:
             self._to_error(payload, name, reason, size=checked.size, sha256=checked.sha256,
                            zone_204=summary.zone_204)
@@ -256,28 +257,24 @@ class InvoicingPipeline:
                  summary.zone_204, checked.size, destination)
         self._checkpoint("after-record")
 
-    def _refusal(self, checked: Checked, name: str) -> str | None:
+    def _refusal(self, checked: Checked, name: str) -> Reason | None:
         report = checked.report
         if checked.size == 0:
-            return "The file is empty."
+            return reasons.empty()
         if not report.ok:
-            return f"{name} is not a valid eFact 920000 sending:\n{report.describe()}"
+            return reasons.invalid(name, report.describe())
         zone_204 = report.summary.zone_204
         for row in self.store.by_zone_204(zone_204 or ""):
             if row["state"] == "error":
                 continue
             if row["sha256"] == checked.sha256:
-                return (f"{name} is the same file as {row['name']} (#{row['id']}), already sent on "
-                        f"{row['created_at'][:19]} (status {row['status'] or 'sending'}, reference "
-                        f"{row['reference'] or 'none yet'}); it was not sent again.")
-            return (f"The sender's reference (zone 204) {zone_204} was already used by {row['name']} (#{row['id']}, "
-                    f"status {row['status'] or 'sending'}). Give the corrected file a new zone 204 and send it "
-                    "with 'unified-messaging invoicing resend'.")
+                return reasons.same_file(name, row)
+            return reasons.zone_204_used(zone_204, row)
         return None
 
-    def _to_error(self, source: Path, name: str, reason: str, *, size: int = 0, sha256: str = "",
+    def _to_error(self, source: Path, name: str, reason: str | Reason, *, size: int = 0, sha256: str = "",
                   zone_204: str | None = None, file_id: int | None = None) -> None:
-        move_to(source, self.folders.error, name, reason=reason)
+        move_to(source, self.folders.error, name, reason=str(reason))
         if file_id is None:
             self.store.record_file(name=name, size=size, sha256=sha256, zone_204=zone_204, destination=None,
                                    is_test=None, state="error", work_name=None, status=FileStatus.NOK.value,
@@ -285,7 +282,7 @@ class InvoicingPipeline:
         else:
             self.store.update_file(file_id, work_name=None)
         log.warning("invoicing file %s moved to error/: %s", mask_ssins_in_text(name),
-                    mask_ssins_in_text(reason.splitlines()[0]))
+                    mask_ssins_in_text(str(reason).splitlines()[0]))
 
     # -- post --
 
@@ -320,7 +317,7 @@ class InvoicingPipeline:
         if fault.code in _UNCERTAIN_FAULTS:
             self._retry_later(row, str(fault), settled=False)
         elif fault.code.startswith(_FILE_FAULT_PREFIXES) or fault.code == "Client":
-            reason = f"MyCareNet refused the file ({fault.code}): {fault.message}"
+            reason = reasons.platform_fault(fault.code, fault.message)
             self.store.update_file(row["id"], state="refused", status=FileStatus.NOK.value, reason=reason)
             self._to_error(self.folders.work / row["work_name"], row["name"], reason, file_id=row["id"])
         else:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from unified_messaging.efact.explain import explain_message
 from unified_messaging.efact.feedback import (
     SETTLEMENT,
     FeedbackError,
@@ -30,6 +29,7 @@ from unified_messaging.efact.feedback import (
     status_for,
 )
 from unified_messaging.folders.files import write_atomically
+from unified_messaging.invoicing import reasons
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.store import InvoicingStore, SettledAmounts
 from unified_messaging.mycarenet.genasync import GenAsyncClient, ReceivedMessage, TAck, tack_xml
@@ -143,7 +143,7 @@ class FeedbackPoller:
                 status = status_for(code).value
             except ValueError:
                 status = None
-            reason = (_reason(code, parsed, received_name)
+            reason = (reasons.feedback_refusal(code, parsed, received_name)
                       if status == FileStatus.NOK.value else None)
             self.store.record_feedback(message_key=key, file_id=row["id"] if row else None, zone_204=zone_204,
                                        code=code, nip_reference=message.nip_reference,
@@ -167,7 +167,8 @@ def tack_changes(tack: TAck) -> dict[str, object]:
     if tack.success:
         return {"state": "sent", "status": FileStatus.OK.value, "reference": tack.reference, "reason": None}
     return {"state": "refused", "status": FileStatus.NOK.value, "reference": tack.reference,
-            "reason": tack.describe()}
+            "reason": reasons.tack_text(tack.success, tack.reference,
+                                        [part for part in (tack.result_minor, tack.result_message) if part])}
 
 
 def error_counts(message: FeedbackMessage) -> dict[str, int]:
@@ -214,19 +215,8 @@ def _read(code: str, content: bytes, received_name: str) -> FeedbackMessage | No
 
 def refusal_reason(code: str, content: bytes, received_name: str, *, max_lines: int = 4) -> str:
     """Why a feedback message refused the file, in words (for ``invoicing status``); never fails."""
-    return _reason(code, _read(code, content, received_name), received_name, max_lines=max_lines)
-
-
-def _reason(code: str, message: FeedbackMessage | None, received_name: str, *, max_lines: int = 4) -> str:
-    lines: list[str] = []
-    if message is not None:
-        try:
-            lines = explain_message(message)
-        except Exception:  # an unexplained feedback still refuses the file; the file itself is on disk
-            log.warning("feedback %s stored as %s could not be explained", code, received_name)
-    shown = lines[:max_lines] + ([f"... ({len(lines) - max_lines} more)"] if len(lines) > max_lines else [])
-    return "\n".join([f"{code}: {shown[0] if shown else 'the insurers refused the sending.'}", *shown[1:],
-                      f"The whole message is in received/{received_name}."])
+    return str(reasons.feedback_refusal(code, _read(code, content, received_name), received_name,
+                                        max_lines=max_lines))
 
 
 def _short(key: str) -> str:

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from unified_messaging.efact.feedback import FileStatus
+from unified_messaging.efact.texts import Reason
 from unified_messaging.journal.store import Journal
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ CREATE TABLE IF NOT EXISTS invoicing_resends (
 # Columns added after the first release: a journal created before them gets them at start-up.
 _ADDED_COLUMNS = {
     "invoicing_files": (("amount_requested", "INTEGER"), ("amount_accepted", "INTEGER"),
-                        ("amount_rejected", "INTEGER"), ("payment_reference", "TEXT")),
+                        ("amount_rejected", "INTEGER"), ("payment_reference", "TEXT"),
+                        ("reason_text", "TEXT")),
     "invoicing_feedback": (("error_counts", "TEXT"), ("record_count", "INTEGER")),
 }
 
@@ -117,6 +119,17 @@ _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 # A status never goes back: DONE and NOK are final, ONGOING does not return to OK.
 _RANK = {None: 0, FileStatus.OK.value: 1, FileStatus.ONGOING.value: 2, FileStatus.DONE.value: 3,
          FileStatus.NOK.value: 3}
+
+
+def _with_reason_text(values: dict[str, object]) -> dict[str, object]:
+    """``reason`` given as a :class:`Reason`: its English text in ``reason`` (the command line, the
+    search) and its lines in ``reason_text`` (Mybox translates them); a plain text clears ``reason_text``."""
+    if "reason" not in values:
+        return values
+    given = values["reason"]
+    if isinstance(given, Reason):
+        return {**values, "reason": str(given), "reason_text": given.to_json()}
+    return {**values, "reason_text": None}
 
 
 def _iso(moment: datetime) -> str:
@@ -221,22 +234,24 @@ class InvoicingStore:
 
     def record_file(self, *, name: str, size: int, sha256: str, zone_204: str | None, destination: str | None,
                     is_test: bool | None, state: str, work_name: str | None, status: str | None = None,
-                    reason: str | None = None) -> int:
+                    reason: str | Reason | None = None) -> int:
         """Record a claimed file (before anything is sent); links it to a refused one if resent."""
         now = self.now()
+        stored = _with_reason_text({"reason": reason})
         with self.journal.write() as conn:
             link = conn.execute("SELECT refused_id FROM invoicing_resends WHERE sha256 = ?", [sha256]).fetchone()
             cursor = conn.execute(
                 "INSERT INTO invoicing_files (name, size, sha256, zone_204, destination, is_test, state, status, "
-                "reason, work_name, resend_of, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "reason, reason_text, work_name, resend_of, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [name, size, sha256, zone_204, destination, None if is_test is None else int(is_test), state, status,
-                 reason, work_name, link[0] if link else None, now, now])
+                 stored["reason"], stored["reason_text"], work_name, link[0] if link else None, now, now])
             if link:
                 conn.execute("DELETE FROM invoicing_resends WHERE sha256 = ?", [sha256])
             return int(cursor.lastrowid)
 
     def update_file(self, file_id: int, **values: object) -> None:
-        values["updated_at"] = self.now()
+        values = {**_with_reason_text(values), "updated_at": self.now()}
         columns = ", ".join(f"{key} = ?" for key in values)
         with self.journal.write() as conn:
             conn.execute(f"UPDATE invoicing_files SET {columns} WHERE id = ?", [*values.values(), file_id])
@@ -269,7 +284,7 @@ class InvoicingStore:
                 "message, probative_name, at) VALUES (?,?,?,?,?,?,?,?)",
                 [tack_key, file_id, input_reference, reference, int(success), message, probative_name, now])
             if cursor.rowcount and file_id is not None and file_changes:
-                changes = {**file_changes, "updated_at": now}
+                changes = {**_with_reason_text(file_changes), "updated_at": now}
                 columns = ", ".join(f"{key} = ?" for key in changes)
                 conn.execute(f"UPDATE invoicing_files SET {columns} WHERE id = ?", [*changes.values(), file_id])
             return bool(cursor.rowcount)
@@ -280,7 +295,7 @@ class InvoicingStore:
 
     def record_feedback(self, *, message_key: str, file_id: int | None, zone_204: str | None, code: str,
                         nip_reference: str | None, output_reference: str | None, received_name: str,
-                        probative_name: str | None, status: str, reason: str | None = None,
+                        probative_name: str | None, status: str, reason: str | Reason | None = None,
                         error_counts: Mapping[str, int] | None = None, record_count: int | None = None,
                         settled: SettledAmounts | None = None) -> None:
         """Record a feedback message (once) and move its file's status forward, never back.
@@ -312,7 +327,9 @@ class InvoicingStore:
                 conn.execute("UPDATE invoicing_files SET status = ?, updated_at = ? WHERE id = ?",
                              [status, now, file_id])
                 if reason and status == FileStatus.NOK.value:
-                    conn.execute("UPDATE invoicing_files SET reason = ? WHERE id = ?", [reason, file_id])
+                    stored = _with_reason_text({"reason": reason})
+                    conn.execute("UPDATE invoicing_files SET reason = ?, reason_text = ? WHERE id = ?",
+                                 [stored["reason"], stored["reason_text"], file_id])
             conn.execute("UPDATE invoicing_files SET last_feedback = ?, last_feedback_at = ? WHERE id = ?",
                          [code, now, file_id])
 
