@@ -109,7 +109,19 @@ def dynamic_msgids() -> set[str]:
     found |= set(RECORD_NAMES.values()) | {label for _limit, label in DELAY_BUCKETS}
     found |= {entry.cause for entry in CATALOGUE.values()} | {entry.remedy for entry in CATALOGUE.values()}
     found |= folder_labels((WEB / "views" / "admin.py").read_text("utf-8"))
+    found |= text_templates()
     return found
+
+
+def text_templates() -> set[str]:
+    """The message ids of texts built outside the web layer and translated when shown: eFact explanations,
+    validator findings and the gateway's invoicing refusal reasons (registered with ``texts.message``)."""
+    import unified_messaging.efact.explain  # noqa: F401  (importing them registers their texts)
+    import unified_messaging.efact.validator  # noqa: F401
+    import unified_messaging.invoicing.reasons  # noqa: F401
+    from unified_messaging.efact.texts import TEMPLATES, VERBATIM
+
+    return TEMPLATES - {VERBATIM}
 
 
 def sources() -> dict[str, set[str]]:
@@ -144,6 +156,8 @@ def test_the_extractor_finds_texts_of_every_kind():
                      "Invoicing: to send", "Insurability: toQuery", "Not active", "administrator",
                      "The secure space has not been created yet."):
         assert expected in where, expected
+    assert "{name} is not a valid eFact 920000 sending:" in where  # a refusal reason
+    assert "Refused at reception: {zone}, error {code} — {reason}." in where  # a feedback explanation
     places = set().union(*where.values())
     for place in ("templates/base.html", "views/traffic.py", "views/admin.py", "views/account.py", "app.py",
                   "dynamic"):
@@ -320,6 +334,8 @@ def test_the_login_page_offers_the_languages_and_follows_the_browser(tmp_path):
 
 
 def test_mandate_history_and_the_upload_limit_are_translated(tmp_path):
+    import requests
+
     from tests.support import active_mandate
     from tests.web_support import login, post_form, start_mybox
 
@@ -332,12 +348,19 @@ def test_mandate_history_and_the_upload_limit_are_translated(tmp_path):
         for action in ("propose", "accept by mandant", "accept by mandataire"):
             assert f"<td>{_html(CATALOGUES['nl'][action])}</td>" in page, action
             assert f"<td>{action}</td>" not in page
+        limit_text = "The upload is larger than [web] max_upload_bytes ({limit} bytes): send a smaller file."
+        session.headers["Accept-Language"] = "fr"  # the user's own setting (Dutch) wins over the browser
+        too_big = post_form(session, stack, "/account", "/account/language", {"language": "x" * 200_000})
+        assert too_big.status_code == 413
+        assert too_big.text.strip() == CATALOGUES["nl"][limit_text].format(limit=1024)
         visitor = login(stack, "office")  # in English, with a French browser
         visitor.headers["Accept-Language"] = "fr"
         too_big = post_form(visitor, stack, "/account", "/account/language", {"language": "x" * 200_000})
-        assert too_big.status_code == 413
-        assert too_big.text.strip() == CATALOGUES["fr"][
-            "The upload is larger than [web] max_upload_bytes ({limit} bytes): send a smaller file."].format(
-            limit=1024)
+        assert too_big.status_code == 413 and too_big.text.strip() == limit_text.format(limit=1024)
+        browser = requests.Session()
+        browser.headers["Accept-Language"] = "fr"
+        anonymous = post_form(browser, stack, "/login", "/login", {"login": "x" * 200_000})
+        assert anonymous.status_code == 413  # before login: the browser's language
+        assert anonymous.text.strip() == CATALOGUES["fr"][limit_text].format(limit=1024)
     finally:
         stack.gateway.stop()

@@ -117,6 +117,7 @@ _PERCENTAGE = message("{percentage} % of the sending is in error (zone 310).")
 _SETTLEMENT = message("Mutuality {mutuality}: {accepted} accepted, {rejected} rejected, payment reference {reference}.")
 _NOT_GIVEN = message("not given")
 _UNREADABLE_AMOUNT = message("an unreadable amount")
+_ZONE_ERROR = message("zone {zone} error {code}")
 _HEADLINES = {
     "931000": message("Received: the insurer acknowledged the sending and will process it."),
     "920098": message("Accepted after the detailed check; the records listed below have errors."),
@@ -193,6 +194,11 @@ def zone_error_text(zone: str, code: str) -> Text:
              else text(_AT_ZONE_UNNAMED, zone=zone, place=place))
     reason = text(_DUPLICATE) if code == "40" and zone == "301" else _error_category(code)
     return text(_AT_RECEPTION, zone=named, code=code, reason=reason)
+
+
+def zone_error_code_text(zone: str, code: str) -> Text:
+    """A non-zero error-code zone of a feedback record, as its number and code (``zone 12 error 03``)."""
+    return text(_ZONE_ERROR, zone=zone, code=code)
 
 
 def explain_zone_error(zone: str, code: str) -> str:

@@ -228,6 +228,13 @@ class InvoicingStore:
         rows = list(self.journal.db.query("SELECT * FROM invoicing_files WHERE work_name = ?", [work_name]))
         return rows[0] if rows else None
 
+    def reason_texts(self, name: str) -> dict[str, str]:
+        """The stored message ids of the reasons given to files called ``name``, by their English text (so
+        that a reason file in ``error/`` is shown translated when the journal knows it)."""
+        rows = self.journal.db.query("SELECT reason, reason_text FROM invoicing_files WHERE name = ? AND "
+                                     "reason_text IS NOT NULL ORDER BY id", [name])
+        return {row["reason"].strip(): row["reason_text"] for row in rows if row["reason"]}
+
     def by_zone_204(self, zone_204: str) -> list[dict]:
         return list(self.journal.db.query("SELECT * FROM invoicing_files WHERE zone_204 = ? ORDER BY id",
                                           [zone_204]))

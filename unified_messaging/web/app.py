@@ -93,7 +93,8 @@ class Mybox:
         try:
             response = self.handle(request)
         except RequestEntityTooLarge:
-            _ = Translator(preferred_language(request))
+            user = self._user(self.sessions.get(request.cookies.get(COOKIE)))
+            _ = Translator(user.language if user else preferred_language(request))
             response = Response(_("The upload is larger than [web] max_upload_bytes ({limit} bytes): send a "
                                   "smaller file.", limit=self.services.config.web.max_upload_bytes) + "\n",
                                 status=413, content_type="text/plain; charset=utf-8")

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from babel.messages.pofile import read_po
 
+from unified_messaging.efact.texts import Reason, Text
 from unified_messaging.securespace.models import LANGUAGES as USER_LANGUAGES
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,21 @@ class Translator:
     def __call__(self, text: str, **values: object) -> str:
         translated = self._catalogue.get(text, text)
         return translated.format(**values) if values else translated
+
+    def text(self, item: Text | str) -> str:
+        """A text built elsewhere as a message id and values (an eFact explanation, a refusal reason), in
+        this language; a plain string is shown as it is."""
+        if isinstance(item, Text):
+            return item.render(lambda template: self._catalogue.get(template, template))
+        return item
+
+    def reason(self, stored: str | None, english: str | None) -> list[str]:
+        """The lines of a reason kept in the journal: its message ids (``stored``, JSON) translated, or its
+        English text when it was stored before reasons had message ids."""
+        lines = Reason.from_json(stored)
+        if lines is not None:
+            return [self.text(line) for line in lines]
+        return english.splitlines() if english else []
 
     def euros(self, cents: int | None) -> str:
         if cents is None:

@@ -82,7 +82,8 @@ def folders(page: Page) -> Response:
     errors = []
     for place in places:
         if place["label"].endswith("error") and place["exists"]:
-            errors.extend(_error_files(place["path"]))
+            invoicing = place["label"].startswith("Invoicing")
+            errors.extend(_error_files(page, place["path"], journal=invoicing))
     return page.render("admin/folders.html", places=places, errors=errors[:MAX_LISTED_ERRORS],
                        more_errors=max(0, len(errors) - MAX_LISTED_ERRORS), jobs=config.batch.jobs,
                        data_folder=config.data_folder, journal=config.journal_path)
@@ -94,13 +95,18 @@ def _place(label: str, folder: Path) -> dict[str, Any]:
     return {"label": label, "path": folder, "exists": exists, "count": count}
 
 
-def _error_files(folder: Path) -> list[dict[str, str]]:
+def _error_files(page: Page, folder: Path, *, journal: bool) -> list[dict[str, str]]:
+    """The files of an error folder with their reason, in the user's language when the invoicing journal
+    kept the reason's message ids (the ``.reason`` file itself is in English)."""
     found = []
     for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
         if not path.is_file() or path.name.startswith(".") or path.name.endswith(REASON_SUFFIX):
             continue
         reason_file = path.with_name(path.name + REASON_SUFFIX)
         reason = reason_file.read_text("utf-8", "replace")[:2000] if reason_file.exists() else ""
+        stored = page.services.invoicing.reason_texts(path.name).get(reason.strip()) if journal else None
+        if stored:
+            reason = "\n".join(page._.reason(stored, reason))
         found.append({"folder": folder.parent.name + "/" + folder.name, "name": path.name,
                       "reason": mask_ssins_in_text(reason)})
     return found

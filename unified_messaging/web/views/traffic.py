@@ -15,7 +15,13 @@ from werkzeug.wrappers import Response
 
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.efact.layout import RECORD_NAMES
-from unified_messaging.efact.explain import LETTERS, explain, explain_message, explain_zone_error
+from unified_messaging.efact.explain import (
+    LETTERS,
+    explain_text,
+    message_texts,
+    zone_error_code_text,
+    zone_error_text,
+)
 from unified_messaging.efact.feedback import FeedbackError, read_feedback
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.resend import ResendRefused, queue_resend
@@ -150,7 +156,8 @@ def invoicing_file(page: Page, file_id: int) -> Response:
         return page.render("refused.html", status=404,
                            message=page._("There is no invoicing file #{number}.", number=file_id))
     messages = [_feedback_view(page, message) for message in store.feedback_for(file_id)]
-    return page.render("invoicing_file.html", file=row, file_status=row["shown_status"], pending=PENDING_STATUSES, messages=messages,
+    return page.render("invoicing_file.html", file=row, file_status=row["shown_status"], pending=PENDING_STATUSES,
+                       messages=messages, reason=page._.reason(row["reason_text"], row["reason"]),
                        tacks=store.tacks_for(file_id), resent_as=store.resent_as(file_id),
                        resend_of=store.file(row["resend_of"]) if row["resend_of"] else None,
                        feedback_names=FEEDBACK_NAMES)
@@ -182,11 +189,12 @@ def _feedback_view(page: Page, message: dict) -> dict[str, Any]:
     except (FeedbackError, ValueError, OSError) as exc:
         view["problem"] = str(exc)
         return view
-    view["lines"] = explain_message(parsed)[:1]
-    view["zone_errors"] = [explain_zone_error(e.zone, e.code) for e in parsed.zone_errors]
+    say = page._.text
+    view["lines"] = [say(line) for line in message_texts(parsed)[:1]]
+    view["zone_errors"] = [say(zone_error_text(e.zone, e.code)) for e in parsed.zone_errors]
     for record in parsed.records:
-        slots = [(slot.code, explain(slot)) for slot in record.slots]
-        zones = [str(error) for error in record.zone_errors]
+        slots = [(slot.code, say(explain_text(slot))) for slot in record.slots]
+        zones = [say(zone_error_code_text(error.zone, error.code)) for error in record.zone_errors]
         if slots or zones:
             view["records"].append({"index": record.index, "type": record.record_type,
                                     "name": RECORD_NAMES.get(record.record_type, ""), "sequence": record.sequence,
