@@ -116,10 +116,12 @@ def dynamic_msgids() -> set[str]:
 def text_templates() -> set[str]:
     """The message ids of texts built outside the web layer and translated when shown: eFact explanations,
     validator findings and the gateway's invoicing refusal reasons (registered with ``texts.message``)."""
-    import unified_messaging.efact.explain  # noqa: F401  (importing them registers their texts)
-    import unified_messaging.efact.validator  # noqa: F401
-    import unified_messaging.invoicing.reasons  # noqa: F401
+    import importlib
+
     from unified_messaging.efact.texts import TEMPLATES, VERBATIM
+
+    for module in ("efact.explain", "efact.validator", "invoicing.reasons"):  # importing them registers their texts
+        importlib.import_module("unified_messaging." + module)
 
     return TEMPLATES - {VERBATIM}
 
