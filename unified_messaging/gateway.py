@@ -22,6 +22,7 @@ from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal import Journal
 from unified_messaging.monitoring.app import MonitoringApp, gateway_sources
+from unified_messaging.monitoring.health import Sources
 from unified_messaging.monitoring.expiry import ExpiryWarnings
 from unified_messaging.monitoring.metrics import UpstreamWatch, consultation_observer
 from unified_messaging.domain.insurability import CareProvider
@@ -152,13 +153,14 @@ class Gateway:
         return ConfigurationCheck(store, endpoints, probe=probe, licence=store.licence() or upstream.configured_licence(),
                                   clock=self.clock).run(list(certificate_ids))
 
-    def _mybox(self) -> Mybox:
+    def _mybox(self, sources: Sources) -> Mybox:
         cfg = self.config
         services = MyboxServices(
             config=cfg, journal=self.journal, invoicing=InvoicingStore(self.journal, clock=self.clock),
             securespace=self._securespace_store(), configuration_check=self.configuration_check, clock=self.clock,
             trusted_ca=self.upstream.plan.ehealth_ca or None,
-            invoicing_root=cfg.invoicing_root if cfg.invoicing.enabled else None)
+            invoicing_root=cfg.invoicing_root if cfg.invoicing.enabled else None,
+            certificates=sources.certificates, storage_faults=sources.storage_faults)
         self.mybox = Mybox(services)
         return self.mybox
 
@@ -269,11 +271,12 @@ class Gateway:
         apps = build_soap_apps(service, contract, max_content_length=cfg.server.max_request_bytes)
         router = ServicesRouter(contract, apps, public_base_url=cfg.server.public_base_url,
                                 max_request_bytes=cfg.server.max_request_bytes)
-        mybox = self._mybox() if cfg.web.enabled else None
+        securespace = self._securespace_store() if cfg.web.enabled else self.securespace
         sources = gateway_sources(
             cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
-            token_cache=self.token_cache, securespace=self.securespace, storage_faults=self.storage_faults,
+            token_cache=self.token_cache, securespace=securespace, storage_faults=self.storage_faults,
             clock=self.clock)
+        mybox = self._mybox(sources) if cfg.web.enabled else None
         monitoring = MonitoringApp(sources)
         self._expiry = ExpiryWarnings(sources.certificates, clock=self.clock).start()
         self._main = start_server(GatewayApp(router, mybox, monitoring), cfg.server.host, cfg.server.port,

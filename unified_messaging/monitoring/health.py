@@ -47,9 +47,9 @@ class Sources:
     invoicing_root: Path | None = None
     token_valid_until: Callable[[], datetime | None] = lambda: None
     certificates: Callable[[], list[tuple[str, datetime]]] = lambda: []
+    """(label, not after) of the gateway's own certificate ("gateway") and the secure space's."""
     storage_faults: Callable[[], dict[str, str]] = lambda: {}
     """The storage faults the folder interfaces have now (interface -> what failed), until they recover."""
-    """(label, not after) of the gateway's own certificate ("gateway") and the secure space's."""
     clock: Callable[[], datetime] = utc_now
 
     def folders(self) -> dict[str, Path]:

@@ -18,6 +18,7 @@ from unified_messaging.journal import Journal
 from unified_messaging.securespace.check import CertificateCheck
 from unified_messaging.securespace.models import User
 from unified_messaging.securespace.store import SecureSpaceStore
+from unified_messaging.web.alerts import Certificates, StorageFaults, alerts
 from unified_messaging.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
 from unified_messaging.web.permissions import Permission, allowed
 from unified_messaging.web.sessions import Session
@@ -42,6 +43,8 @@ class MyboxServices:
     clock: Callable[[], datetime]
     trusted_ca: Sequence[x509.Certificate] | None = None  # [upstream] ehealth_ca: uploads must chain to it
     invoicing_root: Path | None = None
+    certificates: Certificates = list  # (label, not after) of every certificate in use (the monitoring's)
+    storage_faults: StorageFaults = dict  # interface -> the disk fault it has now (the monitoring's)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,9 +85,14 @@ class Page:
         flashes = self.mybox.sessions.take_flashes(self.session) if self.session else []
         body = self.templates.get_template(template).render(
             page=self, _=self._, gettext=self._, ngettext=self._.ngettext, user=self.user, url=self.url,
-            can=self.can, flashes=flashes, all_languages=LANGUAGES,
+            can=self.can, flashes=flashes, all_languages=LANGUAGES, alerts=self.alerts(),
             csrf=self.session.csrf if self.session else "", **values)
         return Response(body, status=status, content_type="text/html; charset=utf-8")
+
+    def alerts(self) -> list:
+        services = self.services
+        return alerts(self.user, self._, certificates=services.certificates, storage_faults=services.storage_faults,
+                      now=services.clock())
 
     def redirect(self, endpoint: str, _query: dict[str, Any] | None = None, **values: Any) -> Response:
         return self.redirect_to(self.url(endpoint, _query, **values))
