@@ -27,7 +27,8 @@ uses ``demo-pki/lab.p12`` as ``[identity] keystore`` (password ``devpki.DEFAULT_
 ``holds`` delay a GenAsync operation's request *before* the platform handles it (a slow network on
 the way in), whereas ``latency_ms`` delays every answer *after* it was handled (the platform did the
 work, the answer is slow to come back).  Together they let a test stop the gateway at a chosen
-point of an exchange by watching the gateway's own state, without hooks in the gateway.
+point of an exchange by watching the gateway's own state, without hooks in the gateway.  A held
+request is counted when it arrives (``held.post``, ``held.get``, ``held.confirm`` in the counters).
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ class StandaloneApp:
 
     def __init__(self, simulator: Simulator, holds: Mapping[str, float] | None = None) -> None:
         self.simulator = simulator
-        self._holds = {GENASYNC_ACTIONS[op]: seconds for op, seconds in (holds or {}).items() if seconds > 0}
+        self._holds = {GENASYNC_ACTIONS[op]: (op, seconds) for op, seconds in (holds or {}).items() if seconds > 0}
 
     def counters(self) -> dict[str, int]:
         values = {name: self.simulator.counters[name] for name in self.simulator.counters}
@@ -122,7 +123,11 @@ class StandaloneApp:
             action = (environ.get("HTTP_SOAPACTION") or "").strip().strip('"')
             hold = self._holds.get(action)
             if hold:
-                time.sleep(hold)
+                operation, seconds = hold
+                # counted on arrival: the whole request is here (waitress reads the body before calling
+                # the app) and will be handled after the hold, even if its sender is gone by then
+                self.simulator.counters.increment(f"held.{operation}")
+                time.sleep(seconds)
         return self.simulator(environ, start_response)
 
 
