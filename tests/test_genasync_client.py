@@ -150,3 +150,48 @@ def test_the_probe_asks_for_nothing_with_a_request_of_the_official_schema(pki):
     assert [(q.get("Include"), q.findtext("{urn:be:cin:nip:async:generic}Max")) for q in queries] == [("false", "0")] * 2
     if OFFICIAL.exists():
         etree.XMLSchema(etree.parse(str(OFFICIAL))).assertValid(request)
+
+
+def test_get_and_confirm_are_addressed_to_the_mailbox_not_the_url():
+    """#15 point 2: the official connector sends ``urn:nip:destination:io:MULTICAST`` as WS-Addressing
+    ``To`` on get and confirm (a post goes to its federation); the endpoint's URL is sent nowhere."""
+    client = unsigned_client()
+    get, _ = client.create_message("get", {"Origin": client._origin(),
+                                           "MsgQuery": {"Max": 1, "MessageNames": ["HCPFAC"], "Include": True},
+                                           "TAckQuery": {"Max": 1, "Include": True}})
+    confirm, _ = client.create_message("confirm", {"Origin": client._origin()}, lists={"TAckReferences": ["R1"]})
+    for message in (get, confirm):
+        header = etree.fromstring(message).find(f"{{{SOAP}}}Header")
+        assert header.findtext(f"{{{WSA}}}To") == "urn:nip:destination:io:MULTICAST"
+        assert b"http://localhost/GenericAsync" not in message
+
+
+@pytest.mark.parametrize("to, accepted", [("urn:nip:destination:io:MULTICAST", True), (None, True),
+                                          ("http://localhost/GenericAsync/v1", False),
+                                          ("urn:nip:destination:io:100", False)])
+def test_the_simulator_checks_the_address_of_a_get(pki, to, accepted):
+    """The simulator takes MULTICAST or no ``To`` (freehealth-connector's way) and refuses the URL or a
+    federation, naming what it expects."""
+    with running_platform(pki) as (simulator, url):
+        client = client_for(pki, url).client
+        original = client.create_message
+
+        def addressed(operation_name, values, **options):
+            message, headers = original(operation_name, values, **options)
+            if operation_name != "get":
+                return message, headers
+            envelope = etree.fromstring(message)
+            node = envelope.find(f"{{{SOAP}}}Header/{{{WSA}}}To")
+            if to is None:
+                node.getparent().remove(node)
+            else:
+                node.text = to
+            return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), headers
+
+        client.create_message = addressed  # the signature covers Body and Timestamp only, as the platform's
+        if accepted:
+            assert client.get().messages == []
+        else:
+            with pytest.raises(UpstreamFault) as refused:
+                client.get()
+            assert "urn:nip:destination:io:MULTICAST" in str(refused.value) and to in str(refused.value)

@@ -8,8 +8,9 @@ delivers them again.
 As for GenericInsurability, zeep builds each request from our own WSDL, the WsseSigningPlugin
 signs it (Body + Timestamp with the SAML holder-of-key token), and answers are read with the
 hardened parser and plain lxml.  WS-Addressing headers (MessageID, To =
-``urn:nip:destination:io:<federation>``, Action, anonymous ReplyTo/FaultTo) are added before
-signing; the signature covers the Body and the Timestamp only, as the platform asks.
+``urn:nip:destination:io:<federation>`` on a post and ``...:MULTICAST`` on get and confirm, Action,
+anonymous ReplyTo/FaultTo) are added before signing; the signature covers the Body and the
+Timestamp only, as the platform asks.
 
 Outcomes:
 
@@ -64,6 +65,9 @@ TACK_SUCCESS = "urn:nip:tack:result:major:success"
 TACK_FAILURE = "urn:nip:tack:result:major:failure"
 APPLIES_TO_PREFIX = "urn:nip:reference:input:"
 DESTINATION_PREFIX = "urn:nip:destination:io:"
+MULTICAST = DESTINATION_PREFIX + "MULTICAST"
+"""WS-Addressing ``To`` of ``get`` and ``confirm``, which concern the caller's whole mailbox rather than one
+federation: what the official eHealth connector sends (MYCARENET.md), never the endpoint's URL."""
 DESTINATIONS = frozenset({"100", "200", "300", "400", "500", "600", "900", "690"})
 EFACT_MESSAGE_NAME = "HCPFAC"
 EFACT_FEEDBACK_NAMES = ("HCPFAC", "HCPAFD", "HCPVWR")
@@ -317,7 +321,7 @@ class GenAsyncClient:
         for name, items in (lists or {}).items():
             etree.SubElement(request, f"{{{GENASYNC_NS}}}{name}").text = " ".join(items)
         etree.cleanup_namespaces(envelope, top_nsmap=_PREFIXES)
-        _add_addressing(envelope, action=operation.soapaction, to=to or self.endpoint,
+        _add_addressing(envelope, action=operation.soapaction, to=to or MULTICAST,
                         message_id=message_id or f"urn:uuid:{uuid.uuid4()}")
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation.soapaction}"'}
         envelope, headers = zeep_plugins.apply_egress(self._zeep, envelope, headers, operation,

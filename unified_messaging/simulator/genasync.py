@@ -67,6 +67,7 @@ from unified_messaging.mycarenet.genasync import (
     APPLIES_TO_PREFIX,
     COMMON_NS,
     DESTINATION_PREFIX,
+    MULTICAST,
     DESTINATIONS,
     GENASYNC_NS,
     TACK_FAILURE,
@@ -80,7 +81,7 @@ from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.genins import SCHEMA_DIR, SchemaGate
 from unified_messaging.simulator.references import NipReferences
 from unified_messaging.simulator.access import refuse_without_access
-from unified_messaging.simulator.soap import XML_NS, SoapFault, SoapRequest
+from unified_messaging.simulator.soap import MALFORMED_CONTENT, XML_NS, SoapFault, SoapRequest
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,7 @@ class GenAsyncService:
 
     def get(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
+        _check_mailbox_address(request, "get")
         payload = request.payload
         refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         now = self._now()
@@ -389,6 +391,7 @@ class GenAsyncService:
 
     def confirm(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
+        _check_mailbox_address(request, "confirm")
         payload = request.payload
         refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
         hashes = {base64.b64decode(v) for v in (payload.findtext(_g("MsgHashValues")) or "").split()}
@@ -464,6 +467,15 @@ def _addressed_to(request: SoapRequest) -> str | None:
         return None
     node = request.header.find(f"{{{WSA_NS}}}To")
     return node.text.strip() if node is not None and node.text else None
+
+
+def _check_mailbox_address(request: SoapRequest, operation: str) -> None:
+    """A get or confirm concerns the whole mailbox: addressed to MULTICAST, as the official connector does,
+    or to nobody (freehealth-connector leaves ``To`` empty); a federation or a URL is refused."""
+    to = _addressed_to(request)
+    if to is not None and to != MULTICAST:
+        raise SoapFault.client(MALFORMED_CONTENT, f"The WS-Addressing To of a {operation} is {to!r}: a {operation} "
+                                                  f"concerns the whole mailbox and is addressed to {MULTICAST}.")
 
 
 def _included(query: etree._Element | None) -> bool:
