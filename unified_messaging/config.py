@@ -166,6 +166,7 @@ class InvoicingConfig:
     rescan_seconds: float = _key(10.0, _positive)
     poll_interval_seconds: float = _key(15.0, _positive)
     throttle_wait_seconds: float = _key(30.0, _positive)
+    throttle_retries: int = _key(8, _positive)
     repost_grace_seconds: float = _key(120.0, _positive)
 
 

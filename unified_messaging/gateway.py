@@ -191,7 +191,7 @@ class Gateway:
             cfg.invoicing_root, self.journal, self._genasync_client,
             rescan_seconds=cfg.invoicing.rescan_seconds, poll_interval=cfg.invoicing.poll_interval_seconds,
             is_test=cfg.upstream.is_test, clock=self.clock, polling=cfg.invoicing.poll,
-            repost_grace=cfg.invoicing.repost_grace_seconds,
+            repost_grace=cfg.invoicing.repost_grace_seconds, throttle_retries=cfg.invoicing.throttle_retries,
         ).start()
         log.info("invoicing folders in %s", cfg.invoicing_root)
 

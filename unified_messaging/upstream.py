@@ -27,8 +27,9 @@ from cryptography import x509
 
 from unified_messaging.config import Config, ConfigError
 from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
-from unified_messaging.mycarenet.environments import EnvironmentMismatch, choose_platform
+from unified_messaging.mycarenet.environments import Environment, EnvironmentMismatch, PlatformChoice, choose_platform
 from unified_messaging.mycarenet.genasync import GenAsyncClient, PostResult
+from unified_messaging.mycarenet.throttling import PLATFORM_MIN_GET_INTERVAL
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry, KeystoreError, describe_certificate, read_keystore
 from unified_messaging.mycarenet.sts import SamlToken, StsClient, TokenCache, renewing_token
@@ -112,6 +113,11 @@ def start_simulator(config: Config, licence_password: str, simulator: Simulator 
 def simulator_plan(config: Config, base_url: str, secret: Secret) -> UpstreamPlan:
     """The plan against the simulator at ``base_url``: the demo keystore unless ``[identity]`` names one."""
     cfg = config
+    accepted = cfg.simulator.genasync_min_get_interval_seconds
+    if cfg.invoicing.enabled and cfg.invoicing.poll_interval_seconds < accepted:
+        raise ConfigError(f"[invoicing] poll_interval_seconds = {cfg.invoicing.poll_interval_seconds:g} is shorter than "
+                          f"the simulator accepts between two gets ([simulator] genasync_min_get_interval_seconds = "
+                          f"{accepted:g}): every other get would be refused. Set it to {accepted:g} or more.")
     pki = demo_pki(cfg.data_folder)
     return UpstreamPlan(
         sts_url=base_url + STS_PATH,
@@ -147,6 +153,7 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
     except EnvironmentMismatch as exc:
         raise ConfigError(str(exc)) from None
     logger.warning(choice.announcement())
+    _check_poll_interval(config, choice)
     platform_ca = load_platform_ca(cfg.upstream.platform_ca)
     if platform_ca is None:
         logger.warning("[upstream] platform_ca is not set: signed answers from MyCareNet will not be verified")
@@ -165,6 +172,21 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
                         secret(cfg.identity.keystore_password, "[identity] keystore_password"),
                         platform_ca, cfg.upstream.platform_signer_cbe or None,
                         is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds, ehealth_ca=ehealth_ca)
+
+
+def _check_poll_interval(config: Config, choice: PlatformChoice) -> None:
+    """MyCareNet refuses gets of one mailbox closer than ``PLATFORM_MIN_GET_INTERVAL`` (#15 point 3)."""
+    interval = config.invoicing.poll_interval_seconds
+    if not config.invoicing.enabled or interval >= PLATFORM_MIN_GET_INTERVAL:
+        return
+    if choice.environment is not Environment.OTHER:
+        raise ConfigError(f"[invoicing] poll_interval_seconds = {interval:g} is not valid with the "
+                          f"{choice.environment.value} MyCareNet platform: it refuses two gets of a mailbox less "
+                          f"than {PLATFORM_MIN_GET_INTERVAL:g} s apart. Set it to {PLATFORM_MIN_GET_INTERVAL:g} or "
+                          "more (15 is the default).")
+    logger.warning("[invoicing] poll_interval_seconds = %g: MyCareNet refuses gets less than %g s apart; "
+                   "if %s forwards to MyCareNet, raise it", interval, PLATFORM_MIN_GET_INTERVAL,
+                   ", ".join(choice.hosts))
 
 
 _acting_entry: ContextVar[KeyEntry | None] = ContextVar("um_acting_entry", default=None)

@@ -43,6 +43,7 @@ from unified_messaging.folders.files import move_to
 from unified_messaging.efact.texts import Reason
 from unified_messaging.invoicing import reasons
 from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
+from unified_messaging.invoicing.pacing import PollPacing
 from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
@@ -102,7 +103,7 @@ class InvoicingPipeline:
                  rescan_seconds: float = 10.0, poll_interval: float = 15.0, is_test: bool = True,
                  clock: Callable[[], datetime] = _utc_now, polling: bool = False,
                  checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] | RetryPolicy = BACKOFF_SECONDS,
-                 repost_grace: float | None = None) -> None:
+                 repost_grace: float | None = None, throttle_retries: int = 8) -> None:
         self.folders = Folders(Path(root))
         self.journal = journal
         self.rescan_seconds = rescan_seconds
@@ -123,8 +124,7 @@ class InvoicingPipeline:
                                      on_settled=self._finish_settled)
         self._stopping = threading.Event()
         self._watch: WatchLoop | None = None
-        self._next_poll = 0.0
-        self._poll_failures = 0
+        self.pacing = PollPacing(poll_interval, backoff=self._backoff, throttle_retries=throttle_retries)
 
     # -- life cycle --
 
@@ -164,7 +164,7 @@ class InvoicingPipeline:
                       self.storage_fault)
 
     def _next_wait(self) -> float:
-        return max(0.05, min(self.rescan_seconds, self._next_poll - time.monotonic(), self._next_attempt_wait()))
+        return max(0.05, min(self.rescan_seconds, self.pacing.wait(), self._next_attempt_wait()))
 
     # -- one pass --
 
@@ -173,7 +173,7 @@ class InvoicingPipeline:
         self._finish_leftovers()
         self._claim_all()
         self._send_due()
-        if poll or (poll is None and time.monotonic() >= self._next_poll):
+        if poll or (poll is None and self.pacing.due()):
             self._poll()
 
     @property
@@ -332,7 +332,7 @@ class InvoicingPipeline:
         self.store.update_file(row["id"], state=state, reason=reason, next_attempt_at=next_attempt)
         log.warning("post of %s failed (%s); next attempt in %.0f s", row["name"], reason.splitlines()[0], delay)
         if not settled:
-            self._next_poll = min(self._next_poll, time.monotonic() + delay)
+            self.pacing.no_later_than(delay)
 
     def _finish_settled(self, file_id: int) -> None:
         row = self.store.file(file_id)
@@ -369,24 +369,25 @@ class InvoicingPipeline:
 
     def _poll(self) -> None:
         started = _iso(self._clock())
+        self.pacing.started()
         try:
             outcome = self.poller.poll(self.client)
         except MailboxThrottled as throttled:
-            log.info("MyCareNet asks to wait %.1f s before the next get", throttled.wait_seconds)
-            self._next_poll = time.monotonic() + throttled.wait_seconds
+            if not self.pacing.throttled(throttled):
+                log.info("MyCareNet asks to wait %.1f s before the next get", throttled.wait_seconds)
+                return
+            delay = self.pacing.failed()
+            log.error("MyCareNet refused %d gets in a row as too soon (%s): another program may be polling this "
+                      "mailbox with the same certificate; stop it. Next try in %.0f s",
+                      self.pacing.throttle_retries, throttled.message, delay)
             return
         except UpstreamError as exc:
-            self._poll_failures += 1
-            delay = self._backoff.delay(self._poll_failures)
+            delay = self.pacing.failed()
             log.warning("polling the mailbox failed (%s); next try in %.0f s", exc, delay)
-            self._next_poll = time.monotonic() + delay
             return
-        self._poll_failures = 0
-        self._next_poll = time.monotonic() + self.poll_interval
+        self.pacing.answered(more_waiting=not outcome.complete and bool(outcome.messages or outcome.tacks))
         if outcome.complete:
             self._repost_unsettled(started)
-        elif outcome.messages or outcome.tacks:
-            self._next_poll = time.monotonic()
 
     @property
     def repost_grace(self) -> float:

@@ -15,8 +15,8 @@ Timestamp only, as the platform asks.
 Outcomes:
 
 * a TAck (success or failure) -> ``TAck``; a failure TAck is an answer, not an exception;
-* the platform's throttling fault ("Not enough time" between two ``get``) -> ``MailboxThrottled``,
-  which says how long to wait;
+* the platform's throttling fault ("Not enough time" between two ``get``) -> ``MailboxThrottled``
+  (``throttling.py``), which says how long to wait;
 * any other SOAP fault -> ``UpstreamFault``; no SOAP answer at all -> ``UpstreamUnavailable``.
 
 Nothing here logs the licence password, the file's content or a patient's identifier.
@@ -40,6 +40,7 @@ from lxml import etree
 from zeep import plugins as zeep_plugins
 
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
+from unified_messaging.mycarenet.throttling import DEFAULT_THROTTLE_WAIT, THROTTLE_TEXT, MailboxThrottled, named_wait
 from unified_messaging.mycarenet.faults import answer_trust_advice, soap_fault
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.qualities import care_provider_values
@@ -71,21 +72,11 @@ federation: what the official eHealth connector sends (MYCARENET.md), never the 
 DESTINATIONS = frozenset({"100", "200", "300", "400", "500", "600", "900", "690"})
 EFACT_MESSAGE_NAME = "HCPFAC"
 EFACT_FEEDBACK_NAMES = ("HCPFAC", "HCPAFD", "HCPVWR")
-THROTTLE_TEXT = "Not enough time"
-DEFAULT_THROTTLE_WAIT = 30.0
 MAX_INPUT_REFERENCE = 14
 _CHUNK = 1 << 20
 
 _PREFIXES = {"soapenv": SOAP11_ENV, "ga": GENASYNC_NS, "common": COMMON_NS, "wsa": WSA_NS}
 _NS = {"ga": GENASYNC_NS, "c": COMMON_NS, "t": TYPES_NS, "soapenv": SOAP11_ENV}
-
-
-class MailboxThrottled(UpstreamFault):
-    """The platform refused a ``get`` that came too soon after the previous one: wait and retry."""
-
-    def __init__(self, message: str, wait_seconds: float = DEFAULT_THROTTLE_WAIT) -> None:
-        super().__init__("NOT_ENOUGH_TIME", message, f"Wait {wait_seconds:g} s before the next get.")
-        self.wait_seconds = wait_seconds
 
 
 @dataclass(frozen=True)
@@ -360,7 +351,10 @@ class GenAsyncClient:
         detail = fault.find(f"detail/{{{GENASYNC_NS}}}fault")
         message = (detail.findtext("t:Message", "", _NS).strip() if detail is not None else "") or text
         if THROTTLE_TEXT.lower() in f"{text} {message}".lower():
-            return MailboxThrottled(message or text, self._throttle_wait)
+            wait = named_wait(f"{message} {text}")
+            if wait is None:
+                return MailboxThrottled(message or text, self._throttle_wait)
+            return MailboxThrottled(message or text, wait, named=True)
         if detail is not None:
             code = detail.findtext("t:FaultCode", "", _NS).strip() or "Server"
             details = tuple(f"{d.findtext('t:DetailCode', '', _NS)}: {d.findtext('t:Message', '', _NS)}".strip()

@@ -279,6 +279,7 @@ class GenAsyncService:
                 wait = self.min_get_interval - (now - mailbox.last_get).total_seconds()
                 raise _throttled(wait)
             mailbox.last_get = now
+            self.counters.increment("genasync.answered")
             self._produce_due(mailbox, now)
             messages = [m for m in mailbox.messages if m.due <= now and (not names or MESSAGE_NAMES[m.code] in names)]
             messages = messages[:_max(message_query)] if _included(message_query) else []
