@@ -49,6 +49,12 @@ class ValidationIssue:
     severity: Severity = Severity.ERROR
     text: Text | None = None
 
+    @classmethod
+    def found(cls, record_type: str | None, record_index: int | None, zone: str | None, finding: Text,
+              **where) -> "ValidationIssue":
+        """The issue telling ``finding`` (its English text is the message)."""
+        return cls(record_type, record_index, zone, str(finding), text=finding, **where)
+
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
