@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -16,18 +17,38 @@ log = logging.getLogger(__name__)
 WARN_WITHIN_DAYS = 30
 
 
+@dataclass(frozen=True)
+class Expiry:
+    """A certificate that has expired (``days`` < 0) or expires soon."""
+
+    label: str
+    not_after: datetime
+    days: float
+
+    @property
+    def expired(self) -> bool:
+        return self.days < 0
+
+
+def expiries(certificates: list[tuple[str, datetime]], now: datetime,
+             warn_within_days: int = WARN_WITHIN_DAYS) -> list[Expiry]:
+    """The ``(label, not after)`` pairs that have expired or expire within ``warn_within_days``, soonest
+    first (the log, and Mybox's banners, say them each in their own words)."""
+    found = [Expiry(label, not_after, (not_after - now).total_seconds() / 86400) for label, not_after in certificates]
+    return sorted((e for e in found if e.days <= warn_within_days), key=lambda e: e.not_after)
+
+
 def expiry_lines(certificates: list[tuple[str, datetime]], now: datetime,
                  warn_within_days: int = WARN_WITHIN_DAYS) -> list[str]:
     """The warnings for ``(label, not after)`` pairs, soonest first."""
     lines = []
-    for label, not_after in sorted(certificates, key=lambda pair: pair[1]):
-        days = (not_after - now).total_seconds() / 86400
-        if days < 0:
-            lines.append(f"certificate {label} expired on {not_after:%Y-%m-%d}: calls made with it are refused; "
+    for e in expiries(certificates, now, warn_within_days):
+        if e.expired:
+            lines.append(f"certificate {e.label} expired on {e.not_after:%Y-%m-%d}: calls made with it are refused; "
                          "renew it with eHealth and upload the new keystore")
-        elif days <= warn_within_days:
-            lines.append(f"certificate {label} expires on {not_after:%Y-%m-%d} (in {int(days)} day(s)): renew it "
-                         "with eHealth and upload the new keystore before then")
+        else:
+            lines.append(f"certificate {e.label} expires on {e.not_after:%Y-%m-%d} (in {int(e.days)} day(s)): "
+                         "renew it with eHealth and upload the new keystore before then")
     return lines
 
 

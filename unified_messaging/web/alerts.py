@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from unified_messaging.monitoring.expiry import WARN_WITHIN_DAYS
+from unified_messaging.monitoring.expiry import expiries
 from unified_messaging.securespace.models import User
 from unified_messaging.web.i18n import Translator
 from unified_messaging.web.permissions import Permission, allowed
@@ -47,17 +47,16 @@ def alerts(user: User | None, _: Translator, *, certificates: Certificates, stor
 
 def _certificate_alerts(_: Translator, certificates: list[tuple[str, datetime]], now: datetime) -> list[Alert]:
     found = []
-    for label, not_after in sorted(certificates, key=lambda pair: pair[1]):
-        days = (not_after - now).total_seconds() / 86400
-        name = _("the gateway's own certificate") if label == "gateway" else label
-        if days < 0:
+    for e in expiries(certificates, now):
+        name = _("the gateway's own certificate") if e.label == "gateway" else e.label
+        if e.expired:
             found.append(Alert("expired", _(
                 "Certificate {name} expired on {date}: calls made with it are refused. Renew it with eHealth "
-                "and upload the new keystore.", name=name, date=f"{not_after:%Y-%m-%d}")))
-        elif days <= WARN_WITHIN_DAYS:
+                "and upload the new keystore.", name=name, date=f"{e.not_after:%Y-%m-%d}")))
+        else:
             found.append(Alert("expiring", _(
                 "Certificate {name} expires on {date} (in {days} day(s)): renew it with eHealth and upload the "
-                "new keystore before then.", name=name, date=f"{not_after:%Y-%m-%d}", days=int(days))))
+                "new keystore before then.", name=name, date=f"{e.not_after:%Y-%m-%d}", days=int(e.days))))
     return found
 
 

@@ -18,7 +18,7 @@ from unified_messaging.journal import Journal
 from unified_messaging.securespace.check import CertificateCheck
 from unified_messaging.securespace.models import User
 from unified_messaging.securespace.store import SecureSpaceStore
-from unified_messaging.web.alerts import Certificates, StorageFaults, alerts
+from unified_messaging.web.alerts import Alert, Certificates, StorageFaults, alerts
 from unified_messaging.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
 from unified_messaging.web.permissions import Permission, allowed
 from unified_messaging.web.sessions import Session
@@ -89,7 +89,8 @@ class Page:
             csrf=self.session.csrf if self.session else "", **values)
         return Response(body, status=status, content_type="text/html; charset=utf-8")
 
-    def alerts(self) -> list:
+    def alerts(self) -> list[Alert]:
+        """The banners every page shows this user (see :mod:`.alerts`)."""
         services = self.services
         return alerts(self.user, self._, certificates=services.certificates, storage_faults=services.storage_faults,
                       now=services.clock())
