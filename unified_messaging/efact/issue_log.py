@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from unified_messaging.efact.layout import CHECKED_RECORD_TYPES, SEQUENCE, Zone
 from unified_messaging.efact.report import Severity, ValidationIssue
+from unified_messaging.efact.texts import Text
 from unified_messaging.efact.units import RawUnit
 from unified_messaging.identifiers import mask_ssins_in_text
 
@@ -24,23 +25,37 @@ class IssueLog:
             self.omitted += 1
             self.omitted_errors += issue.is_error
             return
+        masked = _masked(issue.text) if issue.text is not None else None
         self.issues.append(
             ValidationIssue(
                 issue.record_type, issue.record_index, issue.zone,
-                mask_ssins_in_text(issue.message), issue.sequence, issue.offset, issue.severity,
+                str(masked) if masked is not None else mask_ssins_in_text(issue.message),
+                issue.sequence, issue.offset, issue.severity, masked,
             )
         )
 
-    def segment(self, segment: str, zone: Zone | None, offset: int, message: str,
+    def segment(self, segment: str, zone: Zone | None, offset: int, message: str | Text,
                 severity: Severity = Severity.ERROR) -> None:
         """An issue in segment 200 or 300 starting at ``offset``, at ``zone`` when given."""
         at = offset + (zone.start if zone else 0)
-        self.add(ValidationIssue(segment, None, zone.number if zone else None, message,
-                                 offset=at, severity=severity))
+        self.add(ValidationIssue(segment, None, zone.number if zone else None, str(message),
+                                 offset=at, severity=severity, text=_text(message)))
 
-    def record(self, unit: RawUnit, zone: str | None, message: str, start: int = 0,
+    def record(self, unit: RawUnit, zone: str | None, message: str | Text, start: int = 0,
                severity: Severity = Severity.ERROR) -> None:
         """An issue in a record, ``start`` characters into it."""
         sequence = unit.text[SEQUENCE] if unit.record_type in CHECKED_RECORD_TYPES else None
-        self.add(ValidationIssue(unit.record_type, unit.index, zone, message, sequence,
-                                 unit.offset + start, severity))
+        self.add(ValidationIssue(unit.record_type, unit.index, zone, str(message), sequence,
+                                 unit.offset + start, severity, _text(message)))
+
+
+def _text(message: str | Text) -> Text | None:
+    return message if isinstance(message, Text) else None
+
+
+def _masked(finding: Text) -> Text:
+    """``finding`` with every string in it (nested texts too) passed through :func:`mask_ssins_in_text`."""
+    values = {key: _masked(value) if isinstance(value, Text)
+              else mask_ssins_in_text(value) if isinstance(value, str) else value
+              for key, value in finding.values.items()}
+    return Text(finding.template, values)

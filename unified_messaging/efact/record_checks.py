@@ -26,6 +26,7 @@ from unified_messaging.efact.layout import (
 from unified_messaging.efact.order import RecordOrder
 from unified_messaging.efact.report import Severity
 from unified_messaging.efact.summary_checks import SummaryChecks
+from unified_messaging.efact.texts import message, text
 from unified_messaging.efact.totals import (
     InvoiceTotals,
     MutualityTotals,
@@ -41,6 +42,31 @@ from unified_messaging.efact.values import (
     record_check_sum,
     valid_date,
 )
+
+_UNKNOWN_TYPE = message("unknown record type {record_type}; a 920000 holds records 10, 20, 50, 51, 52, 80, 90, "
+                        "95 and 96")
+_SEQUENCE = message("sequence number {sequence} where {expected} was expected (records 10 to 90 are numbered "
+                    "from 000001 without gaps)")
+_CHECK_DIGITS = message("the check digits must be 2 digits ({expected}), not {written}")
+_PLUS_10 = message("check digits {written} follow the '+10' variant of the CIN test files; the documented rule "
+                   "gives {expected} and several insurers refuse the variant with error 02 on zone 99")
+_WRONG_CHECK_DIGITS = message("wrong check digits: {written} is written but the record's first 348 characters "
+                              "give {expected}")
+_NOT_CLOSED = message("a new invoice starts before the previous one was closed by its footer 80")
+_AFFILIATION = message("the mutuality of affiliation must be 3 digits")
+_SERVICE_DATE = message("the date of the service {date} is not a valid YYYYMMDD date")
+_INSURANCE_AMOUNT = message("the insurance amount must be a sign (+ or -) and 11 digits")
+_NOMENCLATURE = message("the nomenclature code must be 7 digits")
+_BEFORE_SERVICE = message("record {record_type} comes before any service line 50 of its invoice")
+_NO_SERVICE = message("the invoice has no service line (record 50)")
+_INVOICE_LINES = message("this invoice's records 50, 51 and 52")
+_DESTINATION = message("the destination mutuality must be 3 digits")
+_LAST_NOT_CLOSED = message("the last invoice was not closed by its footer 80")
+_FILE_LINES = message("all records 50, 51 and 52 of the file")
+_INVOICES = message("the invoices (records 80)")
+_SENDING_NUMBER = message("sending number {number} differs from {expected} in segment 300 (zone 301)")
+_AMOUNT_A = message("the account A amount must be a sign and 11 digits")
+_AMOUNT_B = message("the account B amount must be a sign and 11 digits")
 
 
 class RecordChecks:
@@ -70,8 +96,7 @@ class RecordChecks:
         self.totals.records += 1
         record_type = unit.record_type
         if record_type not in RECORD_TYPES:
-            self.log.record(unit, "1", f"unknown record type {record_type!r}; a 920000 holds "
-                            "records 10, 20, 50, 51, 52, 80, 90, 95 and 96")
+            self.log.record(unit, "1", text(_UNKNOWN_TYPE, record_type=repr(record_type)))
             self._expected_sequence += 1
             return
         complaint = self.order.advance(record_type)
@@ -87,8 +112,7 @@ class RecordChecks:
         expected = f"{self._expected_sequence:06d}"
         if sequence != expected:
             self.log.record(unit, "2",
-                            f"sequence number {sequence!r} where {expected} was expected "
-                            "(records 10 to 90 are numbered from 000001 without gaps)", 2)
+                            text(_SEQUENCE, sequence=repr(sequence), expected=expected), 2)
             if sequence.isdigit():
                 self._expected_sequence = int(sequence)
         self._expected_sequence += 1
@@ -100,17 +124,13 @@ class RecordChecks:
             return
         expected = mod97_digits(total)
         if not written.isdigit():
-            self.log.record(unit, "99", f"the check digits must be 2 digits ({expected}), "
-                            f"not {written!r}", 348)
+            self.log.record(unit, "99", text(_CHECK_DIGITS, expected=expected, written=repr(written)), 348)
         elif digits_match(written, total + 10):
             severity = Severity.ERROR if self.strict_zone99 else Severity.WARNING
             self.log.record(unit, "99",
-                            f"check digits {written} follow the '+10' variant of the CIN test "
-                            f"files; the documented rule gives {expected} and several insurers "
-                            "refuse the variant with error 02 on zone 99", 348, severity)
+                            text(_PLUS_10, written=written, expected=expected), 348, severity)
         else:
-            self.log.record(unit, "99", f"wrong check digits: {written} is written but the "
-                            f"record's first 348 characters give {expected}", 348)
+            self.log.record(unit, "99", text(_WRONG_CHECK_DIGITS, written=written, expected=expected), 348)
 
     # record types
 
@@ -119,35 +139,31 @@ class RecordChecks:
 
     def _record_20(self, unit: RawUnit) -> None:
         if self._invoice is not None:
-            self.log.record(unit, "1", "a new invoice starts before the previous one was "
-                            "closed by its footer 80")
+            self.log.record(unit, "1", text(_NOT_CLOSED))
         self._invoice = InvoiceTotals(header_index=unit.index or 0)
         self.totals.invoices += 1
         if not unit.text[AFFILIATION_MUTUALITY].isdigit():
-            self.log.record(unit, "7", "the mutuality of affiliation must be 3 digits", 32)
+            self.log.record(unit, "7", text(_AFFILIATION), 32)
 
     def _record_50(self, unit: RawUnit) -> None:
         self.totals.service_lines += 1
         self._line(unit)
         if not valid_date(unit.text[SERVICE_DATE]):
-            self.log.record(unit, "5", f"the date of the service {unit.text[SERVICE_DATE]!r} "
-                            "is not a valid YYYYMMDD date", 16)
+            self.log.record(unit, "5", text(_SERVICE_DATE, date=repr(unit.text[SERVICE_DATE])), 16)
         if parse_amount(unit.text[AMOUNT_A]) is None:
-            self.log.record(unit, "19", "the insurance amount must be a sign (+ or -) and 11 "
-                            "digits", 87)
+            self.log.record(unit, "19", text(_INSURANCE_AMOUNT), 87)
 
     def _line(self, unit: RawUnit) -> None:
         """What the records 50, 51 and 52 share: a nomenclature code, inside an invoice."""
         code = unit.text[NOMENCLATURE]
         if not code.isdigit():
-            self.log.record(unit, "4", "the nomenclature code must be 7 digits", 9)
+            self.log.record(unit, "4", text(_NOMENCLATURE), 9)
             return
         self.totals.nomenclature_total += int(code)
         if self._invoice is None:
             return
         if unit.record_type != "50" and not self._invoice.service_records:
-            self.log.record(unit, "1", f"record {unit.record_type} comes before any service "
-                            "line 50 of its invoice")
+            self.log.record(unit, "1", text(_BEFORE_SERVICE, record_type=unit.record_type))
         if unit.record_type == "50":
             self._invoice.service_records += 1
         self._invoice.nomenclature_total += int(code)
@@ -156,13 +172,13 @@ class RecordChecks:
         invoice = self._invoice or InvoiceTotals(header_index=unit.index or 0, service_records=-1)
         self._invoice = None
         if invoice.service_records == 0:
-            self.log.record(unit, None, "the invoice has no service line (record 50)")
+            self.log.record(unit, None, text(_NO_SERVICE))
         check_control(self.log, unit, "98", unit.text[CONTROL_98], invoice.nomenclature_total,
-                      "this invoice's records 50, 51 and 52", 346)
+                      text(_INVOICE_LINES), 346)
         amount_a, amount_b = self._record_amounts(unit)
         mutuality = unit.text[DESTINATION_MUTUALITY]
         if not mutuality.isdigit():
-            self.log.record(unit, "18", "the destination mutuality must be 3 digits", 84)
+            self.log.record(unit, "18", text(_DESTINATION), 84)
             return
         totals = self.totals.by_mutuality.setdefault(mutuality, MutualityTotals())
         totals.invoices += 1
@@ -174,17 +190,17 @@ class RecordChecks:
 
     def _record_90(self, unit: RawUnit) -> None:
         if self._invoice is not None:
-            self.log.record(unit, "1", "the last invoice was not closed by its footer 80")
+            self.log.record(unit, "1", text(_LAST_NOT_CLOSED))
             self._invoice = None
         self._check_sending_number(unit)
         check_control(self.log, unit, "98", unit.text[CONTROL_98], self.totals.nomenclature_total,
-                      "all records 50, 51 and 52 of the file", 346)
+                      text(_FILE_LINES), 346)
         amount_a, amount_b = self._record_amounts(unit)
         self.totals.footer_90 = (amount_a, amount_b)
         compare_amount(self.log, unit, "19", amount_a, self.totals.amount_a,
-                       "the invoices (records 80)", 87)
+                       text(_INVOICES), 87)
         compare_amount(self.log, unit, "15", amount_b, self.totals.amount_b,
-                       "the invoices (records 80)", 67)
+                       text(_INVOICES), 67)
 
     # record helpers
 
@@ -192,14 +208,13 @@ class RecordChecks:
         number = unit.text[SENDING_NUMBER]
         expected = self.header.get("sending_number")
         if expected and number != expected:
-            self.log.record(unit, "7", f"sending number {number!r} differs from {expected!r} "
-                            "in segment 300 (zone 301)", 32)
+            self.log.record(unit, "7", text(_SENDING_NUMBER, number=repr(number), expected=repr(expected)), 32)
 
     def _record_amounts(self, unit: RawUnit) -> tuple[int | None, int | None]:
         amount_a = parse_amount(unit.text[AMOUNT_A])
         amount_b = parse_amount(unit.text[AMOUNT_B])
         if amount_a is None:
-            self.log.record(unit, "19", "the account A amount must be a sign and 11 digits", 87)
+            self.log.record(unit, "19", text(_AMOUNT_A), 87)
         if amount_b is None:
-            self.log.record(unit, "15", "the account B amount must be a sign and 11 digits", 67)
+            self.log.record(unit, "15", text(_AMOUNT_B), 67)
         return amount_a, amount_b

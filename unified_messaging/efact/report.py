@@ -9,6 +9,21 @@ from dataclasses import dataclass
 from enum import Enum
 
 from unified_messaging.efact.layout import PRODUCTION_MARKER, TEST_MARKER
+from unified_messaging.efact.texts import Text, message, text, verbatim
+
+_SEGMENT = message("segment {segment}")
+_FILE = message("file")
+_RECORD = message("record {record_type}")
+_RECORD_DETAILS = message("record {record_type} ({details})")
+_NUMBER = message("no. {sequence}")
+_ORDINALS = {"st": message("{number}st record of the file"), "nd": message("{number}nd record of the file"),
+             "rd": message("{number}rd record of the file"), "th": message("{number}th record of the file")}
+_BOTH = message("{first}, {second}")
+_AT_BYTE = message("{place} at byte {offset}")
+_AT_ZONE = message("{place}, zone {zone}")
+_ISSUE = message("{location}: {message}")
+_WARNING = message("warning: {location}: {message}")
+_MORE_PROBLEMS = message("... and {count} more problems not listed")
 
 
 class Severity(str, Enum):
@@ -32,42 +47,60 @@ class ValidationIssue:
     sequence: str | None = None
     offset: int | None = None
     severity: Severity = Severity.ERROR
+    text: Text | None = None
+
+    @classmethod
+    def found(cls, record_type: str | None, record_index: int | None, zone: str | None, finding: Text,
+              **where) -> "ValidationIssue":
+        """The issue telling ``finding`` (its English text is the message)."""
+        return cls(record_type, record_index, zone, str(finding), text=finding, **where)
 
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
     def location(self) -> str:
+        return str(self.location_text())
+
+    def location_text(self) -> Text:
         if self.record_type in ("200", "300"):
-            place = f"segment {self.record_type}"
+            place = text(_SEGMENT, segment=self.record_type)
         elif self.record_type is None:
-            place = "file"
+            place = text(_FILE)
         else:
-            place = f"record {self.record_type}"
-            details = []
+            details: list[Text] = []
             if self.sequence and self.sequence.isdigit():
-                details.append(f"no. {self.sequence}")
+                details.append(text(_NUMBER, sequence=self.sequence))
             if self.record_index is not None:
-                details.append(f"{_ordinal(self.record_index + 1)} record of the file")
-            if details:
-                place += f" ({', '.join(details)})"
+                details.append(_ordinal(self.record_index + 1))
+            if len(details) == 2:
+                place = text(_RECORD_DETAILS, record_type=self.record_type,
+                             details=text(_BOTH, first=details[0], second=details[1]))
+            elif details:
+                place = text(_RECORD_DETAILS, record_type=self.record_type, details=details[0])
+            else:
+                place = text(_RECORD, record_type=self.record_type)
         if self.offset is not None:
-            place += f" at byte {self.offset}"
+            place = text(_AT_BYTE, place=place, offset=self.offset)
         if self.zone:
-            place += f", zone {self.zone}"
+            place = text(_AT_ZONE, place=place, zone=self.zone)
         return place
 
+    def issue_text(self) -> Text:
+        """The whole line as :meth:`__str__` prints it, as a Text (the message verbatim if it has none)."""
+        finding = self.text if self.text is not None else verbatim(self.message)
+        return text(_ISSUE if self.is_error else _WARNING, location=self.location_text(), message=finding)
+
     def __str__(self) -> str:
-        prefix = "" if self.is_error else "warning: "
-        return f"{prefix}{self.location()}: {self.message}"
+        return str(self.issue_text())
 
 
-def _ordinal(number: int) -> str:
+def _ordinal(number: int) -> Text:
     if 10 <= number % 100 <= 20:
         suffix = "th"
     else:
         suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
+    return text(_ORDINALS[suffix], number=number)
 
 
 class EfactError(ValueError):
@@ -157,10 +190,14 @@ class ValidationReport:
         if not self.ok:
             raise EfactError(self.errors or self.issues)
 
+    def texts(self) -> list[Text]:
+        """The issues as texts, one per line, then how many were not listed."""
+        lines = [issue.issue_text() for issue in self.issues]
+        if self.omitted_issues:
+            lines.append(text(_MORE_PROBLEMS, count=self.omitted_issues))
+        return lines
+
     def describe(self) -> str:
         """The issues as plain text, one per line, for a reason file next to a refused payload."""
-        lines = [str(issue) for issue in self.issues]
-        if self.omitted_issues:
-            lines.append(f"... and {self.omitted_issues} more problems not listed")
-        return "\n".join(lines)
+        return "\n".join(str(line) for line in self.texts())
 

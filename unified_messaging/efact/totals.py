@@ -8,8 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from unified_messaging.efact.issue_log import IssueLog
+from unified_messaging.efact.texts import Text, message, text
 from unified_messaging.efact.units import RawUnit
 from unified_messaging.efact.values import control_number, digits_match, euros
+
+_CONTROL_DIGITS = message("the control number must be 2 digits ({expected}), not {written}")
+_WRONG_CONTROL = message("wrong control number: {written} is written but the nomenclature codes of {what} give "
+                         "{expected} (sum mod 97)")
+_AMOUNT = message("{written} is written but {what} add up to {computed}")
 
 
 @dataclass
@@ -43,23 +49,20 @@ class SendingTotals:
     footer_90: tuple[int | None, int | None] | None = None
 
 
-def check_control(log: IssueLog, unit: RawUnit, zone: str, written: str, total: int, what: str,
+def check_control(log: IssueLog, unit: RawUnit, zone: str, written: str, total: int, what: Text,
                   start: int) -> None:
     """A control number (zone 98, 410 or 510) against the nomenclature codes of ``what``."""
     if digits_match(written, total):
         return
     expected = control_number(total)
     if not written.isdigit():
-        log.record(unit, zone, f"the control number must be 2 digits ({expected}), "
-                   f"not {written!r}", start)
+        log.record(unit, zone, text(_CONTROL_DIGITS, expected=expected, written=repr(written)), start)
     else:
-        log.record(unit, zone, f"wrong control number: {written} is written but the "
-                   f"nomenclature codes of {what} give {expected} (sum mod 97)", start)
+        log.record(unit, zone, text(_WRONG_CONTROL, written=written, what=what, expected=expected), start)
 
 
 def compare_amount(log: IssueLog, unit: RawUnit, zone: str, written: int | None, computed: int,
-                   what: str, start: int) -> None:
+                   what: Text, start: int) -> None:
     """A written amount against what ``what`` add up to (a malformed amount is reported apart)."""
     if written is not None and written != computed:
-        log.record(unit, zone, f"{euros(written)} is written but {what} add up to "
-                   f"{euros(computed)}", start)
+        log.record(unit, zone, text(_AMOUNT, written=euros(written), what=what, computed=euros(computed)), start)

@@ -16,8 +16,15 @@ from unified_messaging.efact.layout import (
     SEGMENT_300_LENGTH,
 )
 from unified_messaging.efact.report import EfactError, ValidationIssue
+from unified_messaging.efact.texts import message, text
 
 DEFAULT_CHUNK_SIZE = 1 << 20
+
+_EMPTY = message("the file is empty")
+_TOO_SHORT = message("the file is too short: {length} characters, fewer than the {header} of its header "
+                     "(segments 200 and 300)")
+_STRAY_BREAKS = message("stray line breaks after the last record; an eFact file is one single line")
+_TRUNCATED = message("truncated record: the file ends {length} characters into this record, which needs {needed}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,27 +110,15 @@ def truncation_issue(units: int, offset: int, leftover: bytes) -> ValidationIssu
     end = offset + len(body)
     if units < 2:
         if end == 0:
-            return ValidationIssue(None, None, None, "the file is empty", offset=0)
-        return ValidationIssue(
-            None, None, None,
-            f"the file is too short: {end} characters, fewer than the {HEADER_LENGTH} of its "
-            "header (segments 200 and 300)",
-            offset=end,
-        )
+            return ValidationIssue.found(None, None, None, text(_EMPTY), offset=0)
+        return ValidationIssue.found(None, None, None, text(_TOO_SHORT, length=end, header=HEADER_LENGTH),
+                                     offset=end)
     index = units - 2
     record_type = body[:2].decode("latin-1") if len(body) >= 2 else None
     if not body or b"\n" in body or b"\r" in body:
-        return ValidationIssue(
-            None, None, None,
-            "stray line breaks after the last record; an eFact file is one single line",
-            offset=offset,
-        )
-    return ValidationIssue(
-        record_type, index, None,
-        f"truncated record: the file ends {len(body)} characters into this record, which needs "
-        f"{RECORD_LENGTH}",
-        offset=offset,
-    )
+        return ValidationIssue.found(None, None, None, text(_STRAY_BREAKS), offset=offset)
+    return ValidationIssue.found(record_type, index, None,
+                                 text(_TRUNCATED, length=len(body), needed=RECORD_LENGTH), offset=offset)
 
 
 def sniff(prefix: bytes) -> str | None:

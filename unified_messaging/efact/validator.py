@@ -18,6 +18,7 @@ from unified_messaging.efact.issue_log import IssueLog
 from unified_messaging.efact.record_checks import RecordChecks
 from unified_messaging.efact.report import ValidationIssue, ValidationReport
 from unified_messaging.efact.summary_checks import SummaryChecks
+from unified_messaging.efact.texts import message, text
 from unified_messaging.efact.totals import SendingTotals
 from unified_messaging.efact.units import (
     DEFAULT_CHUNK_SIZE,
@@ -28,6 +29,13 @@ from unified_messaging.efact.units import (
 )
 
 logger = logging.getLogger(__name__)
+
+_NOT_EFACT = message("not an eFact file: this is {kind}")
+_BOM = message("the file starts with a UTF-8 byte-order mark; save it as plain text without BOM")
+_ENDS_EARLY = message("the file ends early: expected {expectation}")
+_NO_INVOICE = message("the sending holds no invoice")
+_LINE_BREAK = message("line break inside the file: an eFact file is one single line without CR/LF "
+                      "(records must follow each other directly)")
 
 DEFAULT_MAX_ISSUES = 200
 
@@ -96,13 +104,9 @@ class SendingValidator:
         """Stop at once on a file that plainly is something else (PDF, XML, compressed...)."""
         kind = sniff(prefix)
         if kind:
-            self._stop(ValidationIssue(None, None, None,
-                                       f"not an eFact file: this is {kind}", offset=0))
+            self._stop(ValidationIssue.found(None, None, None, text(_NOT_EFACT, kind=kind), offset=0))
         elif prefix.startswith(b"\xef\xbb\xbf"):
-            self._stop(ValidationIssue(
-                None, None, None,
-                "the file starts with a UTF-8 byte-order mark; save it as plain text without BOM",
-                offset=0))
+            self._stop(ValidationIssue.found(None, None, None, text(_BOM), offset=0))
         return self._stopped
 
     def _check_end(self) -> None:
@@ -116,12 +120,11 @@ class SendingValidator:
             return
         order = self._records.order
         if not order.at_end:
-            self._log.add(ValidationIssue(
-                None, None, None,
-                f"the file ends early: expected {order.expectation}",
-                offset=self._splitter.offset))
+            self._log.add(ValidationIssue.found(None, None, None,
+                                                text(_ENDS_EARLY, expectation=order.expectation_text),
+                                                offset=self._splitter.offset))
         if self._totals.records and not self._totals.invoices:
-            self._log.add(ValidationIssue(None, None, None, "the sending holds no invoice"))
+            self._log.add(ValidationIssue.found(None, None, None, text(_NO_INVOICE)))
         self._summaries.check_mutualities_declared()
 
     def _dispatch(self, units: int, offset: int, raw: bytes) -> None:
@@ -130,11 +133,9 @@ class SendingValidator:
             return
         if b"\n" in raw or b"\r" in raw:
             position = min(p for p in (raw.find(b"\n"), raw.find(b"\r")) if p >= 0)
-            self._stop(ValidationIssue(
+            self._stop(ValidationIssue.found(
                 unit.record_type if unit.kind == "record" else unit.kind, unit.index, None,
-                "line break inside the file: an eFact file is one single line without CR/LF "
-                "(records must follow each other directly)",
-                offset=offset + position))
+                text(_LINE_BREAK), offset=offset + position))
             return
         if unit.kind == "200":
             stop = self._header.check_200(unit)

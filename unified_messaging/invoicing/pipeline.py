@@ -262,7 +262,7 @@ class InvoicingPipeline:
         if checked.size == 0:
             return reasons.empty()
         if not report.ok:
-            return reasons.invalid(name, report.describe())
+            return reasons.invalid(name, report)
         zone_204 = report.summary.zone_204
         for row in self.store.by_zone_204(zone_204 or ""):
             if row["state"] == "error":

@@ -11,6 +11,7 @@ import logging
 
 from unified_messaging.efact.explain import message_texts
 from unified_messaging.efact.feedback import FeedbackMessage
+from unified_messaging.efact.report import ValidationReport
 from unified_messaging.efact.texts import Reason, message, reason, text
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,9 @@ def empty() -> Reason:
     return reason(text(_EMPTY))
 
 
-def invalid(name: str, findings: str) -> Reason:
-    """A file the validator refused: the findings (English, one per line) follow the translated heading."""
-    return reason(text(_INVALID, name=name), *findings.splitlines())
+def invalid(name: str, report: ValidationReport) -> Reason:
+    """A file the validator refused: its findings, one per line, follow the heading."""
+    return reason(text(_INVALID, name=name), *report.texts())
 
 
 def same_file(name: str, other: dict) -> Reason:
