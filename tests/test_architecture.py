@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "unified_messaging"
-BASE_MODULES = {"domain", "identifiers", "xmlsafe"}
+BASE_MODULES = {"domain", "identifiers", "texts", "xmlsafe"}
 COMPOSITION = {"gateway", "cli", "upstream", "supervisor"}  # the composition root (and its process tree)
 CLIENT_CLASSES = {"StsClient", "GenericInsurabilityClient", "GenAsyncClient", "WsseSigningPlugin"}
 

@@ -6,7 +6,7 @@ import pytest
 from unified_messaging.efact.layout import RECORD_LENGTH
 from unified_messaging.efact.issue_log import IssueLog
 from unified_messaging.efact.report import ValidationIssue
-from unified_messaging.efact.texts import TEMPLATES, VERBATIM, Reason, Text, text, verbatim
+from unified_messaging.texts import TEMPLATES, VERBATIM, Reason, Text, text, verbatim
 from unified_messaging.efact.validator import validate_bytes, validate_file
 from unified_messaging.invoicing import reasons
 from unified_messaging.simulator.sending_writer import Defect, SendingSpec, build_sending

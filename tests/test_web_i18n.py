@@ -115,14 +115,12 @@ def dynamic_msgids() -> set[str]:
 
 def text_templates() -> set[str]:
     """The message ids of texts built outside the web layer and translated when shown: eFact explanations,
-    validator findings and the gateway's invoicing refusal reasons (registered with ``texts.message``)."""
-    import importlib
+    validator findings, the gateway's invoicing refusal reasons and why a toQuery or batch file was refused
+    (registered with ``texts.message`` in ``i18n.TEXT_MODULES``)."""
+    from unified_messaging.texts import TEMPLATES, VERBATIM
+    from unified_messaging.web.i18n import load_texts
 
-    from unified_messaging.efact.texts import TEMPLATES, VERBATIM
-
-    for module in ("efact.explain", "efact.validator", "invoicing.reasons"):  # importing them registers their texts
-        importlib.import_module("unified_messaging." + module)
-
+    load_texts()
     return TEMPLATES - {VERBATIM}
 
 

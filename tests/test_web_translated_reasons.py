@@ -15,7 +15,7 @@ import pytest
 
 from tests.invoicing_support import drop_file, wait_for
 from tests.web_support import login, start_mybox
-from unified_messaging.efact.texts import Reason, VERBATIM
+from unified_messaging.texts import Reason, VERBATIM
 from unified_messaging.invoicing.folders import REASON_SUFFIX
 from unified_messaging.simulator.sending_writer import Defect, build_sending
 from unified_messaging.web.i18n import CATALOGUES, Translator

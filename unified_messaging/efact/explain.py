@@ -7,7 +7,7 @@ missing from any table.  The error-number categories are our reading of how the 
 are grouped (01 not numeric, 02 check digit, 03 value not allowed, 2x not matching the insurer's
 data, 4x beneficiary rights...); the insurer's own text stays the reference.
 
-Every explanation is built as a :class:`~unified_messaging.efact.texts.Text` (``*_text``
+Every explanation is built as a :class:`~unified_messaging.texts.Text` (``*_text``
 functions), so that Mybox shows it in the user's language; the plain functions give the English text.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from unified_messaging.efact.layout import (
 )
 from unified_messaging.efact.values import euros
 from unified_messaging.efact.feedback import REFUSAL_TYPES, FeedbackMessage
-from unified_messaging.efact.texts import Text, message, text
+from unified_messaging.texts import Text, message, text
 
 logger = logging.getLogger(__name__)
 

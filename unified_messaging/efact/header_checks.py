@@ -3,7 +3,7 @@ sender's reference) and segment 300 (invoicing month, sending number, dates, ver
 """
 from __future__ import annotations
 
-from unified_messaging.efact import texts
+from unified_messaging import texts
 from unified_messaging.efact.issue_log import IssueLog
 from unified_messaging.efact.layout import (
     FEEDBACK_CODES,
@@ -16,7 +16,7 @@ from unified_messaging.efact.layout import (
 )
 from unified_messaging.efact.report import Severity, ValidationIssue
 from unified_messaging.efact.units import RawUnit
-from unified_messaging.efact.texts import message
+from unified_messaging.texts import message
 from unified_messaging.efact.values import valid_date, valid_month
 
 _VERSION = message("the version must be 2 digits")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from unified_messaging.efact.layout import CHECKED_RECORD_TYPES, SEQUENCE, Zone
 from unified_messaging.efact.report import Severity, ValidationIssue
-from unified_messaging.efact.texts import Text
+from unified_messaging.texts import Text
 from unified_messaging.efact.units import RawUnit
 from unified_messaging.identifiers import mask_ssins_in_text
 

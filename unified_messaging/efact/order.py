@@ -6,7 +6,7 @@ mutuality and the 96 that ends the file.
 from __future__ import annotations
 
 from unified_messaging.efact.layout import RECORD_NAMES
-from unified_messaging.efact.texts import Text, message, text
+from unified_messaging.texts import Text, message, text
 
 _EXPECTED_NEXT = {
     "start": frozenset({"10"}),

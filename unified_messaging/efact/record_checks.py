@@ -26,7 +26,7 @@ from unified_messaging.efact.layout import (
 from unified_messaging.efact.order import RecordOrder
 from unified_messaging.efact.report import Severity
 from unified_messaging.efact.summary_checks import SummaryChecks
-from unified_messaging.efact.texts import message, text
+from unified_messaging.texts import message, text
 from unified_messaging.efact.totals import (
     InvoiceTotals,
     MutualityTotals,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from unified_messaging.efact.layout import PRODUCTION_MARKER, TEST_MARKER
-from unified_messaging.efact.texts import Text, message, text, verbatim
+from unified_messaging.texts import Text, message, text, verbatim
 
 _SEGMENT = message("segment {segment}")
 _FILE = message("file")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unified_messaging.efact import texts
+from unified_messaging import texts
 from unified_messaging.efact.issue_log import IssueLog
 from unified_messaging.efact.layout import (
     SUMMARY_AMOUNT_A,
@@ -23,7 +23,7 @@ from unified_messaging.efact.totals import (
     compare_amount,
 )
 from unified_messaging.efact.units import RawUnit
-from unified_messaging.efact.texts import message
+from unified_messaging.texts import message
 from unified_messaging.efact.values import euros, parse_amount
 
 _MUTUALITY = message("the mutuality number must be 3 digits")

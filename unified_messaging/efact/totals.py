@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from unified_messaging.efact.issue_log import IssueLog
-from unified_messaging.efact.texts import Text, message, text
+from unified_messaging.texts import Text, message, text
 from unified_messaging.efact.units import RawUnit
 from unified_messaging.efact.values import control_number, digits_match, euros
 

@@ -16,7 +16,7 @@ from unified_messaging.efact.layout import (
     SEGMENT_300_LENGTH,
 )
 from unified_messaging.efact.report import EfactError, ValidationIssue
-from unified_messaging.efact.texts import message, text
+from unified_messaging.texts import message, text
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 

@@ -18,7 +18,7 @@ from unified_messaging.efact.issue_log import IssueLog
 from unified_messaging.efact.record_checks import RecordChecks
 from unified_messaging.efact.report import ValidationIssue, ValidationReport
 from unified_messaging.efact.summary_checks import SummaryChecks
-from unified_messaging.efact.texts import message, text
+from unified_messaging.texts import message, text
 from unified_messaging.efact.totals import SendingTotals
 from unified_messaging.efact.units import (
     DEFAULT_CHUNK_SIZE,

@@ -51,6 +51,7 @@ from unified_messaging.folders.files import (
 )
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.retry import Backoff, RetryPolicy
+from unified_messaging.texts import message, text
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,12 @@ def describe_storage_fault(exc: BaseException, where: Path) -> str:
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc} ({exc.filename or where})"
     return f"the journal: {exc}"
+
+
+# Why a file went to error/ (registered texts: Mybox shows them in the user's language).
+MARKER_ALONE = message("The marker {marker} arrived without its file {payload}. Write the file first, then its "
+                       "marker {marker}, in {folder}.")
+CRASHED = message("unified-messaging could not handle this file: {error}")
 
 
 class RetryLater(Exception):
@@ -222,8 +229,7 @@ class FolderWatcher:
                 marker.unlink(missing_ok=True)  # the claim was interrupted after the move
             elif self._age(marker) >= self.orphan_grace_seconds:
                 move_to_error(marker, self.folders.error,
-                              f"The marker {marker.name} arrived without its file {payload.name}. Write the file "
-                              f"first, then its marker {marker.name}, in {inbox}.")
+                              str(text(MARKER_ALONE, marker=marker.name, payload=payload.name, folder=str(inbox))))
 
     @staticmethod
     def _age(path: Path) -> float:
@@ -239,8 +245,7 @@ class FolderWatcher:
         self._backoff.forget(path.name)
         log.exception("handling %s failed", path.name)
         if path.exists():
-            move_to_error(path, self.folders.error,
-                          f"unified-messaging could not handle this file: {type(exc).__name__}: {exc}")
+            move_to_error(path, self.folders.error, str(text(CRASHED, error=f"{type(exc).__name__}: {exc}")))
         return 1
 
     def _handle(self, path: Path) -> int:

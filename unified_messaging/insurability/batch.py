@@ -46,7 +46,7 @@ from unified_messaging.folders.files import free_name, fsync_folder, write_atomi
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.insurability.batch_folders import LOCK_NAME, exclusive, move, move_with_reason, read_json
 from unified_messaging.insurability.batch_input import (
-    INPUT_COLUMNS, FileRejected, Line, LineProblem, decode, parse_date, query_of, read_header,
+    EMPTY, INPUT_COLUMNS, FileRejected, Line, LineProblem, decode, parse_date, query_of, read_header,
 )
 from unified_messaging.insurability.batch_job import BatchJob
 from unified_messaging.insurability.batch_output import (
@@ -182,7 +182,7 @@ class BatchRunner:
             text = decode(data, self.job.encoding)
             records = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.job.separator))
             if not records:
-                raise FileRejected("The file is empty: it needs a header line, then one line per patient.")
+                raise FileRejected(EMPTY)
             columns = read_header(records[0], self.job)
         except (FileRejected, csv.Error) as exc:
             part.unlink(missing_ok=True)

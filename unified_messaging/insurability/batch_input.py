@@ -11,9 +11,22 @@ from datetime import date, datetime
 from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.insurability.batch_job import BatchJob
 from unified_messaging.insurability.contract_xml import CONTACT_TYPES, REQUEST_TYPES
+from unified_messaging.texts import message, text
 
 INPUT_COLUMNS = ("ssin", "mutuality", "registration_number", "period_start", "period_end",
                  "contact_type", "request_type", "reference", "nihii", "quality")
+
+
+# Why a batch input file was refused (registered texts: Mybox shows them in the user's language).
+NOT_IN_ENCODING = message("The file is not written in {encoding} (file.encoding): byte {byte} on line {line} cannot "
+                          "be read. Save the file as {encoding}, or set file.encoding to the encoding it is written "
+                          "in (for example ISO-8859-1 or Cp1252).")
+UNKNOWN_COLUMNS = message("The header line has unknown column(s) {unknown}; the columns, separated by {separator} "
+                          "(csv.separator), can be: {expected}.")
+TWICE = message("The header line names {columns} twice.")
+MISSING_COLUMNS = message("The header line lacks the column(s) {columns}. A header line such as {example} comes "
+                          "first.")
+EMPTY = message("The file is empty: it needs a header line, then one line per patient.")
 
 
 class FileRejected(Exception):
@@ -30,15 +43,12 @@ class Line:
 
 def decode(data: bytes, encoding: str) -> str:
     try:
-        text = data.decode(encoding)
+        decoded = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise FileRejected(
-            f"The file is not written in {encoding} (file.encoding): byte 0x{data[exc.start]:02x} on line {line} "
-            f"cannot be read. Save the file as {encoding}, or set file.encoding to the encoding it is written "
-            "in (for example ISO-8859-1 or Cp1252)."
-        ) from None
-    return text[1:] if text.startswith("\ufeff") else text
+        raise FileRejected(str(text(NOT_IN_ENCODING, encoding=encoding, byte=f"0x{data[exc.start]:02x}",
+                                    line=line))) from None
+    return decoded[1:] if decoded.startswith("\ufeff") else decoded
 
 
 def read_header(header: list[str], job: BatchJob) -> list[str]:
@@ -47,13 +57,11 @@ def read_header(header: list[str], job: BatchJob) -> list[str]:
     expected = job.separator.join(INPUT_COLUMNS)
     unknown = [h for h in names if h not in INPUT_COLUMNS]
     if unknown or not names:
-        raise FileRejected(
-            f"The header line has unknown column(s) {', '.join(repr(u) for u in unknown) or '(none)'}; the "
-            f"columns, separated by {job.separator!r} (csv.separator), can be: {expected}."
-        )
+        raise FileRejected(str(text(UNKNOWN_COLUMNS, unknown=", ".join(repr(u) for u in unknown) or "(none)",
+                                    separator=repr(job.separator), expected=expected)))
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise FileRejected(f"The header line names {', '.join(duplicates)} twice.")
+        raise FileRejected(str(text(TWICE, columns=", ".join(duplicates))))
     missing = []
     if "period_start" not in names:
         missing.append("period_start")
@@ -64,8 +72,8 @@ def read_header(header: list[str], job: BatchJob) -> list[str]:
     if "quality" not in names and not job.quality:
         missing.append("quality (or careprovider.quality in the batch.properties)")
     if missing:
-        raise FileRejected(f"The header line lacks the column(s) {', '.join(missing)}. A header line such as "
-                           f"{job.separator.join(('ssin', 'period_start', 'period_end', 'reference'))} comes first.")
+        raise FileRejected(str(text(MISSING_COLUMNS, columns=", ".join(missing),
+                                    example=job.separator.join(("ssin", "period_start", "period_end", "reference")))))
     return names
 
 

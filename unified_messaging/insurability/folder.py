@@ -49,6 +49,7 @@ from unified_messaging.insurability.contract_xml import (
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
+from unified_messaging.texts import message, text
 
 log = logging.getLogger(__name__)
 
@@ -100,29 +101,37 @@ def answer_name(request_name: str) -> str:
 def read_request_elements(data: bytes, *, max_bytes: int) -> list[etree._Element]:
     """The request elements of a request file; raises ``Rejected`` when the file cannot be read at all."""
     if len(data) > max_bytes:
-        raise Rejected(f"The file has {len(data)} bytes, more than the {max_bytes} accepted "
-                       "([folders] max_request_file_bytes); split it into several files.")
+        raise Rejected(str(text(TOO_BIG, size=len(data), limit=max_bytes)))
     try:
         root = parse_xml(data)
     except UnsafeXml as exc:
-        raise Rejected(f"The file cannot be read: {exc}") from None
+        raise Rejected(str(text(UNREADABLE, problem=str(exc)))) from None
     if root.tag == f"{{{TNS}}}{REQUEST}":
         return [root]
     if root.tag != f"{{{TNS}}}{REQUESTS_ROOT}":
-        raise Rejected(
-            f"The root element is {_readable(root.tag)}; expected {REQUESTS_ROOT} (or a single {REQUEST}) "
-            f"in the namespace {TNS}, e.g. <{REQUESTS_ROOT} xmlns=\"{TNS}\"><{REQUEST}>...</{REQUEST}>"
-            f"</{REQUESTS_ROOT}>."
-        )
+        raise Rejected(str(text(WRONG_ROOT, found=_readable(root.tag), root=REQUESTS_ROOT, request=REQUEST,
+                                namespace=TNS)))
     requests = [child for child in root if isinstance(child.tag, str)]
     if not requests:
-        raise Rejected(f"The file holds no {REQUEST}: put one or more inside <{REQUESTS_ROOT}>.")
+        raise Rejected(str(text(NO_REQUEST, root=REQUESTS_ROOT, request=REQUEST)))
     return requests
+
+
+# Why a toQuery file went to error/: registered texts, so that Mybox shows them in the user's language.
+TOO_BIG = message("The file has {size} bytes, more than the {limit} accepted ([folders] max_request_file_bytes); "
+                  "split it into several files.")
+UNREADABLE = message("The file cannot be read: {problem}")
+WRONG_ROOT = message("The root element is {found}; expected {root} (or a single {request}) in the namespace "
+                     "{namespace}, e.g. <{root} xmlns=\"{namespace}\"><{request}>...</{request}></{root}>.")
+NO_REQUEST = message("The file holds no {request}: put one or more inside <{root}>.")
+IN_NAMESPACE = message("{local} (namespace {namespace})")
+IN_NO_NAMESPACE = message("{local} (no namespace)")
 
 
 def _readable(tag: str) -> str:
     namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
-    return f"{local} (namespace {namespace})" if namespace else f"{local} (no namespace)"
+    return str(text(IN_NAMESPACE, local=local, namespace=namespace) if namespace
+               else text(IN_NO_NAMESPACE, local=local))
 
 
 class InsurabilityRequestFile:

@@ -40,7 +40,7 @@ from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.efact.feedback import FileStatus
 from unified_messaging.folders.events import WatchLoop
 from unified_messaging.folders.files import move_to
-from unified_messaging.efact.texts import Reason
+from unified_messaging.texts import Reason
 from unified_messaging.invoicing import reasons
 from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
 from unified_messaging.invoicing.pacing import PollPacing

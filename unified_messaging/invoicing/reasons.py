@@ -1,6 +1,6 @@
 """Why the gateway refused an invoicing file, as texts Mybox shows in the user's language.
 
-Each function gives a :class:`~unified_messaging.efact.texts.Reason`: its English text goes to the
+Each function gives a :class:`~unified_messaging.texts.Reason`: its English text goes to the
 ``.reason`` file in ``error/``, the log and the command line; the store keeps its lines too, so that
 Mybox translates them.  The validator's own findings (one line per problem) and the platform's words
 stay as they are written.
@@ -12,7 +12,7 @@ import logging
 from unified_messaging.efact.explain import message_texts
 from unified_messaging.efact.feedback import FeedbackMessage
 from unified_messaging.efact.report import ValidationReport
-from unified_messaging.efact.texts import Reason, message, reason, text
+from unified_messaging.texts import Reason, message, reason, text
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from unified_messaging.efact.feedback import FileStatus
-from unified_messaging.efact.texts import Reason
+from unified_messaging.texts import Reason
 from unified_messaging.journal.store import Journal
 
 log = logging.getLogger(__name__)

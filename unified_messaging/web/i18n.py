@@ -8,6 +8,7 @@ are written the way each language writes them; times in Belgian time (Europe/Bru
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from babel.messages.pofile import read_po
 
-from unified_messaging.efact.texts import Reason, Text
+from unified_messaging.texts import Reason, Text, recognise
 from unified_messaging.securespace.models import LANGUAGES as USER_LANGUAGES
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,18 @@ _NAMES = {"en": "English", "nl": "Nederlands", "fr": "Français"}
 LANGUAGES = {code: _NAMES[code] for code in USER_LANGUAGES}
 DEFAULT_LANGUAGE = USER_LANGUAGES[0]
 CATALOGUES: dict[str, dict[str, str]] = {code: load_catalogue(code) for code in LANGUAGES if code != DEFAULT_LANGUAGE}
+
+# The modules that register texts built outside the web layer (``texts.message``): eFact explanations
+# and validator findings, invoicing refusals, why a toQuery or batch file was refused.
+TEXT_MODULES = ("efact.explain", "efact.validator", "invoicing.reasons", "insurability.folder",
+                "insurability.batch_input", "folders.watcher")
+
+
+def load_texts() -> None:
+    """Import the modules of ``TEXT_MODULES`` (a no-op once done), so that English texts written by them
+    are recognised and translated even in a process that does not run them (a front worker)."""
+    for module in TEXT_MODULES:
+        importlib.import_module("unified_messaging." + module)
 
 
 class Translator:
@@ -65,7 +78,17 @@ class Translator:
         lines = Reason.from_json(stored)
         if lines is not None:
             return [self.text(line) for line in lines]
-        return english.splitlines() if english else []
+        return self.english(english)
+
+    def english(self, written: str | None) -> list[str]:
+        """The lines of an English text that only survives as text (a ``.reason`` file, an old journal
+        row), each line translated when it is a registered text, else shown as it is."""
+        if not written:
+            return []
+        if self.language == DEFAULT_LANGUAGE:
+            return written.splitlines()
+        load_texts()
+        return [self.text(recognise(line) or line) for line in written.splitlines()]
 
     def euros(self, cents: int | None) -> str:
         if cents is None:

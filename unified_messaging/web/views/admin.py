@@ -96,8 +96,8 @@ def _place(label: str, folder: Path) -> dict[str, Any]:
 
 
 def _error_files(page: Page, folder: Path, *, journal: bool) -> list[dict[str, str]]:
-    """The files of an error folder with their reason, in the user's language when the invoicing journal
-    kept the reason's message ids (the ``.reason`` file itself is in English)."""
+    """The files of an error folder with their reason in the user's language (the ``.reason`` file itself is
+    in English): from the message ids the invoicing journal kept, else recognised from its English lines."""
     found = []
     for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
         if not path.is_file() or path.name.startswith(".") or path.name.endswith(REASON_SUFFIX):
@@ -105,8 +105,7 @@ def _error_files(page: Page, folder: Path, *, journal: bool) -> list[dict[str, s
         reason_file = path.with_name(path.name + REASON_SUFFIX)
         reason = reason_file.read_text("utf-8", "replace")[:2000] if reason_file.exists() else ""
         stored = page.services.invoicing.reason_texts(path.name).get(reason.strip()) if journal else None
-        if stored:
-            reason = "\n".join(page._.reason(stored, reason))
+        reason = "\n".join(page._.reason(stored, reason))
         found.append({"folder": folder.parent.name + "/" + folder.name, "name": path.name,
                       "reason": mask_ssins_in_text(reason)})
     return found

@@ -10,11 +10,17 @@ next to its English text (old rows without it stay readable in English).
 Every template is registered with :func:`message` where it is defined, so that the translation
 catalogues can be checked for completeness (``TEMPLATES``).  This module knows nothing of the
 catalogues: the translating function is given by the caller.
+
+Texts that only survive as English (a ``.reason`` file beside a refused toQuery file, a batch run's
+reason in the journal) are read back with :func:`recognise`: the registered template whose literal
+parts match the whole line, with the values in between.  The values then stay as they were written.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
+import string
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Union
 
@@ -100,3 +106,50 @@ class Reason(tuple):
 
 def reason(*lines: Text | str) -> Reason:
     return Reason(lines)
+
+
+_FORMATTER = string.Formatter()
+_compiled: list[tuple[re.Pattern[str], str]] = []
+_compiled_from = 0
+
+
+def _pattern(template: str) -> re.Pattern[str] | None:
+    parts, seen = [], set()
+    for literal, name, _spec, _conversion in _FORMATTER.parse(template):
+        parts.append(re.escape(literal))
+        if name is None:
+            continue
+        if not name.isidentifier():
+            return None
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+        seen.add(name)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _literal(template: str) -> str:
+    return "".join(literal for literal, *_ in _FORMATTER.parse(template))
+
+
+def _patterns() -> list[tuple[re.Pattern[str], str]]:
+    """Every registered template with a word of its own as a pattern, the most literal text first (the
+    most specific wins); a template of placeholders and punctuation only would match anything."""
+    global _compiled, _compiled_from
+    if _compiled_from != len(TEMPLATES):
+        found = [(pattern, template) for template in TEMPLATES
+                 if any(c.isalpha() for c in _literal(template)) and (pattern := _pattern(template)) is not None]
+        found.sort(key=lambda item: (-len(_literal(item[1])), item[1]))
+        _compiled, _compiled_from = found, len(TEMPLATES)
+    return _compiled
+
+
+def recognise(line: str) -> Text | None:
+    """The registered :class:`Text` an English ``line`` was rendered from, or None.  Values that are
+    themselves English texts are recognised too."""
+    for pattern, template in _patterns():
+        found = pattern.fullmatch(line)
+        if found is not None:
+            values: dict[str, Value] = {}
+            for key, value in found.groupdict().items():
+                values[key] = (recognise(value) or value) if " " in value else value
+            return Text(template, values)
+    return None
