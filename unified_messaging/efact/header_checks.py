@@ -136,7 +136,7 @@ class HeaderChecks:
         for number in ("308", "309"):
             if not zones[number].value(text).isdigit():
                 self.log.segment("300", zones[number], unit.offset,
-                                 texts.text(_TWO_DIGITS, label=zones[number].label))
+                                 texts.text(_TWO_DIGITS, label=texts.text(zones[number].label)))
         self._check_error_zones("300", SEGMENT_300_ZONES, text, unit.offset)
 
     def _check_instructions_version(self, zone: Zone, text: str, offset: int) -> None:

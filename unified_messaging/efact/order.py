@@ -60,7 +60,7 @@ class RecordOrder:
         """
         complaint = None
         if record_type not in _EXPECTED_NEXT[self.state]:
-            complaint = text(_OUT_OF_ORDER, record_type=record_type, name=RECORD_NAMES[record_type],
+            complaint = text(_OUT_OF_ORDER, record_type=record_type, name=text(RECORD_NAMES[record_type]),
                              expectation=self.expectation_text)
         self.state = _STATE_AFTER[record_type]
         return complaint

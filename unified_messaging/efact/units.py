@@ -16,7 +16,7 @@ from unified_messaging.efact.layout import (
     SEGMENT_300_LENGTH,
 )
 from unified_messaging.efact.report import EfactError, ValidationIssue
-from unified_messaging.texts import message, text
+from unified_messaging.texts import Text, message, text
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 
@@ -121,27 +121,27 @@ def truncation_issue(units: int, offset: int, leftover: bytes) -> ValidationIssu
                                  text(_TRUNCATED, length=len(body), needed=RECORD_LENGTH), offset=offset)
 
 
-def sniff(prefix: bytes) -> str | None:
-    """Name the kind of file when it plainly is not an eFact flat file."""
-    known = (
-        (b"%PDF", "a PDF document"),
-        (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
-        (b"\x1f\x8b", "a gzip-compressed file"),
-        (b"<?xml", "an XML document"),
-        (b"\xef\xbb\xbf<", "an XML document"),
-        (b"<", "an XML or HTML document"),
-        (b"{", "a JSON document"),
-        (b"[", "a JSON document"),
-        (b"\xff\xfe", "a UTF-16 text file"),
-        (b"\xfe\xff", "a UTF-16 text file"),
-    )
-    for magic, name in known:
-        if prefix.startswith(magic):
-            return name
-    if prefix[:1] == b"\x78" and prefix[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda"):
-        return "a deflate-compressed file (send the plain file, the gateway compresses it)"
-    return None
+_PDF = message("a PDF document")
+_ZIP = message("a ZIP archive (or an Office document)")
+_GZIP = message("a gzip-compressed file")
+_XML = message("an XML document")
+_MARKUP = message("an XML or HTML document")
+_JSON = message("a JSON document")
+_UTF16 = message("a UTF-16 text file")
+_DEFLATE = message("a deflate-compressed file (send the plain file, the gateway compresses it)")
+_KINDS = ((b"%PDF", _PDF), (b"PK\x03\x04", _ZIP), (b"\x1f\x8b", _GZIP), (b"<?xml", _XML),
+          (b"\xef\xbb\xbf<", _XML), (b"<", _MARKUP), (b"{", _JSON), (b"[", _JSON), (b"\xff\xfe", _UTF16),
+          (b"\xfe\xff", _UTF16))
 
+
+def sniff(prefix: bytes) -> Text | None:
+    """Name the kind of file when it plainly is not an eFact flat file (``str()`` of it is English)."""
+    for magic, name in _KINDS:
+        if prefix.startswith(magic):
+            return text(name)
+    if prefix[:1] == b"\x78" and prefix[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda"):
+        return text(_DEFLATE)
+    return None
 
 
 def read_sending(data: bytes | str) -> list[RawUnit]:
