@@ -18,6 +18,7 @@ _RECORD_DETAILS = message("record {record_type} ({details})")
 _NUMBER = message("no. {sequence}")
 _ORDINALS = {"st": message("{number}st record of the file"), "nd": message("{number}nd record of the file"),
              "rd": message("{number}rd record of the file"), "th": message("{number}th record of the file")}
+_FIRST = message("1st record of the file")  # its own text: French writes "1er", not "1e"
 _BOTH = message("{first}, {second}")
 _AT_BYTE = message("{place} at byte {offset}")
 _AT_ZONE = message("{place}, zone {zone}")
@@ -96,6 +97,8 @@ class ValidationIssue:
 
 
 def _ordinal(number: int) -> Text:
+    if number == 1:
+        return text(_FIRST)
     if 10 <= number % 100 <= 20:
         suffix = "th"
     else:
