@@ -130,3 +130,11 @@ def test_every_registered_text_is_told_apart_from_the_others():
         if found is None or found.template != template:
             mistaken[template] = found and found.template
     assert mistaken == {}
+
+
+def test_amounts_inside_findings_use_each_languages_decimal_mark():
+    from unified_messaging.efact.values import euros
+
+    assert str(euros(-1234)) == "-12.34 EUR"  # the .reason file and the command line
+    assert Translator("nl").text(euros(-1234)) == "-12,34 EUR"
+    assert Translator("fr").text(euros(5)) == "0,05 EUR"

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 
+from unified_messaging.texts import Text, message, text
+
 
 def _value_table() -> bytes:
     table = bytearray([37] * 256)
@@ -66,9 +68,13 @@ def format_amount(cents: int, digits: int = 11) -> str:
     return f"{sign}{abs(cents):0{digits}d}"
 
 
-def euros(cents: int) -> str:
+_EUROS = message("{units}.{cents} EUR")  # nl and fr write a decimal comma
+
+
+def euros(cents: int) -> Text:
+    """An amount as a text (``str()``: ``-12.34 EUR``), so that each language writes its own decimal mark."""
     sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} EUR"
+    return text(_EUROS, units=f"{sign}{abs(cents) // 100}", cents=f"{abs(cents) % 100:02d}")
 
 
 @lru_cache(maxsize=4096)
