@@ -35,7 +35,8 @@ from unified_messaging.secrets import SecretError, master_keys, resolve_secret, 
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.check import CertificateCheck, ConfigurationCheck
 from unified_messaging.securespace.selection import CertificateSelector
-from unified_messaging.securespace.store import SecureSpaceStore
+from unified_messaging.securespace.models import Licence
+from unified_messaging.securespace.store import STORE_FILE, SecureSpaceStore
 from unified_messaging.serving import ProxyTrust, RunningServer, ServerLimits, start_server
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.devpki import LAB_NIHII
@@ -144,13 +145,19 @@ class Gateway:
                                                                master_keys(self.config.data_folder), clock=self.clock)
         return self.securespace
 
+    def _recorded_licence(self) -> Licence | None:
+        """The licence recorded in the secure space, if one exists (never creating the secure space)."""
+        if self.securespace is None and not (self.config.data_folder / STORE_FILE).exists():
+            return None
+        return self._securespace_store().licence()
+
     def configuration_check(self, certificate_ids: Sequence[int] = ()) -> list[CertificateCheck]:
         """The secure space's configuration check against this gateway's upstream (Mybox runs it)."""
         cfg, upstream = self.config, self.upstream
         store = self._securespace_store()
         endpoints = upstream.clients.endpoints(invoicing=cfg.invoicing.enabled)
         probe = CheckProbe(endpoints, package_name=cfg.licence.package_name, clock=self.clock)
-        return ConfigurationCheck(store, endpoints, probe=probe, licence=store.licence() or upstream.configured_licence(),
+        return ConfigurationCheck(store, endpoints, probe=probe, licence=upstream.licence.current()[0],
                                   clock=self.clock).run(list(certificate_ids))
 
     def _mybox(self, sources: Sources) -> Mybox:
@@ -228,7 +235,8 @@ class Gateway:
                 raise ConfigError(f"[identity] qualities_file = {cfg.identity.qualities_file!r}: {exc}") from None
             try:
                 self.upstream = Upstream(cfg, secret=self._secret, clock=self.clock, simulator=self.simulator,
-                                         simulator_url=self._simulator_url)
+                                         simulator_url=self._simulator_url,
+                                         recorded_licence=self._recorded_licence)
                 self.simulator = self.upstream.simulator
                 self._selector = self._certificate_selector()
                 self.watch = UpstreamWatch(cfg.data_folder, clock=self.clock)

@@ -36,6 +36,7 @@ from unified_messaging.mycarenet.sts import SamlToken, StsClient, TokenCache, re
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
 from unified_messaging.securespace.check import Endpoints
+from unified_messaging.securespace.licence_store import LicenceInForce
 from unified_messaging.securespace.models import Licence
 from unified_messaging.serving import RunningServer, start_server
 from unified_messaging.simulator.app import Simulator
@@ -254,10 +255,10 @@ class UpstreamClients:
 
     def __init__(self, plan: UpstreamPlan, *, licence_username: str, licence_password: str,
                  package_name: str = "unified-messaging", trace_folder: str | Path | None = None,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, licence_source: Callable[[], tuple[str, str]] | None = None) -> None:
         self.plan = plan
         self.clock = clock
-        self._licence = (licence_username, licence_password)
+        self._licence = licence_source or (lambda: (licence_username, licence_password))
         self._package_name = package_name
         self.tracer = ExchangeTracer(Path(trace_folder)) if trace_folder else None
         session = requests.Session()
@@ -285,8 +286,8 @@ class UpstreamClients:
             return cache.token_provider(_acting_entry.get() or default)()
 
         client = GenericInsurabilityClient(
-            self.plan.genericinsurability_url, licence_username=self._licence[0],
-            licence_password=self._licence[1], package_name=self._package_name, is_test=self.plan.is_test,
+            self.plan.genericinsurability_url, licence_username="", licence_password="",
+            licence_source=self._licence, package_name=self._package_name, is_test=self.plan.is_test,
             timeout=self.plan.timeout, plugins=[WsseSigningPlugin(credential, now=self.clock)],
             tracer=self.tracer, answer_ca=self.plan.platform_ca,
             answer_signer_cbe=self.plan.platform_signer_cbe, now=self.clock)
@@ -299,7 +300,7 @@ class UpstreamClients:
         """The GenAsync mailbox of ``care_provider``, acting as ``entry`` (time-out: the plan's, at
         least a minute, unless given)."""
         client = GenAsyncClient(
-            self.plan.genasync_url, licence_username=self._licence[0], licence_password=self._licence[1],
+            self.plan.genasync_url, licence_username="", licence_password="", licence_source=self._licence,
             care_provider=care_provider, package_name=self._package_name,
             timeout=timeout if timeout is not None else max(self.plan.timeout, GENASYNC_MIN_TIMEOUT),
             plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],
@@ -323,9 +324,13 @@ class Upstream:
     the gateway's own certificate and the clients."""
 
     def __init__(self, config: Config, *, secret: Secret, clock: Clock = utc_now,
-                 simulator: Simulator | None = None, simulator_url: str | None = None) -> None:
+                 simulator: Simulator | None = None, simulator_url: str | None = None,
+                 recorded_licence: Callable[[], Licence | None] = lambda: None) -> None:
+        """``recorded_licence`` reads the licence recorded in the secure space: when there is one, every
+        call carries it instead of ``[licence]`` (``LicenceInForce``)."""
         self.config = config
         self.licence_password = secret(config.licence.password, "[licence] password")
+        self.licence = LicenceInForce(self.configured_licence(), recorded_licence)
         self.started: StartedSimulator | None = None
         self._simulator_url = simulator_url  # a simulator already running in its own process
         if config.upstream.mode == "simulator" and simulator_url:
@@ -337,7 +342,7 @@ class Upstream:
             plan = remote_plan(config, secret)
         try:
             self.clients = UpstreamClients(plan, licence_username=config.licence.username,
-                                           licence_password=self.licence_password,
+                                           licence_password=self.licence_password, licence_source=self.licence,
                                            package_name=config.licence.package_name,
                                            trace_folder=config.upstream.trace_folder or None, clock=clock)
             self.entry = self.clients.read_entry()

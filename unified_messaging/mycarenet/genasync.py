@@ -31,7 +31,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Sequence
+from typing import BinaryIO, Callable, Iterable, Sequence
 
 import requests
 import zeep
@@ -211,11 +211,12 @@ class GenAsyncClient:
         answer_ca: x509.Certificate | None = None,
         now: Clock = utc_now,
         throttle_wait: float = DEFAULT_THROTTLE_WAIT,
+        licence_source: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.care_provider = care_provider
-        self._licence = (licence_username, licence_password)
+        self._licence = licence_source or (lambda: (licence_username, licence_password))  # asked per call
         self._package_name = package_name
         self._answer_ca = answer_ca
         self._now = now
@@ -325,9 +326,10 @@ class GenAsyncClient:
     # -- plumbing --
 
     def _origin(self) -> dict:
+        username, password = self._licence()
         return {
             "Package": {"Name": {"_value_1": self._package_name},
-                        "License": {"Username": self._licence[0], "Password": self._licence[1]}},
+                        "License": {"Username": username, "Password": password}},
             "CareProvider": care_provider_values(self.care_provider.nihii, self.care_provider.quality),
         }
 

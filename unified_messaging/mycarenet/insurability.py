@@ -118,11 +118,13 @@ class GenericInsurabilityClient:
         answer_ca: x509.Certificate | None = None,
         answer_signer_cbe: str | None = None,
         now: Clock = utc_now,
+        licence_source: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
+        """``licence_source``, when given, is asked for the (username, password) of each call (the
+        licence in force may change while serving); otherwise the licence given is used."""
         self.endpoint = endpoint
         self.timeout = timeout
-        self._licence_username = licence_username
-        self._licence_password = licence_password
+        self._licence = licence_source or (lambda: (licence_username, licence_password))
         self._package_name = package_name
         self._is_test = is_test
         self._message_hook = message_hook
@@ -188,13 +190,14 @@ class GenericInsurabilityClient:
         reference = insurability_reference(query.reference)
         if reference:
             detail["InsurabilityReference"] = reference
+        username, password = self._licence()
         return {
             "CommonInput": {
                 "Request": {"IsTest": self._is_test},
                 "Origin": {
                     "Package": {
                         "Name": {"_value_1": self._package_name},
-                        "License": {"Username": self._licence_username, "Password": self._licence_password},
+                        "License": {"Username": username, "Password": password},
                     },
                     "CareProvider": care_provider_values(query.care_provider.nihii, query.care_provider.quality),
                 },
