@@ -140,7 +140,8 @@ def world(tmp_path_factory):
     root_logger.addHandler(collector)
     root_logger.setLevel(logging.INFO)  # the gateway's default [logging] level
     folder = tmp_path_factory.mktemp("mybox-security")
-    stack = start_mybox(folder)
+    # the licence recorded through Mybox below is in force for every call (#18.1): the simulator issued it
+    stack = start_mybox(folder, licence={"username": LICENCE[0], "password": LICENCE[1]})
     try:
         to_send = stack.invoicing_root / "toSend"
         drop_file(to_send, "GOOD.txt", build_sending(zone_204="20240301000001"))

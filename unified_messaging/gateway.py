@@ -151,14 +151,15 @@ class Gateway:
             return None
         return self._securespace_store().licence()
 
-    def configuration_check(self, certificate_ids: Sequence[int] = ()) -> list[CertificateCheck]:
-        """The secure space's configuration check against this gateway's upstream (Mybox runs it)."""
+    def configuration_check(self, certificate_ids: Sequence[int] = (), *, by: str | None = None) -> list[CertificateCheck]:
+        """The secure space's configuration check against this gateway's upstream (Mybox runs it for its
+        user ``by``: only with the certificates that user may use)."""
         cfg, upstream = self.config, self.upstream
         store = self._securespace_store()
         endpoints = upstream.clients.endpoints(invoicing=cfg.invoicing.enabled)
         probe = CheckProbe(endpoints, package_name=cfg.licence.package_name, clock=self.clock)
         return ConfigurationCheck(store, endpoints, probe=probe, licence=upstream.licence.current()[0],
-                                  clock=self.clock).run(list(certificate_ids))
+                                  clock=self.clock).run(list(certificate_ids), by=by)
 
     def _mybox(self, sources: Sources) -> Mybox:
         cfg = self.config

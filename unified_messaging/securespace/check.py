@@ -149,6 +149,9 @@ class _Live:
     per_service: dict[Service, list[Refusal]] = field(default_factory=dict)
 
 
+NOT_REQUESTED_NO_ACCESS = "not requested: you are not on this certificate's access list"
+
+
 class ConfigurationCheck:
     """Runs the check against ``endpoints`` with the secure space's certificates and licence."""
 
@@ -160,11 +163,35 @@ class ConfigurationCheck:
         self.licence = licence if licence is not None else store.licence()
         self.clock = clock
 
-    def run(self, certificate_ids: Sequence[int] | None = None) -> list[CertificateCheck]:
+    def run(self, certificate_ids: Sequence[int] | None = None, *, by: str | None = None) -> list[CertificateCheck]:
+        """Check the certificates (all, or ``certificate_ids``).  Run for the UM user ``by`` (Mybox, or the
+        command's ``--by``), a certificate that user may not use (its access list, #18 point 2) is not
+        used at all: no token is asked with it, and each service says why."""
         records = self.store.certificates()
         if certificate_ids:
             records = [self.store.certificate(i) for i in certificate_ids]
-        return [self.check(record) for record in records]
+        results = []
+        for record in records:
+            refusal = self._may_not_use(by, record)
+            results.append(self.check(record) if refusal is None else self._not_used(record, refusal))
+        return results
+
+    def _may_not_use(self, by: str | None, record: CertificateRecord) -> Refusal | None:
+        if by is None:
+            return None
+        try:
+            self.store.check_user_may_use(by, record.id)
+        except Refusal as refusal:
+            logger.warning("configuration check: %s may not use certificate %s (%s)", by, record.describe(),
+                           refusal.code)
+            return refusal
+        return None
+
+    @staticmethod
+    def _not_used(record: CertificateRecord, refusal: Refusal) -> CertificateCheck:
+        statuses = tuple(ServiceStatus(service, (), (), (), offered=False) if service in NOT_OFFERED_SERVICES
+                         else ServiceStatus(service, (refusal,), (), ()) for service in Service)
+        return CertificateCheck(record, NOT_REQUESTED_NO_ACCESS, statuses)
 
     def check(self, certificate: CertificateRecord) -> CertificateCheck:
         now = self.clock()

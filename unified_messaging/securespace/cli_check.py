@@ -61,11 +61,13 @@ def licence_show(ctx: click.Context) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--certificate", "certificate_ids", type=int, multiple=True, help="Only these certificates.")
 @click.option("--invoicing-url", default="", help="GenAsync (eFact) address to probe (default: the configuration's; the simulator's in simulator mode).")
+@click.option("--by", "by", default=None, metavar="LOGIN",
+              help="Run the check as this user: a certificate whose access list does not name the user is not used.")
 @json_option
 @click.pass_context
 @refusals
 def check(ctx: click.Context, config_path: str | None, certificate_ids: tuple[int, ...], invoicing_url: str,
-          as_json: bool) -> None:
+          by: str | None, as_json: bool) -> None:
     """Configuration check: per certificate, is each service Active, and if not, why."""
     load_context(ctx, config_path)
     context = obj(ctx)
@@ -76,7 +78,7 @@ def check(ctx: click.Context, config_path: str | None, certificate_ids: tuple[in
     try:
         probe = CheckProbe(endpoints, package_name=config.licence.package_name)
         results = ConfigurationCheck(store, endpoints, probe=probe,
-                                     licence=store.licence() or _config_licence(config)).run(list(certificate_ids))
+                                     licence=store.licence() or _config_licence(config)).run(list(certificate_ids), by=by)
     finally:
         close()
     if as_json:

@@ -39,7 +39,7 @@ class MyboxServices:
     journal: Journal
     invoicing: InvoicingStore
     securespace: SecureSpaceStore
-    configuration_check: Callable[[Sequence[int]], list[CertificateCheck]]
+    configuration_check: Callable[..., list[CertificateCheck]]  # (certificate ids, *, by=login)
     clock: Callable[[], datetime]
     trusted_ca: Sequence[x509.Certificate] | None = None  # [upstream] ehealth_ca: uploads must chain to it
     invoicing_root: Path | None = None

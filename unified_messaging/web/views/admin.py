@@ -341,6 +341,6 @@ def configuration_check(page: Page) -> Response:
     results = None
     if page.request.method == "POST":
         chosen = [int(v) for v in page.request.form.getlist("certificate") if v.isdigit()]
-        results = page.services.configuration_check(chosen)
+        results = page.services.configuration_check(chosen, by=page.user.login)
         log.info("Mybox: configuration check run by %s", page.user.login)
     return page.render("admin/check.html", certificates=store.certificates(), results=results)
