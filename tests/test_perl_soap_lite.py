@@ -69,6 +69,15 @@ def test_echo(soap_lite, idiom, version):
 
 
 @both
+def test_text_that_is_not_ascii_comes_through(soap_lite, idiom, version):
+    """SOAP::Lite sends any text that is not ASCII as xsd:base64Binary ("hé" as "aMOp"): UM reads the text."""
+    assert soap_lite(idiom, version, "Echo", message="Réf. hôpital Ñ") == {"EchoResult": "Réf. hôpital Ñ"}
+    answer = soap_lite(idiom, version, "GetInsurability",
+                       **_consultation(Ssin=patient("insured").ssin, Reference="Réf-é"))
+    assert (answer.get("Status"), answer.get("Reference")) == ("OK", "Réf-é"), answer
+
+
+@both
 def test_insured_patient_by_ssin(soap_lite, idiom, version):
     insured = patient("insured")
     answer = soap_lite(idiom, version, "GetInsurability",

@@ -54,6 +54,15 @@ def test_unqualified_content_of_the_operation_element_is_the_contract_s(gateway)
     assert doc.findtext(f".//{{{TNS}}}Patient/{{{TNS}}}Ssin") == insured.ssin
 
 
+@pytest.mark.parametrize("content", ["not base64!", "/w=="], ids=["not base64", "not UTF-8"])
+def test_base64_that_is_no_text_is_refused(gateway, content):
+    message = f'<tns:message xsi:type="xsd:base64Binary">{content}</tns:message>'
+    status, doc = _post(gateway, f"<tns:Echo>{message}</tns:Echo>")
+    code, text = _fault(doc)
+    assert status == 500 and code.endswith("Client.SchemaValidation")
+    assert "message is typed xsd:base64Binary" in text and "SOAP::Data->type('string')" in text
+
+
 def test_xmlns_reset_on_one_child_only(gateway):
     status, doc = _post(gateway, '<tns:Echo><message xmlns="">reset</message></tns:Echo>')
     assert status == 200 and doc.findtext(f".//{{{TNS}}}EchoResult") == "reset"

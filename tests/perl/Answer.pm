@@ -3,13 +3,14 @@ package Answer;
 use strict;
 use warnings;
 use Exporter 'import';
+use Encode qw(decode);
 use SOAP::Lite;
 our @EXPORT_OK = qw(request_data print_answer);
 
 # Echo message=... ; GetInsurability Nihii=... Quality=... Ssin=... PeriodStart=... (any order)
 sub request_data {
     my ($operation, @fields) = @_;
-    my %f = map { split /=/, $_, 2 } @fields;
+    my %f = map { split /=/, decode('UTF-8', $_), 2 } @fields;  # text, as a Perl program holds it
     return SOAP::Data->name(message => $f{message}) if $operation eq 'Echo';
     my @provider = map { SOAP::Data->name($_ => delete $f{$_}) } qw(Nihii Quality);
     my @request = (SOAP::Data->name(CareProvider => \SOAP::Data->value(@provider)));

@@ -9,13 +9,17 @@ content as theirs.  So, inside an operation element of the contract's namespace:
 * an element in no namespace is taken as the contract's element of that name;
 * a simple value (an element without child elements) loses its ``xsi:type``, so that the XSD
   checks its text against the type the contract declares: a lexically valid value is accepted
-  whatever it was annotated with, an invalid one is refused as before.
+  whatever it was annotated with, an invalid one is refused as before.  A value annotated
+  ``xsd:base64Binary`` (SOAP::Lite's autotype for any text that is not ASCII) is decoded first.
 
 Everything else is left to the XSD: unknown elements, wrong nesting, an element qualified in
 another namespace, ``xsi:type`` on an element with content.  A Body element outside the contract's
 namespace is refused here with a fault that names both namespaces.
 """
 from __future__ import annotations
+
+import base64
+import binascii
 
 from lxml import etree
 from spyne.error import Fault
@@ -24,6 +28,7 @@ from unified_messaging.insurability.contract_xml import namespace_phrase
 from unified_messaging.soap.contract import TNS
 
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+XSD = "http://www.w3.org/2001/XMLSchema"
 _BODIES = ("{http://schemas.xmlsoap.org/soap/envelope/}Body", "{http://www.w3.org/2003/05/soap-envelope}Body")
 
 
@@ -57,6 +62,25 @@ def accept_legacy_habits(root: etree._Element, operations: frozenset[str]) -> in
             if not namespace_of(element):
                 element.tag = f"{{{TNS}}}{element.tag}"
             if next(element.iterchildren(tag=etree.Element), None) is None:
-                element.attrib.pop(XSI_TYPE, None)
+                _plain_value(element)
             changed += before != (element.tag, element.get(XSI_TYPE))
     return changed
+
+
+def _plain_value(element: etree._Element) -> None:
+    """Drop the ``xsi:type`` of a simple value; a value sent as ``xsd:base64Binary`` (what SOAP::Lite does
+    with any text that is not ASCII, "hé" going out as "aMOp") is first decoded to the text it stands for."""
+    annotation = element.attrib.pop(XSI_TYPE, None)
+    if annotation is None or annotation.rpartition(":")[2] != "base64Binary":
+        return
+    prefix = annotation.rpartition(":")[0] or None
+    if element.nsmap.get(prefix, XSD) != XSD:
+        return
+    try:
+        element.text = base64.b64decode(element.text or "", validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Fault("Client.SchemaValidation", (
+            f"The request does not match the ConsultMyCareNet contract: element "
+            f"{etree.QName(element).localname} is typed xsd:base64Binary, but its content is not the base64 "
+            "of UTF-8 text: send the value as text (in Perl SOAP::Lite: SOAP::Data->type('string'))."))
+
