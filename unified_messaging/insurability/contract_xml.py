@@ -67,11 +67,13 @@ class ContractSchema:
         return schema
 
     def first_error(self, element: etree._Element) -> str | None:
-        """None when ``element`` (a global element of the XSD) is valid, else the first error, unqualified."""
+        """None when ``element`` (a global element of the XSD) is valid, else the first error: unqualified
+        (the names say enough), except for an element in another namespace than the one expected."""
         schema = self.schema
         if schema.validate(element):
             return None
-        return re.sub(r"\{[^}]*\}", "", schema.error_log.last_error.message)
+        message = schema.error_log.last_error.message
+        return _wrong_namespace(message) or re.sub(r"\{[^}]*\}", "", message)
 
     def validation_error(self, element: etree._Element) -> str | None:
         """None when the element is valid against the contract XSD, else the first error."""
@@ -89,6 +91,33 @@ class ContractSchema:
         if message is None:
             return None
         return re.sub(r"^Element 'request': ", "", message)
+
+
+def namespace_phrase(namespace: str) -> str:
+    """How a text says which namespace an element is in."""
+    return f"is in namespace '{namespace}'" if namespace else "has no namespace"
+
+
+_UNEXPECTED = re.compile(r"^Element '(?:\{(?P<namespace>[^}]*)\})?(?P<name>[^']+)': This element is not expected\. "
+                         r"Expected is (?:one of )?\( (?P<expected>.*) \)\.?$")
+
+
+def _wrong_namespace(message: str) -> str | None:
+    """lxml's "Element 'message' ... Expected is ( message )" once its namespaces are stripped: the text
+    that says an element is in the wrong namespace, and in which one it is expected."""
+    found = _UNEXPECTED.match(message)
+    if found is None:
+        return None
+    namespace, name = found["namespace"] or "", found["name"]
+    expected = [e.strip() for e in found["expected"].split(",")]
+    namespaces = sorted({e[1:].split("}", 1)[0] for e in expected if e.startswith("{")})
+    if not namespaces or namespace in namespaces:
+        return None
+    wanted = [e for e in expected if e.rsplit("}", 1)[-1] == name] or expected
+    element = f"{{{namespace}}}{name}" if namespace else name
+    return (f"Element {element} {namespace_phrase(namespace)}; expected {' or '.join(wanted)}: put it in "
+            f"the namespace '{namespaces[0]}'.")
+
 
 CONTACT_TYPES = {
     "Ambulatory": ContactType.AMBULATORY,

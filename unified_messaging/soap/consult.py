@@ -19,6 +19,7 @@ from unified_messaging.insurability.contract_xml import E, answer_to_xml, query_
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.soap.contract import TNS, Contract
+from unified_messaging.soap.legacy_clients import accept_legacy_habits
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,12 @@ def _refuse_headers_not_understood(root: object) -> None:
 
 
 class _HardenedParsing:
-    """Parse every incoming document with our hardened parser instead of Spyne's."""
+    """Parse every incoming document with our hardened parser instead of Spyne's, then accept what
+    legacy clients send (``legacy_clients``) for the contract's ``operations``."""
+
+    def __init__(self, *args, operations: frozenset[str] = frozenset(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.operations = operations
 
     def create_in_document(self, ctx, charset=None):  # noqa: ANN001 - Spyne's signature
         data = b"".join(ctx.in_string)
@@ -96,6 +102,8 @@ class _HardenedParsing:
         except UnsafeXml as exc:
             raise Fault("Client.XMLSyntaxError", str(exc)) from None
         _refuse_headers_not_understood(root)
+        if accept_legacy_habits(root, self.operations):
+            log.debug("request from a legacy client: unqualified elements or xsi:type on values accepted")
         ctx.in_document = (root, {})
 
 
@@ -154,11 +162,12 @@ def build_soap_apps(
 ) -> dict[str, WsgiApplication]:
     """One Spyne WSGI application per SOAP version, keyed "1.1" and "1.2"."""
     service_class = _make_service(service, contract)
+    operations = frozenset(contract.operations(contract.port_type_of(contract.endpoints[0])))
     apps = {}
     for version, protocol in (("1.1", HardenedSoap11), ("1.2", HardenedSoap12)):
         application = Application(
             [service_class], tns=TNS, name=contract.service_name,
-            in_protocol=protocol(validator=None), out_protocol=protocol(),
+            in_protocol=protocol(validator=None, operations=operations), out_protocol=protocol(),
         )
         apps[version] = WsgiApplication(application, max_content_length=max_content_length)
     log.info("SOAP service %s ready: %s", contract.service_name,
