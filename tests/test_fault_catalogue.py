@@ -164,3 +164,22 @@ def test_the_gateways_code_sets_are_classified_alike():
     assert TOKEN_REFUSALS == tokens
     assert set(LICENCE_CODES) == {code_of("security.LICENCE_REFUSED"), code_of("security.LICENCE_MISSING")}
     assert not any(code in faults.ADVICE_BY_CODE for code in ("SOA-01003", "SOA-01016", "SOA-01019"))
+
+
+@pytest.mark.parametrize("language, meaning", [("nl", "Gebruiker niet correct aangemeld"),
+                                               ("fr", "Utilisateur non reconnu")])
+def test_mybox_shows_a_licence_refusal_with_the_catalogues_meaning_in_the_users_language(language, meaning):
+    """The simulator's answer, read by the gateway's fault parser, shown as Mybox shows a fault's English
+    text (an invoicing file waiting to be posted again): the advice translated, the platform's words kept."""
+    from lxml import etree
+
+    from unified_messaging.web.i18n import Translator
+
+    refusal = security.SimulatedFault(security.LICENCE_REFUSED, "The MyCareNet licence username or password is "
+                                                                "not recognised")
+    envelope = etree.fromstring(soap.fault_envelope(refusal))
+    fault = faults.soap_fault(envelope.find(f".//{{{soap.SOAP11_ENV}}}Fault"))
+    assert fault.code == "SOA-01001" and "ticket" in " ".join(fault.details)
+    [line] = Translator(language).english(str(fault))
+    assert "(SOA-01001)" in line and "The MyCareNet licence username or password is not recognised" in line
+    assert meaning in line and "[licence]" in line and "did not recognise" not in line, line

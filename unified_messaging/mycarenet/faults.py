@@ -17,26 +17,36 @@ from __future__ import annotations
 from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
+from unified_messaging.texts import message
 from unified_messaging.domain.errors import UpstreamFault
 from unified_messaging.mycarenet.wsse.refusals import RefusalCode
 
 SOA_ERRORS_NS = "urn:be:fgov:ehealth:errors:soa:v1"
 
-_ALTERED = ("The message was not signed as expected or was changed on its way to MyCareNet. Check that no "
-            "proxy between the gateway and MyCareNet rewrites messages, then tell the gateway's administrator.")
-_CLOCK = "This computer's clock is wrong: set it to the right time (automatic time / NTP) and try again."
-_SESSION = "The gateway's eHealth session (STS token) was not accepted: try again; if it lasts, check the clock."
-_CERTIFICATE_EXPIRED = ("The eHealth certificate has expired or is not valid yet: renew it on the eHealth portal "
-                        "and install the new .p12 in the gateway.")
-_NOT_RECOGNISED = ("MyCareNet did not recognise the user: check that the MyCareNet licence recorded for the gateway "
-                   "(Mybox Administration or [licence]) has the username and password MyCareNet issued for the "
-                   "software package, and that the eHealth certificate is the one eHealth issued for this care "
-                   "provider (not a test certificate).")
-_NO_ACCESS = ("MyCareNet recognised the user but gives it no access to this service: check the quality the "
-              "certificate's token certifies (eFact invoicing needs a quality that may invoice) and the mandate of "
-              "the care provider the gateway acts for; if they are right, call the MyCareNet helpdesk.")
-_CONTENT = ("MyCareNet found the content of the message not conform: check the data sent (numbers, dates, codes); "
-            "if they are right, report it to the gateway's administrator with the ticket number.")
+# Every advice is a registered text (``texts.message``): Mybox translates it where a fault's English
+# text is shown (an invoicing file waiting to be posted again), the legacy caller gets it in English.
+_ALTERED = message("The message was not signed as expected or was changed on its way to MyCareNet. Check that "
+                   "no proxy between the gateway and MyCareNet rewrites messages, then tell the gateway's "
+                   "administrator.")
+_CLOCK = message("This computer's clock is wrong: set it to the right time (automatic time / NTP) and try again.")
+_SESSION = message("The gateway's eHealth session (STS token) was not accepted: try again; if it lasts, check the "
+                   "clock.")
+_CERTIFICATE_EXPIRED = message("The eHealth certificate has expired or is not valid yet: renew it on the eHealth "
+                               "portal and install the new .p12 in the gateway.")
+_NOT_RECOGNISED = message("MyCareNet did not recognise the user: check that the MyCareNet licence recorded for the "
+                          "gateway (Mybox Administration or [licence]) has the username and password MyCareNet "
+                          "issued for the software package, and that the eHealth certificate is the one eHealth "
+                          "issued for this care provider (not a test certificate).")
+_NO_ACCESS = message("MyCareNet recognised the user but gives it no access to this service: check the quality the "
+                     "certificate's token certifies (eFact invoicing needs a quality that may invoice) and the "
+                     "mandate of the care provider the gateway acts for; if they are right, call the MyCareNet "
+                     "helpdesk.")
+_CONTENT = message("MyCareNet found the content of the message not conform: check the data sent (numbers, dates, "
+                   "codes); if they are right, report it to the gateway's administrator with the ticket number.")
+_OTHER_STS = message("The gateway's token comes from another STS than the platform's: check that [upstream] sts_url "
+                     "and the service addresses belong to the same environment (acceptance or production).")
+_LONG_TIMESTAMP = message("The gateway signed the message with a Timestamp that lasts too long: tell the gateway's "
+                          "administrator (the software must sign every call with a short-lived Timestamp).")
 
 ADVICE_BY_CODE = {
     # the platform's catalogue
@@ -49,23 +59,21 @@ ADVICE_BY_CODE = {
                      "SIM-SEC-21"), _ALTERED),
     "SIM-SEC-07": _CLOCK, "SIM-SEC-08": _CLOCK, "SIM-SEC-09": _CLOCK, "SIM-SEC-15": _CLOCK,
     "SIM-SEC-10": _SESSION, "SIM-SEC-11": _SESSION, "SIM-SEC-13": _SESSION, "SIM-SEC-14": _SESSION,
-    "SIM-SEC-12": ("The gateway's token comes from another STS than the platform's: check that [upstream] sts_url "
-                   "and the service addresses belong to the same environment (acceptance or production)."),
+    "SIM-SEC-12": _OTHER_STS,
     "SIM-SEC-17": _CERTIFICATE_EXPIRED,
-    "SIM-SEC-22": ("The gateway signed the message with a Timestamp that lasts too long: tell the gateway's "
-                   "administrator (the software must sign every call with a short-lived Timestamp)."),
+    "SIM-SEC-22": _LONG_TIMESTAMP,
 }
 
 ADVICE_BY_FAMILY = {
-    "SOA-00": "Call the MyCareNet helpdesk and quote the ticket number.",
-    "SOA-01": "Check the eHealth certificate, its token and the MyCareNet licence in the gateway's settings; "
-              "call the eHealth helpdesk if they are right.",
-    "SOA-02": "The service is not available at the moment: try again in a few minutes, and call the MyCareNet "
-              "helpdesk if it lasts.",
-    "SOA-03": "MyCareNet did not accept the message the gateway sent: report it to the gateway's administrator "
-              "with the ticket number.",
-    "Client": "MyCareNet refused the message the gateway sent: report it to the gateway's administrator.",
-    "Server": "MyCareNet could not answer: try again later, and call the MyCareNet helpdesk if it lasts.",
+    "SOA-00": message("Call the MyCareNet helpdesk and quote the ticket number."),
+    "SOA-01": message("Check the eHealth certificate, its token and the MyCareNet licence in the gateway's "
+                      "settings; call the eHealth helpdesk if they are right."),
+    "SOA-02": message("The service is not available at the moment: try again in a few minutes, and call the "
+                      "MyCareNet helpdesk if it lasts."),
+    "SOA-03": message("MyCareNet did not accept the message the gateway sent: report it to the gateway's "
+                      "administrator with the ticket number."),
+    "Client": message("MyCareNet refused the message the gateway sent: report it to the gateway's administrator."),
+    "Server": message("MyCareNet could not answer: try again later, and call the MyCareNet helpdesk if it lasts."),
 }
 
 
@@ -97,11 +105,11 @@ def soap_fault(node: etree._Element, *, default_advice: str | None = None) -> Up
 
 # Why the platform's answer signature was not trusted -> what to do (the answer was not used).
 _ANSWER_TRUST_ADVICE = {
-    RefusalCode.CERTIFICATE_EXPIRED: (
+    RefusalCode.CERTIFICATE_EXPIRED: message(
         "The platform's signing certificate is not valid at this computer's time. Check this computer's clock "
         "(automatic time / NTP); if it is right, MyCareNet must renew its certificate: try again later and call "
         "the MyCareNet helpdesk if it lasts. The answer was not used."),
-    RefusalCode.CERTIFICATE_UNTRUSTED: (
+    RefusalCode.CERTIFICATE_UNTRUSTED: message(
         "The answer is signed by a certificate that [upstream] platform_ca does not vouch for. Check that "
         "platform_ca is the certificate authority of this environment (acceptance or production) and that no "
         "proxy answers in MyCareNet's place; tell the gateway's administrator. The answer was not used."),
