@@ -15,7 +15,8 @@ for post, ``Origin`` for get and confirm) are read alike.
 
 The codes follow the platform's catalogue of SOA errors (the GenericInsurability error table,
 ``shared/reference/errors/GenInsErrors.json``; ``tests/test_fault_catalogue.py`` checks every code
-the simulator answers against it) wherever the catalogue has a code for the refusal:
+the simulator answers against it; the message-format codes, ``SOA-00001`` and ``SOA-03001``..``SOA-03006``,
+are ``simulator/soap.py``'s) wherever the catalogue has a code for the refusal:
 
 =========  =================================================================================
 code       catalogue meaning -> the refusals answered with it
