@@ -107,8 +107,8 @@ def test_a_replayed_signed_request_is_refused(tmp_path, pki, platform):
             gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
         assert consult(gateway).Status == "OK"
     again = requests.post(url + GENINS, data=captured[-1], headers={"Content-Type": "text/xml"}, timeout=10)
-    assert again.status_code == 500 and b"SOA-01021" in again.content
-    assert simulator.counters["security.refused.SOA-01021"] == 1
+    assert again.status_code == 500 and b"SIM-SEC-21" in again.content
+    assert simulator.counters["security.refused.SIM-SEC-21"] == 1
 
 
 def test_a_timestamp_valid_for_years_is_refused(pki):
@@ -140,5 +140,5 @@ def test_a_refused_token_is_renewed_once_after_an_sts_key_rollover(tmp_path, pki
         simulator.interceptors[0]._sts = new_key.certificate
         assert consult(gateway).Status == "OK"
         assert consult(gateway).Status == "OK"
-    assert simulator.counters["security.refused.SOA-01012"] == 1
+    assert simulator.counters["security.refused.SIM-SEC-12"] == 1
     assert simulator.counters["sts.issued"] == 2

@@ -108,7 +108,7 @@ def test_a_wrong_licence_is_a_fault(pki):
         client = client_for(pki, url, licence=(LICENCE[0], "wrong"))
         with pytest.raises(UpstreamFault) as refused:
             client.get()
-        assert refused.value.code == "SOA-01019"
+        assert refused.value.code == "SOA-01001"
 
 
 def test_answers_follow_the_timings(pki):

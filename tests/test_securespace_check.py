@@ -103,7 +103,7 @@ def test_a_probe_right_after_the_pipeline_polled_is_not_refused(store, pki):
                                     licence=LICENCE).check(add(store, pki, "lab"))
         assert result.service(Service.INVOICING).status == ACTIVE, result.service(Service.INVOICING).reasons
         assert simulator.counters["genasync.throttled"] == 1
-        assert simulator.counters["security.refused.SOA-01019"] == 0
+        assert simulator.counters["security.refused.SOA-01001"] == 0
 
 
 def _pharmacist_keystore(pki) -> bytes:
@@ -130,12 +130,12 @@ def test_a_quality_that_cannot_invoice_is_refused_by_the_mailbox(store, pki, pla
 def test_an_expired_certificate_is_reported_with_the_sts_refusal(store, pki, endpoints):
     record = add(store, pki, "expired")
     result = ConfigurationCheck(store, endpoints, probe=CheckProbe(endpoints), licence=LICENCE).check(record)
-    assert result.token == "refused (SOA-01017)"
+    assert result.token == "refused (SIM-SEC-17)"
     for service in (Service.INSURABILITY, Service.INVOICING):
         status = result.service(service)
         assert status.status == NOT_ACTIVE
         assert codes(status)[:2] == ["SS-CERT-EXPIRED", "SS-STS-REFUSED"]
-        assert "SOA-01017" in status.reasons[1].cause
+        assert "SIM-SEC-17" in status.reasons[1].cause
 
 
 def test_a_wrong_licence_is_reported_for_every_service(store, pki, endpoints):
@@ -147,7 +147,7 @@ def test_a_wrong_licence_is_reported_for_every_service(store, pki, endpoints):
         status = result.service(service)
         assert codes(status) == ["SS-LICENCE-REFUSED"], status.reasons
         assert "an-old-licence-password" not in str(status.as_dict())
-        assert status.reasons[0].detail.startswith("SOA-01019")
+        assert status.reasons[0].detail.startswith("SOA-01001")
     assert result.service(Service.MED_ADMIN).status == NOT_OFFERED
 
 

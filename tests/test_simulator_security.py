@@ -133,16 +133,24 @@ def refusal_cases(pki: DevPki, sts: SimulatedSts, entries: dict[str, KeyEntry]) 
     }
 
 
-def test_every_refusal_has_its_own_code(pki, sts, entries, check, caplog):
+def test_every_refusal_has_its_code_and_the_mechanics_one_each(pki, sts, entries, check, caplog):
+    """The catalogue's "user not recognised" (SOA-01001) covers the licence and a certificate of another
+    CA, told apart by their message; each WS-Security refusal has a code of its own (SIM-SEC-nn)."""
     cases = refusal_cases(pki, sts, entries)
+    messages = {}
     for name, (document, code) in cases.items():
         fault = refused(check, document)
         assert fault.code == code, f"{name}: {fault.code} {fault.message}"
         assert isinstance(fault, SoapFault) and fault.side == "Client"
-    required = ["unsigned", "tampered body", "expired timestamp", "foreign assertion", "expired assertion",
-                "untrusted CA certificate", "expired certificate", "wrong licence"]
-    assert len({cases[name][1] for name in required}) == len(required)
-    assert check.counters[f"security.refused.{security.LICENCE_REFUSED}"] == 2
+        messages[name] = fault.message
+    mechanics = ["unsigned", "tampered body", "expired timestamp", "foreign assertion", "expired assertion",
+                 "expired certificate"]
+    assert len({cases[name][1] for name in mechanics}) == len(mechanics)
+    assert all(cases[name][1].startswith(security.NON_CATALOGUE_PREFIX) for name in mechanics)
+    not_recognised = ["untrusted CA certificate", "wrong licence", "unknown licence", "no licence"]
+    assert {cases[name][1] for name in not_recognised} == {"SOA-01001"}
+    assert "licence" in messages["wrong licence"] and "licence" not in messages["untrusted CA certificate"]
+    assert check.counters["security.refused.SOA-01001"] == len(not_recognised)
     assert "licence-secret" not in caplog.text and "guess" not in caplog.text
     assert NURSE_SSIN not in caplog.text
 

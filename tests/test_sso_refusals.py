@@ -65,7 +65,7 @@ def test_unsigned_message_is_refused(tmp_path, pki, platform):
 
     with serving(tampering_proxy(url, strip_security)) as proxy, \
             gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
-        refused_with(consult(gateway), "SOA-01001", "proxy")
+        refused_with(consult(gateway), "SIM-SEC-01", "proxy")
 
 
 def test_tampered_body_is_refused(tmp_path, pki, platform):
@@ -77,7 +77,7 @@ def test_tampered_body_is_refused(tmp_path, pki, platform):
 
     with serving(tampering_proxy(url, swap_patient)) as proxy, \
             gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=proxy + GENINS) as gateway:
-        refused_with(consult(gateway), "SOA-01003", "changed on its way")
+        refused_with(consult(gateway), "SIM-SEC-03", "changed on its way")
 
 
 def test_expired_timestamp_is_refused(tmp_path, pki, platform):
@@ -85,7 +85,7 @@ def test_expired_timestamp_is_refused(tmp_path, pki, platform):
     with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
         assert consult(gateway).Status == "OK"  # the token is now cached
         clock.offset = dt.timedelta(minutes=15)  # the platform is 15 minutes ahead of the gateway
-        refused_with(consult(gateway), "SOA-01008", "clock")
+        refused_with(consult(gateway), "SIM-SEC-08", "clock")
 
 
 def test_timestamp_from_the_future_is_refused(tmp_path, pki, platform):
@@ -93,7 +93,7 @@ def test_timestamp_from_the_future_is_refused(tmp_path, pki, platform):
     with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
         assert consult(gateway).Status == "OK"
         clock.offset = -dt.timedelta(minutes=15)
-        refused_with(consult(gateway), "SOA-01009", "clock")
+        refused_with(consult(gateway), "SIM-SEC-09", "clock")
 
 
 def test_expired_assertion_is_refused(tmp_path, pki):
@@ -108,7 +108,7 @@ def test_expired_assertion_is_refused(tmp_path, pki):
                                                 counters=simulator.counters))
     with serving(simulator) as url, \
             gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS) as gateway:
-        refused_with(consult(gateway), "SOA-01014", "session")
+        refused_with(consult(gateway), "SIM-SEC-14", "session")
 
 
 def test_assertion_from_another_sts_is_refused(tmp_path, pki, platform):
@@ -116,22 +116,22 @@ def test_assertion_from_another_sts_is_refused(tmp_path, pki, platform):
     foreign = SimulatedSts(pki.ca_certificate(), pki.load("nurse").authentication)  # right CA, wrong STS key
     with serving(foreign) as foreign_url, \
             gateway_against(tmp_path, pki, sts_url=foreign_url, genins_url=url + GENINS) as gateway:
-        refused_with(consult(gateway), "SOA-01012", "sts_url")
+        refused_with(consult(gateway), "SIM-SEC-12", "sts_url")
 
 
 def test_certificate_from_another_ca_is_refused(tmp_path, pki, platform):
     simulator, url, _ = platform
     with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS,
                          keystore="untrusted") as gateway:
-        refused_with(consult(gateway), "SOA-01016", "certificate")
-    assert simulator.counters["sts.refused.SOA-01016"] == 1
+        refused_with(consult(gateway), "SOA-01001", "certificate")
+    assert simulator.counters["sts.refused.SOA-01001"] == 1
 
 
 def test_expired_certificate_is_refused(tmp_path, pki, platform):
     _, url, _ = platform
     with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS,
                          keystore="expired") as gateway:
-        refused_with(consult(gateway), "SOA-01017", "renew")
+        refused_with(consult(gateway), "SIM-SEC-17", "renew")
 
 
 def test_wrong_licence_is_refused(tmp_path, pki, platform):
@@ -139,11 +139,11 @@ def test_wrong_licence_is_refused(tmp_path, pki, platform):
     with gateway_against(tmp_path, pki, sts_url=url + STS_PATH, genins_url=url + GENINS,
                          licence_password="an-old-licence") as gateway:
         result = consult(gateway)
-        refused_with(result, "SOA-01019", "[licence]")
+        refused_with(result, "SOA-01001", "[licence]")
         assert "an-old-licence" not in str(result)
         row = gateway.journal.consultations(limit=1)[0]
-        assert (row["outcome"], row["code"]) == ("FAULT", "SOA-01019")
-    assert simulator.counters["security.refused.SOA-01019"] == 1
+        assert (row["outcome"], row["code"]) == ("FAULT", "SOA-01001")
+    assert simulator.counters["security.refused.SOA-01001"] == 1
 
 
 def test_tracing_writes_masked_exchanges(tmp_path, pki, platform):

@@ -34,7 +34,7 @@ def test_genasync_renews_a_refused_token_once_and_the_post_goes_through(pki):
         assert second.tack.success and second.tack.input_reference == "20240223000302"
         client.get()  # the get too goes with the renewed token, without a refusal
         client.close()
-    assert simulator.counters["security.refused.SOA-01012"] == 1
+    assert simulator.counters["security.refused.SIM-SEC-12"] == 1
     assert simulator.counters["sts.issued"] == 2
 
 
@@ -44,5 +44,5 @@ def test_a_refusal_that_is_not_about_the_token_is_not_retried(pki):
         with pytest.raises(UpstreamFault) as refused:
             post(client, "20240223000303")
         client.close()
-    assert refused.value.code == "SOA-01019"
+    assert refused.value.code == "SOA-01001"
     assert simulator.counters["sts.issued"] == 1

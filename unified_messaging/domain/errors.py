@@ -5,6 +5,12 @@ Business answers (patient unknown, several insurers...) are not errors: they com
 """
 from __future__ import annotations
 
+from unified_messaging.texts import message as register
+
+# registered texts, so that Mybox translates a fault shown as its English text (the advice is one too)
+_REFUSED = register("MyCareNet refused the request ({code}): {message}")
+_REFUSED_ADVICE = register("MyCareNet refused the request ({code}): {message}. {advice}")
+
 
 class UpstreamError(Exception):
     """Base class: the upstream call did not produce a business answer."""
@@ -60,5 +66,6 @@ class UpstreamFault(UpstreamError):
         self.message = message
         self.advice = advice
         self.details = details
-        text = f"MyCareNet refused the request ({code}): {message.rstrip('. ')}"
-        super().__init__(f"{text}. {advice}" if advice else text)
+        shown = message.rstrip(". ")
+        super().__init__(_REFUSED_ADVICE.format(code=code, message=shown, advice=advice) if advice
+                         else _REFUSED.format(code=code, message=shown))

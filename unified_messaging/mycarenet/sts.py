@@ -424,8 +424,9 @@ def _replay(error: UpstreamError) -> UpstreamError:
     return copy
 
 
-TOKEN_REFUSALS = frozenset({"SOA-01010", "SOA-01011", "SOA-01012", "SOA-01013", "SOA-01014", "SOA-01015"})
-"""Platform codes that mean "this token is not (or no longer) good": worth one new token."""
+TOKEN_REFUSALS = frozenset({"SIM-SEC-10", "SIM-SEC-11", "SIM-SEC-12", "SIM-SEC-13", "SIM-SEC-14", "SIM-SEC-15"})
+"""Codes that mean "this token is not (or no longer) good": worth one new token.  The platform's catalogue
+has no such code; these are the built-in simulator's (``simulator/security.py``)."""
 
 T = TypeVar("T")
 

@@ -55,7 +55,7 @@ NOT_ACTIVE = "Not active"
 NOT_OFFERED = "Not offered by this gateway"
 NOT_OFFERED_NOTE = "This gateway has no client for this service: use the software that offers it."
 NOT_OFFERED_SERVICES = frozenset({Service.MED_ADMIN})
-LICENCE_CODES = ("SOA-01018", "SOA-01019")
+LICENCE_CODES = ("SOA-01001",)  # the catalogue's "user not recognised": the licence's login
 PROBE_MUTUALITY = "999"
 PROBE_REGISTRATION = "0"
 

@@ -13,37 +13,50 @@ assertion (signed by the simulator's STS, within its dates), then the MyCareNet 
 Body, so that GenericInsurability (``CommonInput/Origin/...``) and GenAsync (``CommonInput/Origin``
 for post, ``Origin`` for get and confirm) are read alike.
 
-The eHealth SOA error families are real (``SOA-01xxx`` security, ``SOA-03xxx`` message); the
-numbers within ``SOA-01`` are the simulator's own, one per refusal so that tests and support staff
-can tell them apart.  The platform's real answers are less detailed.
+The codes follow the platform's catalogue of SOA errors (the GenericInsurability error table,
+``shared/reference/errors/GenInsErrors.json``; ``tests/test_fault_catalogue.py`` checks every code
+the simulator answers against it; the message-format codes, ``SOA-00001`` and ``SOA-03001``..``SOA-03006``,
+are ``simulator/soap.py``'s) wherever the catalogue has a code for the refusal:
 
 =========  =================================================================================
-code       refusal
+code       catalogue meaning -> the refusals answered with it
 =========  =================================================================================
-SOA-01001  the message is not signed (no ``wsse:Security`` header, or no signature in it)
-SOA-01002  the signature value does not verify with the holder's key
-SOA-01003  a signed part (Body, Timestamp, token) was changed after signing (digest mismatch)
-SOA-01004  the Body, the Timestamp (or the STS request's token) is not covered by the signature
-SOA-01005  a reference is ambiguous or points outside the expected elements (signature wrapping)
-SOA-01006  an algorithm is refused (SHA-1, inclusive C14N...): RSA/ECDSA with SHA-2 and exclusive C14N only
-SOA-01007  the Timestamp is missing or incomplete
-SOA-01008  the Timestamp has expired
-SOA-01009  the Timestamp is in the future (the sender's clock is ahead)
-SOA-01010  no usable token: the signature names no SAML assertion or certificate found in the message
-SOA-01011  the SAML assertion is not usable (no AssertionID, no holder-of-key certificate...)
-SOA-01012  the SAML assertion was issued by another STS than the simulator's
-SOA-01013  the SAML assertion's signature does not verify (altered)
-SOA-01014  the SAML assertion has expired
-SOA-01015  the SAML assertion is not valid yet
-SOA-01016  the holder's certificate was not issued by the simulator's CA
-SOA-01017  the holder's certificate has expired or is not valid yet
-SOA-01018  no MyCareNet licence (``Origin/Package/License``) in the request
-SOA-01019  the licence username or password is wrong
-SOA-01020  (STS only) the RequestSecurityToken is not one the STS can answer
-SOA-01021  the same signed message was already received (replay)
-SOA-01022  the Timestamp claims a lifetime longer than 10 minutes
-SOA-03001  the message is not well-formed XML or not a SOAP envelope
+SOA-01001  user not recognised (not logged in, username or password wrong) -> no MyCareNet licence
+           (``Origin/Package/License``) in the request, several, or its username or password is
+           wrong; the holder's certificate was not issued by the platform's (simulator's) CA
+SOA-01002  the user has no access (``simulator/access.py``: the quality may not use the service)
+SOA-03001  the message content is not conform -> not well-formed XML or not a SOAP envelope; (STS
+           only) the RequestSecurityToken is not one the STS can answer
 =========  =================================================================================
+
+The catalogue has no code for what goes wrong in the WS-Security mechanics (a signature, a digest,
+a Timestamp, the SAML token's dates, a replay): the platform's real answers there are less detailed.
+For those the simulator keeps codes of its own, one per refusal so that tests, the gateway's advice
+and support staff can tell them apart, written ``SIM-SEC-nn`` so that they are plainly not the
+platform's (``nn`` is the number they had as ``SOA-010nn`` before they were renamed):
+
+==========  ================================================================================
+code        refusal (not in the platform's catalogue)
+==========  ================================================================================
+SIM-SEC-01  the message is not signed (no ``wsse:Security`` header, or no signature in it)
+SIM-SEC-02  the signature value does not verify with the holder's key
+SIM-SEC-03  a signed part (Body, Timestamp, token) was changed after signing (digest mismatch)
+SIM-SEC-04  the Body, the Timestamp (or the STS request's token) is not covered by the signature
+SIM-SEC-05  a reference is ambiguous or points outside the expected elements (signature wrapping)
+SIM-SEC-06  an algorithm is refused (SHA-1, inclusive C14N...): RSA/ECDSA with SHA-2 and exclusive C14N only
+SIM-SEC-07  the Timestamp is missing or incomplete
+SIM-SEC-08  the Timestamp has expired
+SIM-SEC-09  the Timestamp is in the future (the sender's clock is ahead)
+SIM-SEC-10  no usable token: the signature names no SAML assertion or certificate found in the message
+SIM-SEC-11  the SAML assertion is not usable (no AssertionID, no holder-of-key certificate...)
+SIM-SEC-12  the SAML assertion was issued by another STS than the simulator's
+SIM-SEC-13  the SAML assertion's signature does not verify (altered)
+SIM-SEC-14  the SAML assertion has expired
+SIM-SEC-15  the SAML assertion is not valid yet
+SIM-SEC-17  the holder's certificate has expired or is not valid yet
+SIM-SEC-21  the same signed message was already received (replay)
+SIM-SEC-22  the Timestamp claims a lifetime longer than 10 minutes
+==========  ================================================================================
 """
 from __future__ import annotations
 
@@ -68,29 +81,33 @@ from unified_messaging.simulator.soap import SoapFault
 
 logger = logging.getLogger(__name__)
 
-UNSIGNED = "SOA-01001"
-SIGNATURE_INVALID = "SOA-01002"
-TAMPERED = "SOA-01003"
-PART_NOT_SIGNED = "SOA-01004"
-AMBIGUOUS_REFERENCE = "SOA-01005"
-ALGORITHM_REFUSED = "SOA-01006"
-TIMESTAMP_MISSING = "SOA-01007"
-TIMESTAMP_EXPIRED = "SOA-01008"
-TIMESTAMP_NOT_YET_VALID = "SOA-01009"
-TOKEN_MISSING = "SOA-01010"
-ASSERTION_INVALID = "SOA-01011"
-ASSERTION_FOREIGN = "SOA-01012"
-ASSERTION_SIGNATURE_INVALID = "SOA-01013"
-ASSERTION_EXPIRED = "SOA-01014"
-ASSERTION_NOT_YET_VALID = "SOA-01015"
-CERTIFICATE_UNTRUSTED = "SOA-01016"
-CERTIFICATE_EXPIRED = "SOA-01017"
-LICENCE_MISSING = "SOA-01018"
-LICENCE_REFUSED = "SOA-01019"
-STS_INVALID_REQUEST = "SOA-01020"
-REPLAYED = "SOA-01021"
-TIMESTAMP_TOO_LONG = "SOA-01022"
+# The platform catalogue's codes (see the module docstring for what each covers)
+CERTIFICATE_UNTRUSTED = "SOA-01001"
+LICENCE_MISSING = "SOA-01001"
+LICENCE_REFUSED = "SOA-01001"
+STS_INVALID_REQUEST = "SOA-03001"
 MALFORMED = "SOA-03001"
+
+# The simulator's own codes: the catalogue has none for these refusals
+UNSIGNED = "SIM-SEC-01"
+SIGNATURE_INVALID = "SIM-SEC-02"
+TAMPERED = "SIM-SEC-03"
+PART_NOT_SIGNED = "SIM-SEC-04"
+AMBIGUOUS_REFERENCE = "SIM-SEC-05"
+ALGORITHM_REFUSED = "SIM-SEC-06"
+TIMESTAMP_MISSING = "SIM-SEC-07"
+TIMESTAMP_EXPIRED = "SIM-SEC-08"
+TIMESTAMP_NOT_YET_VALID = "SIM-SEC-09"
+TOKEN_MISSING = "SIM-SEC-10"
+ASSERTION_INVALID = "SIM-SEC-11"
+ASSERTION_FOREIGN = "SIM-SEC-12"
+ASSERTION_SIGNATURE_INVALID = "SIM-SEC-13"
+ASSERTION_EXPIRED = "SIM-SEC-14"
+ASSERTION_NOT_YET_VALID = "SIM-SEC-15"
+CERTIFICATE_EXPIRED = "SIM-SEC-17"
+REPLAYED = "SIM-SEC-21"
+TIMESTAMP_TOO_LONG = "SIM-SEC-22"
+NON_CATALOGUE_PREFIX = "SIM-SEC-"  # what marks a code as the simulator's own
 
 CODES: Mapping[RefusalCode, str] = {
     RefusalCode.MALFORMED: MALFORMED,

@@ -41,9 +41,10 @@ DEFAULT_LANGUAGE = USER_LANGUAGES[0]
 CATALOGUES: dict[str, dict[str, str]] = {code: load_catalogue(code) for code in LANGUAGES if code != DEFAULT_LANGUAGE}
 
 # The modules that register texts built outside the web layer (``texts.message``): eFact explanations
-# and validator findings, invoicing refusals, why a toQuery or batch file was refused.
+# and validator findings, invoicing refusals, why a toQuery or batch file was refused, the platform's
+# refusals and the advice for them.
 TEXT_MODULES = ("efact.explain", "efact.validator", "invoicing.reasons", "insurability.folder",
-                "insurability.batch_input", "folders.watcher")
+                "insurability.batch_input", "folders.watcher", "mycarenet.faults")
 
 
 def load_texts() -> None:
