@@ -46,8 +46,7 @@ from unified_messaging.mycarenet.wsse.dsig import (
 )
 from unified_messaging.mycarenet.wsse.utils import aware
 from unified_messaging.mycarenet.wsse.verify import check_certificate
-from unified_messaging.mycarenet.xades_timestamp import XADES_NS, SignatureTimeStamp, check_signature_timestamp
-from unified_messaging.xmlsafe import UnsafeXml, parse_xml
+from unified_messaging.mycarenet.xades_timestamp import XADES_NS, SignatureTimeStamp, check_signature_timestamp, parse_root
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +210,7 @@ def verify(xades_bytes: bytes, content: bytes, *, trusted_ca: x509.Certificate, 
 def _parse(xades_bytes: bytes) -> etree._Element:
     if not xades_bytes or not xades_bytes.strip():
         raise SecurityRefusal(RefusalCode.UNSIGNED, "There is no XAdES (the Xades-t element is missing or empty).")
-    try:
-        signature = parse_xml(xades_bytes)
-    except UnsafeXml as exc:
-        raise SecurityRefusal(RefusalCode.MALFORMED, f"The XAdES is not acceptable XML: {exc}") from None
-    if signature.tag != _ds("Signature"):
-        raise SecurityRefusal(RefusalCode.MALFORMED,
-                              f"The XAdES root element is {etree.QName(signature).text}, not ds:Signature.")
-    return signature
+    return parse_root(xades_bytes, _ds("Signature"), "XAdES")
 
 
 def _one(parent: etree._Element, tag: str, what: str) -> etree._Element:

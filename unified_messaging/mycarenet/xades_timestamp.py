@@ -117,15 +117,21 @@ def check_signature_timestamp(signature: etree._Element, *, trusted_ca: x509.Cer
     return SignatureTimeStamp(time=_check_simulated_token(token_bytes, imprint, trusted_ca, now), simulated=True)
 
 
+def parse_root(data: bytes, tag: str, what: str) -> etree._Element:
+    """``data`` parsed with the hardened parser, its root named ``tag``, else ``SecurityRefusal``."""
+    try:
+        root = parse_xml(data)
+    except UnsafeXml as exc:
+        raise SecurityRefusal(RefusalCode.MALFORMED, f"The {what} is not acceptable XML: {exc}") from None
+    if root.tag != tag:
+        raise SecurityRefusal(RefusalCode.MALFORMED,
+                              f"The {what}'s root element is {etree.QName(root).text}, not {etree.QName(tag).localname}.")
+    return root
+
+
 def _check_simulated_token(token_bytes: bytes, imprint: bytes, trusted_ca: x509.Certificate,
                            now: datetime) -> datetime:
-    try:
-        token = parse_xml(token_bytes)
-    except UnsafeXml as exc:
-        raise SecurityRefusal(RefusalCode.MALFORMED, f"The XAdES time-stamp token is not acceptable XML: {exc}") from None
-    if token.tag != _t("TimeStampToken"):
-        raise SecurityRefusal(RefusalCode.MALFORMED,
-                              f"The XAdES time-stamp token is a {etree.QName(token).text}, not a TimeStampToken.")
+    token = parse_root(token_bytes, _t("TimeStampToken"), "XAdES time-stamp token")
     moment_text = token.findtext(_t("GenTime")) or ""
     moment = parse_instant(moment_text)
     if moment is None:
