@@ -304,7 +304,8 @@ class UpstreamClients:
             care_provider=care_provider, package_name=self._package_name,
             timeout=timeout if timeout is not None else max(self.plan.timeout, GENASYNC_MIN_TIMEOUT),
             plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],
-            tracer=self.tracer, answer_ca=self.plan.platform_ca, now=self.clock, throttle_wait=throttle_wait)
+            tracer=self.tracer, answer_ca=self.plan.platform_ca, now=self.clock, throttle_wait=throttle_wait,
+            signer=entry)
         return RenewingGenAsync(client, self.token_cache, entry)
 
     def endpoints(self, *, invoicing: bool) -> Endpoints:

@@ -310,6 +310,7 @@ class InvoicingPipeline:
             self._post_refused(row, fault)
             return
         self._checkpoint("after-post")
+        self.poller.store_post_xades(row, result.xades)
         self.poller.store_tack(result.tack)
         self._checkpoint("after-tack")
 

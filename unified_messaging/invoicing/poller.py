@@ -89,6 +89,11 @@ class FeedbackPoller:
         complete = len(content.tacks) < self.max_tacks and len(content.messages) < self.max_messages
         return PollOutcome(len(content.messages), len(content.tacks), settled, complete)
 
+    def store_post_xades(self, row: dict, xades: bytes) -> None:
+        """Archive the XAdES-BES the post carried (``<stem>_post.xades.xml``): the sender's proof."""
+        if xades:
+            write_atomically(self.folders.probative / f"{file_stem(row, row['zone_204'])}_post.xades.xml", xades)
+
     # -- TAcks --
 
     def store_tack(self, tack: TAck, xades: bytes = b"") -> int | None:
@@ -97,14 +102,17 @@ class FeedbackPoller:
         Returns the file id when this TAck settled a post (the caller then moves the file).
         """
         key = tack_key(tack)
-        if self.store.has_tack(key):
+        known = self.store.has_tack(key)
+        if known and not xades:
             return None
         row = self._file_for(tack.input_reference)
         stem = file_stem(row, tack.input_reference)
         name = f"{stem}_tack_{tack.reference or _short(key)}.xml"
-        write_atomically(self.folders.probative / name, tack_xml(tack))
-        if xades:
+        if xades:  # also when the TAck is known: the post's answer carries none, the mailbox's copy does
             write_atomically(self.folders.probative / f"{stem}_tack_{tack.reference or _short(key)}.xades.xml", xades)
+        if known:
+            return None
+        write_atomically(self.folders.probative / name, tack_xml(tack))
         changes = None
         settles = row is not None and row["state"] in ("posting", "claimed")
         if settles:

@@ -19,6 +19,11 @@ Outcomes:
   (``throttling.py``), which says how long to wait;
 * any other SOAP fault -> ``UpstreamFault``; no SOAP answer at all -> ``UpstreamUnavailable``.
 
+XAdES (``xades.py``): every post carries, in ``Xades-t``, the XAdES-BES of its blob signed with the
+``signer``'s key (returned in ``PostResult.xades`` for the probative-values folder); with a
+platform CA (``answer_ca``, as for the answers' signatures) the XAdES-T of each TAck and message a
+``get`` brings is verified, else the answer is refused as untrustworthy (``UM-ANSWER-XADES``).
+
 Nothing here logs the licence password, the file's content or a patient's identifier.
 """
 from __future__ import annotations
@@ -28,7 +33,6 @@ import hashlib
 import logging
 import time
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Sequence
@@ -42,11 +46,15 @@ from zeep import plugins as zeep_plugins
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.throttling import DEFAULT_THROTTLE_WAIT, THROTTLE_TEXT, MailboxThrottled, named_wait
 from unified_messaging.mycarenet.faults import answer_trust_advice, soap_fault
+from unified_messaging.mycarenet.genasync_blobs import (  # noqa: F401 - destination_for re-exported
+    DESTINATIONS, deflate_stream, destination_for, inflate,
+)
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.qualities import care_provider_values
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport, network_reason
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
+from unified_messaging.mycarenet.xades import XadesCredential, sign_digest, verify as verify_xades
 from unified_messaging.xmlsafe import UnsafeXml
 
 log = logging.getLogger(__name__)
@@ -69,11 +77,9 @@ DESTINATION_PREFIX = "urn:nip:destination:io:"
 MULTICAST = DESTINATION_PREFIX + "MULTICAST"
 """WS-Addressing ``To`` of ``get`` and ``confirm``, which concern the caller's whole mailbox rather than one
 federation: what the official eHealth connector sends (MYCARENET.md), never the endpoint's URL."""
-DESTINATIONS = frozenset({"100", "200", "300", "400", "500", "600", "900", "690"})
 EFACT_MESSAGE_NAME = "HCPFAC"
 EFACT_FEEDBACK_NAMES = ("HCPFAC", "HCPAFD", "HCPVWR")
 MAX_INPUT_REFERENCE = 14
-_CHUNK = 1 << 20
 
 _PREFIXES = {"soapenv": SOAP11_ENV, "ga": GENASYNC_NS, "common": COMMON_NS, "wsa": WSA_NS}
 _NS = {"ga": GENASYNC_NS, "c": COMMON_NS, "t": TYPES_NS, "soapenv": SOAP11_ENV}
@@ -150,48 +156,8 @@ class MailboxContent:
 class PostResult:
     tack: TAck
     message_id: str
-
-
-def deflate_stream(stream: BinaryIO, chunk_size: int = _CHUNK) -> bytes:
-    """Raw deflate (RFC 1951, as eHealth's connectors send it) of a stream read in chunks."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    parts = []
-    while chunk := stream.read(chunk_size):
-        parts.append(compressor.compress(chunk))
-    parts.append(compressor.flush())
-    return b"".join(parts)
-
-
-def inflate(data: bytes, *, limit: int | None = None) -> bytes:
-    """Inflate raw deflate or zlib-wrapped data; ``limit`` refuses bombs (ValueError)."""
-    for wbits in (-15, 15):
-        inflater = zlib.decompressobj(wbits)
-        try:
-            result = inflater.decompress(data, limit or 0)
-        except zlib.error:
-            continue
-        if limit and inflater.unconsumed_tail:
-            raise ValueError(f"the content inflates to more than {limit} bytes")
-        if inflater.eof:
-            return result
-    raise ValueError("the content is not deflated data")
-
-
-def destination_for(federation_or_mutuality: str) -> str:
-    """The GenAsync destination (100..900, 690) for a federation (``199``) or mutuality (``131``).
-
-    The summary record 96 names the federation as its hundred plus 99 (``199`` for 100); a
-    mutuality belongs to the federation of its hundred; 69x is Mediprima (690).
-    """
-    code = (federation_or_mutuality or "").strip()
-    if len(code) != 3 or not code.isdigit():
-        raise ValueError(f"{code!r} is not a federation or mutuality number (3 digits)")
-    if code.startswith("69"):
-        return "690"
-    destination = f"{code[0]}00"
-    if destination not in DESTINATIONS:
-        raise ValueError(f"no GenAsync destination for federation {code}")
-    return destination
+    xades: bytes = field(default=b"", repr=False)
+    """The XAdES-BES sent with the post (its probative value)."""
 
 
 class GenAsyncClient:
@@ -212,8 +178,10 @@ class GenAsyncClient:
         now: Clock = utc_now,
         throttle_wait: float = DEFAULT_THROTTLE_WAIT,
         licence_source: Callable[[], tuple[str, str]] | None = None,
+        signer: XadesCredential | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._signer = signer
         self.timeout = timeout
         self.care_provider = care_provider
         self._licence = licence_source or (lambda: (licence_username, licence_password))  # asked per call
@@ -233,12 +201,17 @@ class GenAsyncClient:
 
     def post(self, stream: BinaryIO, *, input_reference: str, destination: str, is_test: bool,
              message_name: str = EFACT_MESSAGE_NAME) -> PostResult:
-        """Post a file (read in chunks and deflated) for ``destination`` (100..900, 690)."""
+        """Post a file (read in chunks and deflated) for ``destination`` (100..900, 690), with its XAdES-BES."""
+        if self._signer is None:
+            raise ValueError("a post carries a XAdES: the client needs a signer (key and certificate)")
         if not input_reference or len(input_reference) > MAX_INPUT_REFERENCE:
             raise ValueError("the InputReference has 1 to 14 characters")
         if destination not in DESTINATIONS:
             raise ValueError(f"{destination!r} is not a GenAsync destination")
-        deflated = deflate_stream(stream)
+        started = time.perf_counter()
+        file_digest = hashlib.sha256()
+        deflated = deflate_stream(stream, on_chunk=file_digest.update)
+        xades = sign_digest(file_digest.digest(), "blob", self._signer, self._now())
         values = {
             "CommonInput": {
                 "Request": {"IsTest": is_test},
@@ -247,8 +220,8 @@ class GenAsyncClient:
             },
             "Detail": {"_value_1": deflated, "ContentType": "text/plain", "ContentEncoding": "deflate",
                        "MessageName": message_name, "Id": "blob"},
+            "Xades-t": xades,
         }
-        started = time.perf_counter()
         message_id = f"urn:uuid:{uuid.uuid4()}"
         answer = self._call("post", values, to=DESTINATION_PREFIX + destination, message_id=message_id)
         node = answer.find("ga:postResponse/ga:return", _NS)
@@ -258,7 +231,7 @@ class GenAsyncClient:
         log.info("genasync post %s to %s: %s, reference %s (%d bytes deflated, %.0f ms)", input_reference,
                  destination, "accepted" if tack.success else "refused", tack.reference, len(deflated),
                  _ms(started))
-        return PostResult(tack, message_id)
+        return PostResult(tack, message_id, xades)
 
     def get(self, *, max_messages: int = 100, max_tacks: int = 100,
             message_names: Sequence[str] = EFACT_FEEDBACK_NAMES, include: bool = True) -> MailboxContent:
@@ -278,6 +251,8 @@ class GenAsyncClient:
         messages = [read_message(item) for item in node.iterfind("ga:MsgResponse", _NS)]
         tacks = [ReceivedTAck(read_tack(item.find("ga:TAck", _NS)), _base64(item.findtext("ga:Xades-t", "", _NS)))
                  for item in node.iterfind("ga:TAckResponse", _NS)]
+        for item in (*messages, *tacks):
+            self._check_xades(item.xades, item.content if isinstance(item, ReceivedMessage) else item.tack.content)
         log.info("genasync get: %d message(s), %d TAck(s)", len(messages), len(tacks))
         return MailboxContent(messages, tacks)
 
@@ -378,6 +353,19 @@ class GenAsyncClient:
                                     "The answer did not come unchanged from MyCareNet: check that no proxy rewrites "
                                     "messages and that [upstream] platform_ca is the certificate authority of the "
                                     "platform; tell the administrator."),
+            ) from None
+
+    def _check_xades(self, xades: bytes, content: bytes) -> None:
+        """The XAdES-T of a TAck or message, when the platform's CA is known (as for the answers)."""
+        if self._answer_ca is None:
+            return
+        try:
+            verify_xades(xades, content, trusted_ca=self._answer_ca, now=self._now, require_timestamp=True)
+        except SecurityRefusal as refusal:
+            raise UpstreamFault(
+                "UM-ANSWER-XADES", f"The probative value (XAdES-T) of an answer cannot be trusted: {refusal.message}",
+                answer_trust_advice(refusal.code, "The mailbox's answer is not the platform's signed proof: check "
+                                                  "[upstream] platform_ca and tell the administrator."),
             ) from None
 
     def _soap_envelope(self, response: requests.Response) -> etree._Element:

@@ -2,7 +2,8 @@
 
 What is simulated, and how:
 
-* ``post`` checks the request against our XSD, refuses (failure TAck) a Detail that is not a
+* ``post`` checks the request against our XSD and its XAdES-BES (``simulator.xades_t``: faults
+  ``SOA-03007``..``SOA-03009``), refuses (failure TAck) a Detail that is not a
   deflated 920000 sending, and otherwise accepts it with a success TAck whose ``Reference`` is a
   fresh 14-digit NIP reference.  The TAck is also queued in the mailbox (``get``'s TAckResponse)
   until confirmed, as the platform does.  Every post is counted per InputReference
@@ -33,10 +34,8 @@ What is simulated, and how:
 * Access (``simulator.access``): a call in the caller's own name needs a quality that may
   invoice, else the fault ``SOA-01002``.
 * ``confirm`` removes messages (by hash or reference) and TAcks (by content or reference).
-* Probative values: each message and TAck comes with a *simulated* XAdES-T: a small XML document
-  (our own namespace) holding the SHA-256 of the content, the signing time and, when the
-  simulator has the platform's key, an RSA-SHA256 signature over both.  It is not a real XAdES
-  signature; it stands in for one so that the gateway's archiving path is exercised.
+* Probative values: each message and TAck comes with a XAdES-T signed with the platform's key
+  (``simulator.xades_t``; its time-stamp is the simulator's own token, not RFC 3161).
 * The message names of the feedback (931000/920999 as HCPAFD, 920098/920099 as HCPVWR, 920900 as
   HCPFAC) are the simulator's assumption; the gateway reads the message code from the content.
 
@@ -51,12 +50,11 @@ import logging
 import threading
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Callable
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography import x509
 from lxml import etree
 
 from unified_messaging.simulator import feedback_writer as writer
@@ -77,11 +75,13 @@ from unified_messaging.mycarenet.genasync import (
     inflate,
 )
 from unified_messaging.mycarenet.keystore import KeyEntry
+from unified_messaging.mycarenet.wsse import utc_now
 from unified_messaging.simulator.counters import Counters
 from unified_messaging.simulator.genins import SCHEMA_DIR, SchemaGate
 from unified_messaging.simulator.references import NipReferences
 from unified_messaging.simulator.access import refuse_without_access
 from unified_messaging.simulator.soap import MALFORMED_CONTENT, XML_NS, SoapFault, SoapRequest
+from unified_messaging.simulator.xades_t import SimulatedXades
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +94,9 @@ CONFIRM = etree.QName(GENASYNC_NS, "confirm")
 MAX_POST_BYTES = 64 * 1024 * 1024
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 ISSUER = "urn:nip:issuer:mycarenet"
-XADES_NS = "urn:unified-messaging:simulator:xades-t"
 MESSAGE_NAMES = {"931000": "HCPAFD", "920999": "HCPAFD", "920098": "HCPVWR", "920099": "HCPVWR",
                  "920900": "HCPFAC"}
 _HEADER_RECORDS = frozenset({"200", "300", "95", "96"})
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _g(name: str) -> str:
@@ -189,15 +184,16 @@ class _Mailbox:
 class GenAsyncService:
     """The GenAsync operations for the simulator's registry (``register(simulator)``)."""
 
-    def __init__(self, *, now: Callable[[], datetime] = _utc_now, timings: FeedbackTimings = FeedbackTimings(),
+    def __init__(self, *, now: Callable[[], datetime] = utc_now, timings: FeedbackTimings = FeedbackTimings(),
                  min_get_interval: float = 10.0, rules: ContentRules = ContentRules(),
-                 counters: Counters | None = None, signing_entry: KeyEntry | None = None) -> None:
+                 counters: Counters | None = None, signing_entry: KeyEntry | None = None,
+                 trusted_ca: x509.Certificate | None = None) -> None:
         self._now = now
         self.timings = timings
         self.min_get_interval = min_get_interval
         self.rules = rules
         self.counters = counters if counters is not None else Counters()
-        self._signing_entry = signing_entry
+        self._xades = SimulatedXades(trusted_ca=trusted_ca, signing_entry=signing_entry, now=now)
         self._schema = SchemaGate(GENASYNC_XSD)
         self._references = NipReferences(today=lambda: self._now().date())
         self._lock = threading.Lock()
@@ -221,8 +217,10 @@ class GenAsyncService:
         input_reference = (common.findtext(_c("InputReference")) or "").strip()
         is_test = (common.findtext(f"{_c('Request')}/{_c('IsTest')}") or "").strip() in ("true", "1")
         detail = payload.find(_g("Detail"))
+        blob, unreadable = _blob_file(detail)
+        self._xades.check_post(payload.findtext(_g("Xades-t")), blob, detail.get("Id"), request.context.get("caller"))
         self.counters.increment(f"genasync.posts.{input_reference or '-'}")
-        refusal, content = self._read_detail(detail, input_reference, _addressed_to(request))
+        refusal, content = self._read_detail(detail, input_reference, _addressed_to(request), blob, unreadable)
         reference = self._references.next()
         major = TACK_FAILURE if refusal else TACK_SUCCESS
         attributes = {"Issuer": ISSUER, "AppliesTo": APPLIES_TO_PREFIX + input_reference, "ResultMajor": major,
@@ -233,7 +231,8 @@ class GenAsyncService:
         tack_content = hmac.new(major.encode("utf-8"), request.raw, hashlib.sha256).digest()
         with self._lock:
             mailbox = self._mailbox(payload)
-            mailbox.tacks.append(_Tack(attributes, tack_content, self._xades(tack_content)))
+            mailbox.tacks.append(_Tack(attributes, tack_content,
+                                       self._xades.sign(tack_content, f"tack-{reference}", deflated=False)))
             if not refusal:
                 duplicate = content[20:34].decode("latin-1") in mailbox.zone_204s
                 mailbox.zone_204s.add(content[20:34].decode("latin-1"))
@@ -244,17 +243,16 @@ class GenAsyncService:
         response.append(_tack_element(_g("return"), attributes, tack_content))
         return response
 
-    def _read_detail(self, detail: etree._Element, input_reference: str, to: str | None) -> tuple[str | None, bytes]:
+    def _read_detail(self, detail: etree._Element, input_reference: str, to: str | None, content: bytes,
+                     unreadable: str | None) -> tuple[str | None, bytes]:
         if to is not None and (not to.startswith(DESTINATION_PREFIX) or to[len(DESTINATION_PREFIX):] not in DESTINATIONS):
             return f"The destination {to!r} is not an insurers' federation.", b""
         if detail.get("MessageName") != "HCPFAC":
             return f"The message name {detail.get('MessageName')!r} is not accepted here (HCPFAC).", b""
         if not input_reference:
             return "The CommonInput has no InputReference.", b""
-        try:
-            content = inflate(base64.b64decode("".join((detail.text or "").split())), limit=MAX_INFLATED_BYTES)
-        except ValueError as exc:
-            return f"The Detail cannot be read: {exc}.", b""
+        if unreadable:
+            return f"The Detail cannot be read: {unreadable}.", b""
         if not content.startswith(SENDING_CODE.encode()) or len(content) < HEADER_LENGTH + RECORD_LENGTH:
             return "The Detail is not an eFact 920000 sending.", b""
         if content[20:34].decode("latin-1") != input_reference:
@@ -296,7 +294,7 @@ class GenAsyncService:
             etree.SubElement(output, _c("NIPReference")).text = message.nip_reference
             etree.SubElement(output, _c("OutputReference")).text = message.reference
             blob = etree.SubElement(node, _g("Detail"), ContentType="text/plain", ContentEncoding="deflate",
-                                    MessageName=MESSAGE_NAMES[message.code],
+                                    MessageName=MESSAGE_NAMES[message.code], Id=f"blob-{message.reference}",
                                     HashValue=base64.b64encode(message.hash_value).decode("ascii"),
                                     Reference=message.reference)
             blob.text = base64.b64encode(message.deflated).decode("ascii")
@@ -318,11 +316,12 @@ class GenAsyncService:
                     break
                 content = build()
                 deflated = _deflate(content)
+                reference = self._references.next()
                 mailbox.messages.append(_Message(
                     code=code, due=posted.posted_at + timedelta(seconds=delay),
                     input_reference=posted.input_reference, nip_reference=posted.nip_reference,
-                    reference=self._references.next(), deflated=deflated,
-                    hash_value=hashlib.sha256(deflated).digest(), xades=self._xades(content)))
+                    reference=reference, deflated=deflated, hash_value=hashlib.sha256(deflated).digest(),
+                    xades=self._xades.sign(content, f"blob-{reference}", deflated=True)))
                 posted.produced += 1
                 self.counters.increment(f"genasync.feedback.{code}")
             if posted.plan is not None and posted.produced >= len(posted.plan):
@@ -421,19 +420,6 @@ class GenAsyncService:
     def _mailbox(self, payload: etree._Element) -> _Mailbox:
         return self._mailboxes.setdefault(_care_provider_nihii(payload), _Mailbox())
 
-    def _xades(self, content: bytes) -> bytes:
-        """A simulated XAdES-T (see the module docstring): digest, time and, with a key, a signature."""
-        root = etree.Element(f"{{{XADES_NS}}}SimulatedXadesT", nsmap={None: XADES_NS})
-        digest = hashlib.sha256(content).digest()
-        moment = self._now().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        etree.SubElement(root, f"{{{XADES_NS}}}DigestSha256").text = base64.b64encode(digest).decode("ascii")
-        etree.SubElement(root, f"{{{XADES_NS}}}SigningTime").text = moment
-        if self._signing_entry is not None:
-            value = self._signing_entry.private_key.sign(digest + moment.encode("ascii"), padding.PKCS1v15(),
-                                                         hashes.SHA256())
-            etree.SubElement(root, f"{{{XADES_NS}}}SignatureValue").text = base64.b64encode(value).decode("ascii")
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
 
 def _care_provider_nihii(payload: etree._Element) -> str:
     """The mailbox's owner: the request's ``Origin/CareProvider/Nihii/Value``."""
@@ -450,6 +436,18 @@ def _build_920999(content: bytes, header_errors: list[writer.HeaderError]) -> by
             continue
         usable.append(error)
     return writer.build_920999(content, usable or [writer.HeaderError("301", "40")])
+
+
+def _blob_file(detail: etree._Element) -> tuple[bytes, str | None]:
+    """The file a blob holds (what the XAdES transforms yield) and why it cannot be inflated, if so."""
+    try:
+        raw = base64.b64decode("".join((detail.text or "").split()))
+    except ValueError as exc:
+        return b"", str(exc)
+    try:
+        return inflate(raw, limit=MAX_INFLATED_BYTES), None
+    except ValueError as exc:
+        return raw, str(exc)
 
 
 def _deflate(data: bytes) -> bytes:

@@ -78,7 +78,8 @@ def build_platform(
                        counters=simulator.counters, **skew)
     simulator.mount(STS_PATH, sts)
     simulator.genasync = GenAsyncService(now=now, timings=genasync_timings, min_get_interval=genasync_min_get_interval,
-                                         rules=genasync_rules, signing_entry=sts_entry)
+                                         rules=genasync_rules, signing_entry=sts_entry,
+                                         trusted_ca=pki.ca_certificate())
     simulator.genasync.register(simulator)
     simulator.interceptors.append(
         SecurityCheck(pki.ca_certificate(), sts.certificate, licences=licences, now=now,

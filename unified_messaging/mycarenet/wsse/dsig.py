@@ -33,7 +33,7 @@ from unified_messaging.mycarenet.wsse.utils import DS_NS, certificate_from_base6
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED_SIGNATURE = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
-_DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
+DIGEST_METHODS: dict[str, type[hashes.HashAlgorithm]] = {
     "http://www.w3.org/2001/04/xmlenc#sha256": hashes.SHA256,
     "http://www.w3.org/2001/04/xmldsig-more#sha384": hashes.SHA384,
     "http://www.w3.org/2001/04/xmlenc#sha512": hashes.SHA512,
@@ -42,7 +42,7 @@ DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 ECDSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
-_SIGNATURE_METHODS: dict[str, tuple[str, type[hashes.HashAlgorithm]]] = {
+SIGNATURE_METHODS: dict[str, tuple[str, type[hashes.HashAlgorithm]]] = {
     RSA_SHA256: ("rsa", hashes.SHA256),
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": ("rsa", hashes.SHA384),
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": ("rsa", hashes.SHA512),
@@ -52,7 +52,7 @@ _SIGNATURE_METHODS: dict[str, tuple[str, type[hashes.HashAlgorithm]]] = {
 }
 
 
-def _decode_base64(text: str | None, what: str) -> bytes:
+def decode_base64(text: str | None, what: str) -> bytes:
     try:
         return base64.b64decode("".join((text or "").split()), validate=True)
     except binascii.Error:
@@ -65,8 +65,8 @@ def canonicalize(element: etree._Element, inclusive_prefixes: Sequence[str] = ()
                           inclusive_ns_prefixes=list(inclusive_prefixes) or None)
 
 
-def _digest(method: str, data: bytes) -> bytes:
-    algorithm = _DIGESTS[method]()
+def digest(method: str, data: bytes) -> bytes:
+    algorithm = DIGEST_METHODS[method]()
     hasher = hashes.Hash(algorithm)
     hasher.update(data)
     return hasher.finalize()
@@ -81,8 +81,8 @@ def signature_method_for(key: PrivateKeyTypes) -> str:
     raise TypeError(f"{type(key).__name__} keys cannot sign WS-Security messages (RSA or EC only)")
 
 
-def _sign_value(key: PrivateKeyTypes, method: str, data: bytes) -> bytes:
-    kind, algorithm = _SIGNATURE_METHODS[method]
+def sign_value(key: PrivateKeyTypes, method: str, data: bytes) -> bytes:
+    kind, algorithm = SIGNATURE_METHODS[method]
     if kind == "rsa":
         return key.sign(data, padding.PKCS1v15(), algorithm())
     # XML-DSig wants r || s, each as long as the curve order (RFC 4050 / RFC 6931), not DER.
@@ -91,8 +91,8 @@ def _sign_value(key: PrivateKeyTypes, method: str, data: bytes) -> bytes:
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
-def _verify_value(public_key: PublicKeyTypes, method: str, data: bytes, value: bytes) -> bool:
-    kind, algorithm = _SIGNATURE_METHODS[method]
+def verify_value(public_key: PublicKeyTypes, method: str, data: bytes, value: bytes) -> bool:
+    kind, algorithm = SIGNATURE_METHODS[method]
     try:
         if kind == "rsa" and isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(value, data, padding.PKCS1v15(), algorithm())
@@ -121,7 +121,7 @@ def sign_elements(parent: etree._Element, targets: Sequence[tuple[str, etree._El
     """
     digests = []
     for target_id, element in targets:
-        digests.append((target_id, base64.b64encode(_digest(DIGEST_SHA256, canonicalize(element))).decode()))
+        digests.append((target_id, base64.b64encode(digest(DIGEST_SHA256, canonicalize(element))).decode()))
     method = signature_method_for(key)
     signature = etree.SubElement(parent, f"{{{DS_NS}}}Signature", nsmap={"ds": DS_NS})
     if signature_id:
@@ -129,15 +129,15 @@ def sign_elements(parent: etree._Element, targets: Sequence[tuple[str, etree._El
     signed_info = etree.SubElement(signature, f"{{{DS_NS}}}SignedInfo")
     etree.SubElement(signed_info, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
     etree.SubElement(signed_info, f"{{{DS_NS}}}SignatureMethod", Algorithm=method)
-    for target_id, digest in digests:
+    for target_id, digest_value in digests:
         reference = etree.SubElement(signed_info, f"{{{DS_NS}}}Reference", URI=f"#{target_id}")
         transforms = etree.SubElement(reference, f"{{{DS_NS}}}Transforms")
         if enveloped:
             etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=ENVELOPED_SIGNATURE)
         etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=EXC_C14N)
         etree.SubElement(reference, f"{{{DS_NS}}}DigestMethod", Algorithm=DIGEST_SHA256)
-        etree.SubElement(reference, f"{{{DS_NS}}}DigestValue").text = digest
-    value = _sign_value(key, method, canonicalize(signed_info))
+        etree.SubElement(reference, f"{{{DS_NS}}}DigestValue").text = digest_value
+    value = sign_value(key, method, canonicalize(signed_info))
     etree.SubElement(signature, f"{{{DS_NS}}}SignatureValue").text = base64.b64encode(value).decode()
     etree.SubElement(signature, f"{{{DS_NS}}}KeyInfo").append(key_info)
     return signature
@@ -195,7 +195,7 @@ def verify_signature(signature: etree._Element, *, public_key: PublicKeyTypes,
         raise SecurityRefusal(RefusalCode.ALGORITHM_REFUSED,
                               f"SignedInfo is canonicalised with {c14n.get('Algorithm')}; exclusive C14N is required.")
     method = _only_child(signed_info, f"{{{DS_NS}}}SignatureMethod", "SignatureMethod").get("Algorithm") or ""
-    if method not in _SIGNATURE_METHODS:
+    if method not in SIGNATURE_METHODS:
         raise SecurityRefusal(RefusalCode.ALGORITHM_REFUSED,
                               f"The signature method {method or '(none)'} is refused; use RSA-SHA256 or "
                               "ECDSA-SHA256/384.")
@@ -205,9 +205,9 @@ def verify_signature(signature: etree._Element, *, public_key: PublicKeyTypes,
     covered = []
     for reference in references:
         covered.append(_check_reference(reference, signature, resolve, enveloping))
-    value = _decode_base64(_only_child(signature, f"{{{DS_NS}}}SignatureValue", "SignatureValue").text,
+    value = decode_base64(_only_child(signature, f"{{{DS_NS}}}SignatureValue", "SignatureValue").text,
                            "signature value")
-    if not _verify_value(public_key, method, canonicalize(signed_info, _inclusive_prefixes(c14n)), value):
+    if not verify_value(public_key, method, canonicalize(signed_info, _inclusive_prefixes(c14n)), value):
         raise SecurityRefusal(RefusalCode.SIGNATURE_INVALID,
                               "The signature value does not match the signer's key: the message was not signed "
                               "with the private key of the certificate it names, or SignedInfo was altered.")
@@ -231,15 +231,15 @@ def _check_reference(reference: etree._Element, signature: etree._Element,
     prefixes = _inclusive_prefixes(transforms[-1])
     digest_element = reference.find(f"{{{DS_NS}}}DigestMethod")
     digest_method = (digest_element.get("Algorithm") if digest_element is not None else None) or ""
-    if digest_method not in _DIGESTS:
+    if digest_method not in DIGEST_METHODS:
         raise SecurityRefusal(RefusalCode.ALGORITHM_REFUSED,
                               f"The digest method {digest_method or '(none)'} of {uri} is refused; use SHA-256.")
     if target is enveloping:
         data = _canonical_without(target, signature, prefixes)
     else:
         data = canonicalize(target, prefixes)
-    expected_digest = _decode_base64(reference.findtext(f"{{{DS_NS}}}DigestValue"), f"digest of {uri}")
-    if not hmac.compare_digest(_digest(digest_method, data), expected_digest):
+    expected_digest = decode_base64(reference.findtext(f"{{{DS_NS}}}DigestValue"), f"digest of {uri}")
+    if not hmac.compare_digest(digest(digest_method, data), expected_digest):
         raise SecurityRefusal(RefusalCode.DIGEST_MISMATCH,
                               f"The signed element {etree.QName(target).localname} ({uri}) was changed after it "
                               "was signed.")

@@ -82,7 +82,7 @@ def verify_envelope(envelope_bytes: bytes, *, trusted_ca: x509.Certificate, now:
     covered = verify_signature(structure.signature, public_key=certificate.public_key(), resolve=structure.resolve)
     _require_covered(covered, structure, token if require_signed_token else None)
     created, expires = _check_timestamp(structure.timestamp, moment, max_clock_skew)
-    _check_certificate(certificate, trusted_ca, moment)
+    check_certificate(certificate, trusted_ca, moment)
     saml = None
     if assertion is not None:
         saml = verify_assertion(assertion, sts_certificate=sts_certificate, now=moment, max_clock_skew=max_clock_skew)
@@ -270,7 +270,7 @@ def _check_timestamp(timestamp: etree._Element, now: datetime, skew: timedelta) 
     return created, expires
 
 
-def _check_certificate(certificate: x509.Certificate, trusted_ca: x509.Certificate, now: datetime) -> None:
+def check_certificate(certificate: x509.Certificate, trusted_ca: x509.Certificate, now: datetime) -> None:
     who = describe_certificate(certificate)
     valid = f"valid from {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}"
     if now > certificate.not_valid_after_utc:
