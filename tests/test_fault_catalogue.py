@@ -20,7 +20,7 @@ from tests.conftest import reference_path
 from unified_messaging.mycarenet import faults
 from unified_messaging.mycarenet.sts import TOKEN_REFUSALS
 from unified_messaging.securespace.check import LICENCE_CODES
-from unified_messaging.simulator import access, security, soap
+from unified_messaging.simulator import access, security, soap, xades_t
 
 SIMULATOR = Path(security.__file__).resolve().parent
 CODE = re.compile(r"(SOA-\d{5}|SIM-SEC-\d{2})")
@@ -37,6 +37,8 @@ MEANINGS = {
     "not WS-I": ("WS-I standaard", "standard WS-I", ("administrator",)),
     "not WSDL": ("WSDL referentie", "référence WSDL", ("administrator",)),
     "not XSD": ("XSD referentie", "référence XSD", ("administrator",)),
+    "content validation failed": ("Validatie van de inhoud van het bericht mislukt", "validation du contenu",
+                                  ("data",)),
 }
 
 # What the simulator means by each of its code constants (module.NAME -> a meaning above).
@@ -54,6 +56,7 @@ SIMULATOR_MEANINGS = {
     "soap.NOT_WSDL": "not WSDL",
     "soap.NOT_XSD": "not XSD",
     "soap.UNDEFINED": "undefined error",
+    "xades_t.XADES_MISSING": "content validation failed",  # a required part of the post is missing
 }
 
 # The simulator's own codes: the catalogue has no code for the WS-Security mechanics (its SOA-01001 is
@@ -77,9 +80,11 @@ NOT_IN_CATALOGUE = {
     "security.ASSERTION_NOT_YET_VALID": "a token not valid yet (the clock)",
     "security.CERTIFICATE_EXPIRED": "a known certificate out of its dates (renew it)",
     "security.REPLAYED": "a replayed message",
+    "xades_t.XADES_REFUSED": "an eFact post's XAdES that does not verify",
+    "xades_t.XADES_FOREIGN_SIGNER": "an eFact post's XAdES signed by another certificate than the caller's",
 }
 
-MODULES = {"security": security, "access": access, "soap": soap}
+MODULES = {"security": security, "access": access, "soap": soap, "xades_t": xades_t}
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from tests.invoicing_support import LAB, client_for
 from tests.support import LICENCE, running_platform
 from unified_messaging.simulator.sending_writer import build_sending
 from unified_messaging.domain.errors import UpstreamFault
-from unified_messaging.mycarenet.genasync import (
-    GenAsyncClient, MailboxThrottled, deflate_stream, destination_for, inflate,
-)
+from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled
+from unified_messaging.mycarenet.genasync_blobs import deflate_stream, destination_for, inflate
 from unified_messaging.simulator.genasync import FeedbackTimings
 
 OFFICIAL = SHARED_REFERENCE / "schemas" / "genasync" / "GenericAsync.xsd"

@@ -125,10 +125,10 @@ def test_the_simulator_refuses_a_post_without_or_with_a_bad_xades(pki, platform,
         assert missing.code == "SOA-03007" and "no XAdES" in missing.message
         other_file = sign_blob(build_sending(zone_204="20240223000903"), "blob", lab, datetime.now(timezone.utc))
         wrong = _refused_post(client, _post_values(client, content, "20240223000902", other_file))
-        assert wrong.code == "SOA-03008" and "does not match the XAdES digest" in wrong.message
+        assert wrong.code == "SIM-SEC-23" and "does not match the XAdES digest" in wrong.message
         nurse = sign_blob(content, "blob", pki.load("nurse").authentication, datetime.now(timezone.utc))
         foreign = _refused_post(client, _post_values(client, content, "20240223000902", nurse))
-        assert foreign.code == "SOA-03009" and "not by the caller" in foreign.message
+        assert foreign.code == "SIM-SEC-24" and "not by the caller" in foreign.message
         assert platform.simulator.counters["genasync.posts.20240223000902"] == 0  # none reached the mailbox
         accepted = renewing.post(io.BytesIO(content), input_reference="20240223000902", destination="100",
                                  is_test=True)

@@ -48,7 +48,8 @@ from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal.store import Journal
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
-from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled, destination_for
+from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled
+from unified_messaging.mycarenet.genasync_blobs import destination_for
 from unified_messaging.folders.watcher import describe_storage_fault, is_storage_fault
 from unified_messaging.retry import RetryPolicy
 

@@ -48,6 +48,9 @@ _OTHER_STS = message("The gateway's token comes from another STS than the platfo
 _LONG_TIMESTAMP = message("The gateway signed the message with a Timestamp that lasts too long: tell the gateway's "
                           "administrator (the software must sign every call with a short-lived Timestamp).")
 
+_XADES_SIGNER = message("The gateway signed the invoicing file (XAdES) with another certificate than the one it "
+                        "acts with: tell the gateway's administrator.")
+
 ADVICE_BY_CODE = {
     # the platform's catalogue
     "SOA-01001": _NOT_RECOGNISED,
@@ -62,6 +65,8 @@ ADVICE_BY_CODE = {
     "SIM-SEC-12": _OTHER_STS,
     "SIM-SEC-17": _CERTIFICATE_EXPIRED,
     "SIM-SEC-22": _LONG_TIMESTAMP,
+    "SIM-SEC-23": _ALTERED,
+    "SIM-SEC-24": _XADES_SIGNER,
 }
 
 ADVICE_BY_FAMILY = {

@@ -46,9 +46,7 @@ from zeep import plugins as zeep_plugins
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.throttling import DEFAULT_THROTTLE_WAIT, THROTTLE_TEXT, MailboxThrottled, named_wait
 from unified_messaging.mycarenet.faults import answer_trust_advice, soap_fault
-from unified_messaging.mycarenet.genasync_blobs import (  # noqa: F401 - destination_for re-exported
-    DESTINATIONS, deflate_stream, destination_for, inflate,
-)
+from unified_messaging.mycarenet.genasync_blobs import DESTINATIONS, deflate_stream, inflate
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet.qualities import care_provider_values
 from unified_messaging.mycarenet.trace import ExchangeTracer

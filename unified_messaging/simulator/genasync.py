@@ -3,7 +3,7 @@
 What is simulated, and how:
 
 * ``post`` checks the request against our XSD and its XAdES-BES (``simulator.xades_t``: faults
-  ``SOA-03007``..``SOA-03009``), refuses (failure TAck) a Detail that is not a
+  ``SOA-03007``, ``SIM-SEC-23``, ``SIM-SEC-24``), refuses (failure TAck) a Detail that is not a
   deflated 920000 sending, and otherwise accepts it with a success TAck whose ``Reference`` is a
   fresh 14-digit NIP reference.  The TAck is also queued in the mailbox (``get``'s TAckResponse)
   until confirmed, as the platform does.  Every post is counted per InputReference

@@ -56,6 +56,8 @@ SIM-SEC-15  the SAML assertion is not valid yet
 SIM-SEC-17  the holder's certificate has expired or is not valid yet
 SIM-SEC-21  the same signed message was already received (replay)
 SIM-SEC-22  the Timestamp claims a lifetime longer than 10 minutes
+SIM-SEC-23  the XAdES of an eFact post does not verify (``xades_t.py``)
+SIM-SEC-24  the XAdES of an eFact post is signed by another certificate than the caller's
 ==========  ================================================================================
 """
 from __future__ import annotations

@@ -8,14 +8,15 @@ holder-of-key of the token that signed the SOAP message).  Refusals are platform
 in the message family ``SOA-03xxx`` (after ``soap.py``'s 03001..03006; the numbers are the
 simulator's own):
 
-=========  ===================================================================================
-code       refusal
-=========  ===================================================================================
-SOA-03007  the post carries no XAdES (``Xades-t`` missing or empty)
-SOA-03008  the XAdES does not verify: digest of the blob, SignedProperties, signature value,
-           algorithms, or the signer's certificate (not issued by the simulator's CA, expired)
-SOA-03009  the XAdES is signed by another certificate than the caller's
-=========  ===================================================================================
+==========  ==================================================================================
+code        refusal
+==========  ==================================================================================
+SOA-03007   the post carries no XAdES (``Xades-t`` missing or empty): the catalogue's "content
+            validation failed"
+SIM-SEC-23  the XAdES does not verify: digest of the blob, SignedProperties, signature value,
+            algorithms, or the signer's certificate (not issued by the simulator's CA, expired)
+SIM-SEC-24  the XAdES is signed by another certificate than the caller's
+==========  ==================================================================================
 
 Answers: each TAck and MsgResponse carries a real XAdES signed with the platform's key, made
 XAdES-T by a signature time-stamp (``mycarenet.xades_timestamp``).  The real platform's time-stamp
@@ -43,8 +44,8 @@ from unified_messaging.simulator.soap import SoapFault
 log = logging.getLogger(__name__)
 
 XADES_MISSING = "SOA-03007"
-XADES_REFUSED = "SOA-03008"
-XADES_FOREIGN_SIGNER = "SOA-03009"
+XADES_REFUSED = "SIM-SEC-23"  # the catalogue has no code for signatures (see security.py)
+XADES_FOREIGN_SIGNER = "SIM-SEC-24"
 
 
 class SimulatedXades:
