@@ -32,6 +32,17 @@ From the checkout::
     .venv/bin/python tests/benchmarks/bench_soak.py                # 10 minutes
     .venv/bin/python tests/benchmarks/bench_soak.py --minutes 1 --warmup 0.3   # a quick look
 
+Where the memory goes (``--probe``): the gateway is started through ``probed_serve.py``, which
+writes the resident memory next to the Python heap (tracemalloc) and glibc's malloc figures every
+``--sample`` seconds; with ``--tracemalloc FRAMES`` it also takes a tracemalloc snapshot at
+``--snapshot-at`` minutes (default: the end of the warm-up) and at the end, and the script prints
+the ``--top`` allocations that grew most between the two (``compare_to(..., "traceback")``).
+tracemalloc slows the gateway down and costs memory of its own: its figures say where memory goes,
+not how much a normal run uses. ``--gateway-env MALLOC_ARENA_MAX=2`` sets a variable for the
+gateway's process only::
+
+    .venv/bin/python tests/benchmarks/bench_soak.py --minutes 5 --tracemalloc 25 --probe-dir /tmp/soak-probe
+
 This is a script, not a pytest test.
 """
 from __future__ import annotations
@@ -41,8 +52,10 @@ import os
 import platform
 import sqlite3
 import subprocess
+import signal
 import sys
 import tempfile
+import tracemalloc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,6 +71,8 @@ from tests.benchmarks.common import positive_float, positive_int, progress  # no
 from tests.invoicing_support import (  # noqa: E402
     CLI,
     GATEWAY_ENV,
+    Process,
+    _launch,
     remote_gateway_config,
     start_gateway,
     start_simulator,
@@ -225,6 +240,60 @@ def journal_counts(journal: Path) -> dict[str, int]:
         db.close()
 
 
+def start_probed_gateway(folder: Path, config: Path, probe: Path, frames: int, every: float,
+                         env: dict[str, str]) -> Process:
+    """``serve`` through ``probed_serve.py`` (the same command line, with the memory probe inside)."""
+    arguments = [sys.executable, str(Path(__file__).with_name("probed_serve.py")), "serve", "--port", "0",
+                 "--config", str(config)]
+    return _launch(arguments, folder, folder / "gateway.log", r"serving (http://\S+)", env={
+        **GATEWAY_ENV, "PYTHONPATH": str(ROOT), "UM_PROBE_DIR": str(probe), "UM_PROBE_FRAMES": str(frames),
+        "UM_PROBE_EVERY": str(every), **env})
+
+
+def take_snapshot(gateway: Process, probe: Path, number: int) -> None:
+    """Ask the probed gateway for its tracemalloc snapshot ``number`` and wait until it is written."""
+    os.kill(gateway.pid, signal.SIGUSR1)
+    wait_for(lambda: (probe / f"snapshot-{number}.tracemalloc").exists(), timeout=300, every=0.5,
+             what=f"tracemalloc snapshot {number}")
+
+
+def probe_rows(probe: Path) -> list[dict[str, float]]:
+    lines = (probe / "probe.tsv").read_text().splitlines()
+    names = lines[0].split("\t")
+    return [dict(zip(names, map(float, line.split("\t")))) for line in lines[1:] if line.count("\t") == len(names) - 1]
+
+
+def report_probe(probe: Path, warmup_seconds: float, top: int) -> None:
+    """The probe's figures after the warm-up (first and last sample), then the largest growths."""
+    rows = [r for r in probe_rows(probe) if r["seconds"] >= warmup_seconds] or probe_rows(probe)[-1:]
+    if rows:
+        first, last = rows[0], rows[-1]
+        print(f"probe from {first['seconds'] / 60:.1f} to {last['seconds'] / 60:.1f} min of the gateway process "
+              f"(after the warm-up):")
+        for name in ("rss_mb", "traced_mb", "malloc_used_mb", "malloc_free_mb", "mmapped_mb", "pymalloc_blocks",
+                     "threads", "fds"):
+            print(f"    {name:<16} {first[name]:>12.1f} -> {last[name]:>12.1f}  ({last[name] - first[name]:+.1f})")
+    snapshots = sorted(probe.glob("snapshot-*.tracemalloc"), key=lambda p: int(p.stem.split("-")[1]))
+    if len(snapshots) < 2:
+        return
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap*")]
+    before, after = (tracemalloc.Snapshot.load(str(p)).filter_traces(ignore) for p in (snapshots[0], snapshots[-1]))
+    total = sum(s.size for s in after.statistics("filename")) - sum(s.size for s in before.statistics("filename"))
+    print(f"tracemalloc: traced {total / 1024:+.0f} KiB between {snapshots[0].name} and {snapshots[-1].name}; "
+          f"top {top} growths by traceback (innermost frame, then the innermost frames of unified_messaging):")
+    lines: list[str] = []
+    for number, stat in enumerate(after.compare_to(before, "traceback")[:top], 1):
+        ours = [f for f in stat.traceback if "/unified_messaging/" in f.filename][-2:]
+        frames = [stat.traceback[-1], *[f for f in ours if f is not stat.traceback[-1]]]
+        print(f"{number:>3}. {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks (now {stat.size / 1024:.0f} KiB)")
+        for frame in frames:
+            print(f"        {frame.filename.split('site-packages/')[-1].split('/unified_messaging/')[-1]}:{frame.lineno}")
+        lines.append(f"#{number} {stat.size_diff / 1024:+.1f} KiB {stat.count_diff:+d} blocks\n"
+                     + "\n".join(stat.traceback.format(most_recent_first=True)))
+    (probe / "growth.txt").write_text("\n\n".join(lines) + "\n")
+    print(f"    (full tracebacks: {probe / 'growth.txt'})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=positive_float, default=10.0)
@@ -234,7 +303,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder-requests", type=positive_int, default=10)
     parser.add_argument("--invoice-every", type=positive_float, default=10.0)
     parser.add_argument("--sample", type=positive_float, default=10.0)
+    parser.add_argument("--probe", action="store_true", help="start the gateway with the memory probe")
+    parser.add_argument("--tracemalloc", type=positive_int, metavar="FRAMES",
+                        help="the probe with tracemalloc on, FRAMES frames per allocation (implies --probe)")
+    parser.add_argument("--snapshot-at", type=positive_float, help="minutes (default: --warmup)")
+    parser.add_argument("--top", type=positive_int, default=25)
+    parser.add_argument("--probe-dir", type=Path, help="keep the probe's files there (default: dropped)")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
+    probing = args.probe or args.tracemalloc is not None or bool(args.gateway_env)
+    gateway_env = dict(item.split("=", 1) for item in args.gateway_env)
+    snapshot_at = (args.snapshot_at if args.snapshot_at is not None else args.warmup) * 60
+    snapshots = 0
     kinds = {name: Kind(name) for name in ("soap", "toQuery", "invoicing", "mybox")}
     samples: list[tuple[float, float]] = []
     asked: list[int] = []
@@ -247,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text(config.read_text().replace("[folders]\ninsurability = false",
                                                      "[folders]\ninsurability = true\nrescan_seconds = 5.0"))
         create_admin(folder, config)
-        gateway = start_gateway(folder, config)
+        probe = args.probe_dir or folder / "probe"
+        launched = time.monotonic()  # the probe's clock starts with the process
+        gateway = (start_probed_gateway(folder, config, probe, args.tracemalloc or 0, args.sample, gateway_env)
+                   if probing else start_gateway(folder, config))
         data = folder / "um-data"
         stop = threading.Event()
         threads = [threading.Thread(target=soap_client, args=(gateway.url + "/ConsultMyCareNetSoap", kinds["soap"],
@@ -265,12 +348,19 @@ def main(argv: list[str] | None = None) -> int:
                 thread.start()
             progress(f"soak: {args.minutes} min, {args.clients} SOAP clients, gateway pid {gateway.pid}")
             while (elapsed := time.monotonic() - started) < args.minutes * 60:
+                if args.tracemalloc and not snapshots and elapsed >= snapshot_at:
+                    snapshots += 1
+                    take_snapshot(gateway, probe, snapshots)
+                    progress(f"tracemalloc snapshot {snapshots} taken")
                 samples.append((elapsed, rss_mb(gateway.pid)))
                 progress(f"{elapsed / 60:5.1f} min: RSS {samples[-1][1]:.1f} MB, SOAP {kinds['soap'].made} calls "
                          f"({len(kinds['soap'].failures)} failed), toQuery {kinds['toQuery'].made}, "
                          f"invoicing {len(dropped)}, Mybox {kinds['mybox'].made}")
                 time.sleep(min(args.sample, max(0.0, args.minutes * 60 - elapsed)))
             samples.append((time.monotonic() - started, rss_mb(gateway.pid)))
+            if args.tracemalloc:
+                snapshots += 1
+                take_snapshot(gateway, probe, snapshots)
             stop.set()
             for thread in threads:
                 thread.join(timeout=150)
@@ -285,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             gateway.stop()
             simulator.stop()
+        if probing:
+            report_probe(probe, started - launched + args.warmup * 60, args.top)
     kinds["invoicing"].latencies.extend([0.0] * counts["invoicing DONE"])  # counted as calls, not timed here
 
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPU, Python "
