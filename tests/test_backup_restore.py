@@ -24,7 +24,7 @@ from tests.invoicing_support import (
     start_simulator,
     wait_for,
 )
-from tests.support import ADMIN_PASSWORD, LAB, OWNER_SSIN, patient
+from tests.support import ADMIN_PASSWORD, LAB, LICENCE, OWNER_SSIN, patient
 from unified_messaging.secrets import master_keys
 from unified_messaging.securespace.crypto import PasswordHasher
 from unified_messaging.securespace.store import SecureSpaceStore
@@ -84,7 +84,7 @@ def served(tmp_path_factory, pki):
     store.create_space("Dev space", "Olivia Owner", OWNER_SSIN, "Rita Responsible", OWNER_SSIN)
     store.add_user("admin", "Olivia Owner", OWNER_SSIN, ["administrator"], ADMIN_PASSWORD)
     store.add_certificate(pki.keystores["lab"].path.read_bytes(), pki.password, responsible_login="admin")
-    store.set_licence("lab-software", "licence-password-1")
+    store.set_licence(*LICENCE)  # in force for every call (#18.1): the one the simulator issued
     store.close()
     gateway = start_gateway(root, config)
     try:
@@ -163,7 +163,7 @@ def test_restore_brings_every_row_and_file_back_and_the_service_goes_on(served, 
     shutil.copy2(served["data"] / "master.key", restored / "master.key")
     store = SecureSpaceStore.in_data_folder(restored, master_keys(restored, create=False))
     try:
-        assert store.count_sealed() == 3 and store.licence().password == "licence-password-1"
+        assert store.count_sealed() == 3 and store.licence().password == LICENCE[1]
         assert store.authenticate("admin", ADMIN_PASSWORD).login == "admin"
     finally:
         store.close()

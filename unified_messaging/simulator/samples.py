@@ -39,9 +39,10 @@ def _options(errors: str | None) -> dict[str, object]:
 
 
 def write_samples(dest: Path, *, count: int = 1, errors: str | None = None, is_test: bool = True,
-                  with_ok: bool = True, now: Callable[[], datetime] = datetime.now) -> list[Path]:
+                  with_ok: bool = True, now: Callable[[], datetime] = datetime.now) -> list[tuple[Path, int]]:
     """Write ``count`` sendings into ``dest`` (each then its ``.ok`` when ``with_ok``), each with its own
-    zone 204 (the sending's reference, which UM refuses to send twice) made from the time of writing."""
+    zone 204 (the sending's reference, which UM refuses to send twice) made from the time of writing.
+    Returns each file with its size: a running gateway may have taken the file already."""
     dest.mkdir(parents=True, exist_ok=True)
     moment = now()
     base = int(moment.timestamp() * 1000)  # milliseconds: two runs a second apart never share a zone 204
@@ -58,7 +59,7 @@ def write_samples(dest: Path, *, count: int = 1, errors: str | None = None, is_t
         os.replace(partial, dest / name)
         if with_ok:
             (dest / f"{name}.ok").touch()
-        written.append(dest / name)
+        written.append((dest / name, len(content)))
         logger.info("sample sending %s written (%d bytes)", name, len(content))
     return written
 
@@ -79,9 +80,9 @@ def sample(ctx: click.Context, dest: Path | None, errors: str | None, count: int
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     target = dest if dest is not None else config.invoicing_root / "toSend"
-    for path in write_samples(target, count=count, errors=errors, is_test=config.upstream.is_test,
-                              with_ok=not no_ok):
+    for path, size in write_samples(target, count=count, errors=errors, is_test=config.upstream.is_test,
+                                    with_ok=not no_ok):
         shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-        click.echo(f"{shown} ({path.stat().st_size} bytes){'' if no_ok else ' and its .ok'}")
+        click.echo(f"{shown} ({size} bytes){'' if no_ok else ' and its .ok'}")
     what = ERROR_KINDS[errors] if errors else "a good sending: OK, then ONGOING, then DONE within a minute"
     click.echo(f"{count} file(s): {what}. Follow them with: unified-messaging invoicing status")
