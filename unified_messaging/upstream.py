@@ -253,7 +253,7 @@ class RenewingGenAsync:
 class UpstreamClients:
     """The clients of one plan and one licence, sharing one STS token cache and one tracer."""
 
-    def __init__(self, plan: UpstreamPlan, *, licence_username: str, licence_password: str,
+    def __init__(self, plan: UpstreamPlan, *, licence_username: str = "", licence_password: str = "",
                  package_name: str = "unified-messaging", trace_folder: str | Path | None = None,
                  clock: Clock = utc_now, licence_source: Callable[[], tuple[str, str]] | None = None) -> None:
         self.plan = plan
@@ -286,9 +286,8 @@ class UpstreamClients:
             return cache.token_provider(_acting_entry.get() or default)()
 
         client = GenericInsurabilityClient(
-            self.plan.genericinsurability_url, licence_username="", licence_password="",
-            licence_source=self._licence, package_name=self._package_name, is_test=self.plan.is_test,
-            timeout=self.plan.timeout, plugins=[WsseSigningPlugin(credential, now=self.clock)],
+            self.plan.genericinsurability_url, licence_source=self._licence, package_name=self._package_name,
+            is_test=self.plan.is_test, timeout=self.plan.timeout, plugins=[WsseSigningPlugin(credential, now=self.clock)],
             tracer=self.tracer, answer_ca=self.plan.platform_ca,
             answer_signer_cbe=self.plan.platform_signer_cbe, now=self.clock)
         signed = SignedInsurability(client, cache, default)
@@ -300,7 +299,7 @@ class UpstreamClients:
         """The GenAsync mailbox of ``care_provider``, acting as ``entry`` (time-out: the plan's, at
         least a minute, unless given)."""
         client = GenAsyncClient(
-            self.plan.genasync_url, licence_username="", licence_password="", licence_source=self._licence,
+            self.plan.genasync_url, licence_source=self._licence,
             care_provider=care_provider, package_name=self._package_name,
             timeout=timeout if timeout is not None else max(self.plan.timeout, GENASYNC_MIN_TIMEOUT),
             plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],
@@ -342,8 +341,7 @@ class Upstream:
         else:
             plan = remote_plan(config, secret)
         try:
-            self.clients = UpstreamClients(plan, licence_username=config.licence.username,
-                                           licence_password=self.licence_password, licence_source=self.licence,
+            self.clients = UpstreamClients(plan, licence_source=self.licence,
                                            package_name=config.licence.package_name,
                                            trace_folder=config.upstream.trace_folder or None, clock=clock)
             self.entry = self.clients.read_entry()

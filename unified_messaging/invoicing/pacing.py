@@ -74,13 +74,12 @@ class PollPacing:
         (``throttle_retries`` in a row); the next get is then scheduled by :meth:`failed`."""
         now = self._clock()
         self.throttled_in_a_row += 1
-        wait = refusal.wait_seconds
         if refusal.named and self._last_accepted is not None and self._started is not None:
             learned = min((self._started - self._last_accepted) + refusal.wait_seconds + _MARGIN, _MAX_LEARNED_GAP)
             if learned > self.gap:
                 log.info("MyCareNet accepts a get about every %.1f s: the poller keeps at least that gap", learned)
                 self.gap = learned
-        self.next_at = now + wait + (_MARGIN if refusal.named else 0.0)
+        self.next_at = now + refusal.wait_seconds + (_MARGIN if refusal.named else 0.0)
         if self.throttled_in_a_row < self.throttle_retries:
             return False
         self.throttled_in_a_row = 0

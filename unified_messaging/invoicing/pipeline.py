@@ -108,7 +108,6 @@ class InvoicingPipeline:
         self.folders = Folders(Path(root))
         self.journal = journal
         self.rescan_seconds = rescan_seconds
-        self.poll_interval = poll_interval
         self.is_test = is_test
         self._client_factory = client_factory
         self._client: GenAsyncClient | None = None
