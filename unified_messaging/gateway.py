@@ -18,6 +18,7 @@ from unified_messaging.insurability.batch_job import BatchConfigError, BatchJob,
 from unified_messaging.insurability.contract_xml import ContractSchema
 from unified_messaging.insurability.folder import InsurabilityFolders
 from unified_messaging.insurability.service import InsurabilityService
+from unified_messaging.invoicing.identity import Identities, Mailbox, SecureSpaceMailboxes, SingleMailbox
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal import Journal
@@ -173,8 +174,8 @@ class Gateway:
         return self.mybox
 
     def _invoicing_entry(self, nihii: str) -> KeyEntry:
-        """The certificate the invoicing folders act with: chosen by the secure space's rules when
-        ``[securespace] invoicing_folders`` names an identity, else ``[identity] keystore``."""
+        """The certificate the invoicing folders act with for ``nihii`` today: chosen by the secure space's
+        rules when ``[securespace] invoicing_folders`` names an identity, else ``[identity] keystore``."""
         if self._selector is None or not self.config.securespace.invoicing_folders:
             return self.upstream.entry
         try:
@@ -184,22 +185,40 @@ class Gateway:
                               f"cannot send invoices for [invoicing] care_provider_nihii = {nihii!r}: "
                               f"{refusal}") from None
 
+    def _genasync_for(self, entry: KeyEntry, care_provider: CareProvider) -> RenewingGenAsync:
+        client = self.upstream.clients.genasync(entry, care_provider,
+                                                throttle_wait=self.config.invoicing.throttle_wait_seconds)
+        return self.watch.wrap(client, "genasync", ("post", "get", "confirm"))
+
     def _genasync_client(self) -> RenewingGenAsync:
         cfg = self.config
         nihii = cfg.invoicing.care_provider_nihii or LAB_NIHII
-        client = self.upstream.clients.genasync(self._invoicing_entry(nihii),
-                                                CareProvider(nihii, cfg.invoicing.care_provider_quality),
-                                                throttle_wait=cfg.invoicing.throttle_wait_seconds)
-        return self.watch.wrap(client, "genasync", ("post", "get", "confirm"))
+        return self._genasync_for(self._invoicing_entry(nihii), CareProvider(nihii, cfg.invoicing.care_provider_quality))
+
+    def _invoicing_identities(self) -> Identities:
+        """Who each invoicing file is sent as (``invoicing/identity.py``): per file from its sender when
+        ``[securespace] invoicing_folders`` names the acting identities, else the one configured care provider."""
+        cfg = self.config
+        if self._selector is None or not cfg.securespace.invoicing_folders:
+            self._invoicing_entry(cfg.invoicing.care_provider_nihii or LAB_NIHII)
+            return SingleMailbox(self._genasync_client)
+        default = None
+        if cfg.invoicing.care_provider_nihii:  # its mailbox is polled even before its first file
+            self._invoicing_entry(cfg.invoicing.care_provider_nihii)  # refuse at start-up, not later
+            default = Mailbox(cfg.invoicing.care_provider_nihii, cfg.invoicing.care_provider_quality)
+        selector = self._selector
+        return SecureSpaceMailboxes(
+            lambda party, day: selector.choose_for("invoicing", party, "INVOICING", day),
+            self._genasync_for, default)
 
     def _start_invoicing(self) -> None:
         cfg = self.config
-        self._invoicing_entry(cfg.invoicing.care_provider_nihii or LAB_NIHII)  # refuse at start-up, not later
         self.invoicing = InvoicingPipeline(
             cfg.invoicing_root, self.journal, self._genasync_client,
             rescan_seconds=cfg.invoicing.rescan_seconds, poll_interval=cfg.invoicing.poll_interval_seconds,
             is_test=cfg.upstream.is_test, clock=self.clock, polling=cfg.invoicing.poll,
             repost_grace=cfg.invoicing.repost_grace_seconds, throttle_retries=cfg.invoicing.throttle_retries,
+            identities=self._invoicing_identities(),
         ).start()
         log.info("invoicing folders in %s", cfg.invoicing_root)
 

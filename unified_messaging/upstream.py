@@ -165,9 +165,10 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
         raise ConfigError('[upstream] genasync_url = "" is not valid when [invoicing] enabled = true and '
                           '[upstream] mode = "remote": expected the GenAsync address of the MyCareNet platform '
                           "(or set [invoicing] enabled = false).")
-    if cfg.invoicing.enabled and not cfg.invoicing.care_provider_nihii:
+    if cfg.invoicing.enabled and not cfg.invoicing.care_provider_nihii and not cfg.securespace.invoicing_folders:
         raise ConfigError('[invoicing] care_provider_nihii = "" is not valid when invoicing is on with the real '
-                          "platform: expected the 11-digit NIHII the invoices are sent for.")
+                          "platform: expected the 11-digit NIHII the invoices are sent for (or name the acting "
+                          "identities in [securespace] invoicing_folders, to choose it per file).")
     return UpstreamPlan(cfg.upstream.sts_url, cfg.upstream.genericinsurability_url, cfg.upstream.genasync_url,
                         Path(cfg.identity.keystore),
                         secret(cfg.identity.keystore_password, "[identity] keystore_password"),

@@ -17,11 +17,13 @@ from unified_messaging.efact.layout import (
     CHECKED_RECORD_TYPES,
     CONTROL_98,
     DESTINATION_MUTUALITY,
+    COMPANY_NUMBER,
     NOMENCLATURE,
     RECORD_TYPES,
     SENDING_NUMBER,
     SEQUENCE,
     SERVICE_DATE,
+    THIRD_PARTY,
 )
 from unified_messaging.efact.order import RecordOrder
 from unified_messaging.efact.report import Severity
@@ -136,6 +138,8 @@ class RecordChecks:
 
     def _record_10(self, unit: RawUnit) -> None:
         self._check_sending_number(unit)
+        self.header.setdefault("third_party", unit.text[THIRD_PARTY])
+        self.header.setdefault("company_number", unit.text[COMPANY_NUMBER])
 
     def _record_20(self, unit: RawUnit) -> None:
         if self._invoice is not None:

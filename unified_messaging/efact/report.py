@@ -159,6 +159,23 @@ class SendingSummary:
     total_b: int | None = None
     total: int | None = None
     control: str | None = None
+    third_party: str | None = None     # record 10 zone 14, as written
+    company_number: str | None = None  # record 10 zone 27, as written
+
+    @property
+    def sender_nihii(self) -> str | None:
+        """The sender's NIHII (11 digits) from the third-party payer number, or None when the zone is zeros
+        or not a number (a 0 followed by the 11 digits)."""
+        zone = (self.third_party or "").strip()
+        if len(zone) != 12 or not zone.isdigit() or int(zone) == 0:
+            return None
+        return zone[1:]
+
+    @property
+    def sender_cbe(self) -> str | None:
+        """The sender's CBE number (10 digits) from record 10, or None when it is zeros."""
+        zone = (self.company_number or "").strip()
+        return zone if len(zone) == 10 and zone.isdigit() and int(zone) != 0 else None
 
     @property
     def is_test(self) -> bool | None:

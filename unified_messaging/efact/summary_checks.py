@@ -162,4 +162,6 @@ class SummaryChecks:
             total_b=federation.amount_b,
             total=federation.total,
             control=federation.control or None,
+            third_party=header.get("third_party"),
+            company_number=header.get("company_number"),
         )

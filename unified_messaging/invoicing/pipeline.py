@@ -43,6 +43,7 @@ from unified_messaging.folders.files import move_to
 from unified_messaging.texts import Reason
 from unified_messaging.invoicing import reasons
 from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
+from unified_messaging.invoicing.identity import Identities, Mailbox, SingleMailbox
 from unified_messaging.invoicing.pacing import PollPacing
 from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
 from unified_messaging.invoicing.store import InvoicingStore
@@ -52,6 +53,7 @@ from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottle
 from unified_messaging.mycarenet.genasync_blobs import destination_for
 from unified_messaging.folders.watcher import describe_storage_fault, is_storage_fault
 from unified_messaging.retry import RetryPolicy
+from unified_messaging.securespace.catalogue import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +106,14 @@ class InvoicingPipeline:
                  rescan_seconds: float = 10.0, poll_interval: float = 15.0, is_test: bool = True,
                  clock: Callable[[], datetime] = _utc_now, polling: bool = False,
                  checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] | RetryPolicy = BACKOFF_SECONDS,
-                 repost_grace: float | None = None, throttle_retries: int = 8) -> None:
+                 repost_grace: float | None = None, throttle_retries: int = 8,
+                 identities: Identities | None = None) -> None:
         self.folders = Folders(Path(root))
         self.journal = journal
         self.rescan_seconds = rescan_seconds
         self.is_test = is_test
-        self._client_factory = client_factory
-        self._client: GenAsyncClient | None = None
+        # who each file is sent as (identity.py): ``client_factory``'s one mailbox unless told otherwise
+        self.identities: Identities = identities or SingleMailbox(client_factory)
         self._clock = clock
         self._polling = polling
         self._checkpoint = checkpoint or (lambda step: None)
@@ -124,7 +127,9 @@ class InvoicingPipeline:
                                      on_settled=self._finish_settled)
         self._stopping = threading.Event()
         self._watch: WatchLoop | None = None
-        self.pacing = PollPacing(poll_interval, backoff=self._backoff, throttle_retries=throttle_retries)
+        self._poll_interval, self._throttle_retries = poll_interval, throttle_retries
+        self._pacings: dict[Mailbox, PollPacing] = {}
+        self._unusable: dict[Mailbox, str] = {}  # mailboxes no certificate may poll today, and why
 
     # -- life cycle --
 
@@ -141,9 +146,7 @@ class InvoicingPipeline:
         if self._watch is not None:
             self._watch.stop(timeout=30)
             self._watch = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.identities.close()
 
     def wake(self) -> None:
         if self._watch is not None:
@@ -164,7 +167,8 @@ class InvoicingPipeline:
                       self.storage_fault)
 
     def _next_wait(self) -> float:
-        return max(0.05, min(self.rescan_seconds, self.pacing.wait(), self._next_attempt_wait()))
+        pace = min((p.wait() for p in self._pacings.values()), default=self.rescan_seconds)
+        return max(0.05, min(self.rescan_seconds, pace, self._next_attempt_wait()))
 
     # -- one pass --
 
@@ -173,14 +177,45 @@ class InvoicingPipeline:
         self._finish_leftovers()
         self._claim_all()
         self._send_due()
-        if poll or (poll is None and self.pacing.due()):
-            self._poll()
+        for mailbox in self._mailboxes():
+            if poll or (poll is None and self.pacing_of(mailbox).due()):
+                self._poll(mailbox)
+
+    def _today(self):
+        return self._clock().date()
 
     @property
     def client(self) -> GenAsyncClient:
-        if self._client is None:
-            self._client = self._client_factory()
-        return self._client
+        """The client of the default mailbox (the configured care provider's)."""
+        return self.identities.client(self._mailboxes()[0], self._today())
+
+    @property
+    def pacing(self) -> PollPacing:
+        """The default mailbox's pace of gets."""
+        return self.pacing_of(self._mailboxes()[0])
+
+    def pacing_of(self, mailbox: Mailbox) -> PollPacing:
+        """Each mailbox has its own pace: the platform throttles the gets of one mailbox."""
+        pacing = self._pacings.get(mailbox)
+        if pacing is None:
+            pacing = self._pacings[mailbox] = PollPacing(self._poll_interval, backoff=self._backoff,
+                                                         throttle_retries=self._throttle_retries)
+        return pacing
+
+    def _mailboxes(self) -> list[Mailbox]:
+        """The standing mailboxes, then those of files whose feedback may still come."""
+        found = list(self.identities.standing())
+        for nihii, quality in self.store.mailboxes_in_flight():
+            mailbox = Mailbox(nihii, quality)
+            if mailbox not in found:
+                found.append(mailbox)
+        return found
+
+    def _mailbox_of(self, row: dict) -> Mailbox:
+        """The mailbox a file is sent to (a file recorded before mailboxes were: the default one)."""
+        if row.get("mailbox_nihii"):
+            return Mailbox(row["mailbox_nihii"], row["mailbox_quality"])
+        return self._mailboxes()[0]
 
     # -- claim and record --
 
@@ -246,15 +281,24 @@ class InvoicingPipeline:
                                                                      if summary.mutualities else ""))
             except ValueError as exc:
                 reason = reasons.no_federation(str(exc))
-        if reason is not None:
-            self._to_error(payload, name, reason, size=checked.size, sha256=checked.sha256,
+        acting = None
+        if reason is None:
+            try:
+                acting = self.identities.for_file(summary, self._today())
+            except Refusal as refusal:
+                reason = reasons.identity_refused(refusal)
+        if reason is not None or acting is None:
+            self._to_error(payload, name, reason or reasons.empty(), size=checked.size, sha256=checked.sha256,
                            zone_204=summary.zone_204)
             return
+        mailbox = acting.mailbox
         file_id = self.store.record_file(name=name, size=checked.size, sha256=checked.sha256,
                                          zone_204=summary.zone_204, destination=destination,
-                                         is_test=summary.is_test, state="claimed", work_name=work_name)
-        log.info("invoicing file %s recorded as #%d (zone 204 %s, %d bytes, to %s)", name, file_id,
-                 summary.zone_204, checked.size, destination)
+                                         is_test=summary.is_test, state="claimed", work_name=work_name,
+                                         sender=acting.sender, mailbox=(mailbox.nihii, mailbox.quality),
+                                         acting=acting.acting)
+        log.info("invoicing file %s recorded as #%d (zone 204 %s, %d bytes, to %s, for %s with %s)", name, file_id,
+                 summary.zone_204, checked.size, destination, mailbox, acting.acting)
         self._checkpoint("after-record")
 
     def _refusal(self, checked: Checked, name: str) -> Reason | None:
@@ -297,12 +341,19 @@ class InvoicingPipeline:
 
     def _post(self, row: dict) -> None:
         payload = self.folders.work / row["work_name"]
+        try:  # chosen again on the day of each post: a mandate may have been suspended since the file came
+            client = self.identities.client(self._mailbox_of(row), self._today())
+        except Refusal as refusal:
+            reason = reasons.identity_refused(refusal)
+            self.store.update_file(row["id"], state="error", status=FileStatus.NOK.value, reason=reason)
+            self._to_error(payload, row["name"], reason, file_id=row["id"])
+            return
         self.store.start_posting(row["id"])
         self._checkpoint("before-post")
         try:
             with open(payload, "rb") as stream:
-                result = self.client.post(stream, input_reference=row["zone_204"], destination=row["destination"],
-                                          is_test=bool(row["is_test"]))
+                result = client.post(stream, input_reference=row["zone_204"], destination=row["destination"],
+                                     is_test=bool(row["is_test"]))
         except UpstreamUnavailable as exc:
             self._retry_later(row, str(exc), settled=False)
             return
@@ -333,7 +384,7 @@ class InvoicingPipeline:
         self.store.update_file(row["id"], state=state, reason=reason, next_attempt_at=next_attempt)
         log.warning("post of %s failed (%s); next attempt in %.0f s", row["name"], reason.splitlines()[0], delay)
         if not settled:
-            self.pacing.no_later_than(delay)
+            self.pacing_of(self._mailbox_of(row)).no_later_than(delay)
 
     def _finish_settled(self, file_id: int) -> None:
         row = self.store.file(file_id)
@@ -368,30 +419,39 @@ class InvoicingPipeline:
 
     # -- poll --
 
-    def _poll(self) -> None:
+    def _poll(self, mailbox: Mailbox) -> None:
         started = _iso(self._clock())
-        self.pacing.started()
+        pacing = self.pacing_of(mailbox)
+        pacing.started()
         try:
-            outcome = self.poller.poll(self.client)
+            client = self.identities.client(mailbox, self._today())
+        except Refusal as refusal:
+            delay = pacing.failed()
+            if self._unusable.get(mailbox) != refusal.code:
+                log.error("the mailbox of %s cannot be polled: %s Next try in %.0f s", mailbox, refusal, delay)
+            self._unusable[mailbox] = refusal.code
+            return
+        self._unusable.pop(mailbox, None)
+        try:
+            outcome = self.poller.poll(client)
         except MailboxThrottled as throttled:
-            if not self.pacing.throttled(throttled):
-                log.info("MyCareNet asks to wait %.1f s before the next get", throttled.wait_seconds)
+            if not pacing.throttled(throttled):
+                log.info("MyCareNet asks to wait %.1f s before the next get of %s", throttled.wait_seconds, mailbox)
                 return
-            delay = self.pacing.failed()
+            delay = pacing.failed()
             log.error("MyCareNet refused %d gets in a row as too soon (%s): another program may be polling this "
                       "mailbox with the same certificate; stop it. Next try in %.0f s",
-                      self.pacing.throttle_retries, throttled.message, delay)
+                      pacing.throttle_retries, throttled.message, delay)
             return
         except UpstreamError as exc:
-            delay = self.pacing.failed()
-            log.warning("polling the mailbox failed (%s); next try in %.0f s", exc, delay)
+            delay = pacing.failed()
+            log.warning("polling the mailbox of %s failed (%s); next try in %.0f s", mailbox, exc, delay)
             return
-        self.pacing.answered(more_waiting=not outcome.complete and bool(outcome.messages or outcome.tacks))
+        pacing.answered(more_waiting=not outcome.complete and bool(outcome.messages or outcome.tacks))
         if outcome.complete:
-            self._repost_unsettled(started)
+            self._repost_unsettled(started, mailbox, self.repost_grace(client))
 
-    @property
-    def repost_grace(self) -> float:
+    def repost_grace(self, client: GenAsyncClient) -> float:
         """How long a post may still be on its way, or being handled, after it began.
 
         A post cut off by a crash or a timeout may still reach the platform and be handled after
@@ -400,13 +460,15 @@ class InvoicingPipeline:
         """
         if self._repost_grace is not None:
             return self._repost_grace
-        return 2 * float(getattr(self.client, "timeout", 60.0) or 60.0)
+        return 2 * float(getattr(client, "timeout", 60.0) or 60.0)
 
-    def _repost_unsettled(self, get_started: str) -> None:
-        """Posts begun at least ``repost_grace`` before a complete get that showed no TAck for them
-        never reached the platform: they may be sent again."""
-        cutoff = _iso(datetime.fromisoformat(get_started) - timedelta(seconds=self.repost_grace))
+    def _repost_unsettled(self, get_started: str, mailbox: Mailbox, grace: float) -> None:
+        """Posts to ``mailbox`` begun at least ``repost_grace`` before a complete get of it that showed no
+        TAck for them never reached the platform: they may be sent again."""
+        cutoff = _iso(datetime.fromisoformat(get_started) - timedelta(seconds=grace))
         for row in self.store.files(states=("posting",)):
+            if self._mailbox_of(row) != mailbox:
+                continue  # another mailbox's get says nothing about this post
             if row["posting_since"] and row["posting_since"] < cutoff and not self.store.tacks_for(row["id"]):
                 log.warning("the post of %s (zone 204 %s) did not reach MyCareNet: it will be sent again",
                             row["name"], row["zone_204"])

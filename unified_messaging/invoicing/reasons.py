@@ -12,6 +12,7 @@ import logging
 from unified_messaging.efact.explain import message_texts
 from unified_messaging.efact.feedback import FeedbackMessage
 from unified_messaging.efact.report import ValidationReport
+from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.texts import Reason, message, reason, text
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ _FEEDBACK = message("{code}: {line}")
 _INSURERS_REFUSED = message("the insurers refused the sending.")
 _MORE = message("... ({count} more)")
 _WHOLE_MESSAGE = message("The whole message is in received/{name}.")
+_IDENTITY = message("No certificate may send this file for its sender ({code}): {cause} {remedy}")
 
 
 def empty() -> Reason:
@@ -65,6 +67,11 @@ def no_federation(problem: str) -> Reason:
 
 def marker_alone(marker: str, name: str) -> Reason:
     return reason(text(_MARKER_ALONE, marker=marker, name=name))
+
+
+def identity_refused(refusal: Refusal) -> Reason:
+    """The file's sender (record 10) is not one this gateway may send for today: the catalogue's refusal."""
+    return reason(text(_IDENTITY, code=refusal.code, cause=refusal.cause, remedy=refusal.remedy))
 
 
 def platform_fault(code: str, detail: str) -> Reason:

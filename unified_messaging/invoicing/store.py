@@ -93,7 +93,8 @@ CREATE TABLE IF NOT EXISTS invoicing_resends (
 _ADDED_COLUMNS = {
     "invoicing_files": (("amount_requested", "INTEGER"), ("amount_accepted", "INTEGER"),
                         ("amount_rejected", "INTEGER"), ("payment_reference", "TEXT"),
-                        ("reason_text", "TEXT")),
+                        ("reason_text", "TEXT"), ("sender", "TEXT"), ("mailbox_nihii", "TEXT"),
+                        ("mailbox_quality", "TEXT"), ("acting", "TEXT")),
     "invoicing_feedback": (("error_counts", "TEXT"), ("record_count", "INTEGER")),
 }
 
@@ -224,6 +225,13 @@ class InvoicingStore:
         return list(self.journal.db.query(f"SELECT *, {_SHOWN_STATUS_SQL} AS shown_status FROM invoicing_files "
                                           f"{where} ORDER BY id DESC LIMIT ?", [*args, limit]))
 
+    def mailboxes_in_flight(self) -> list[tuple[str, str]]:
+        """The (NIHII, quality) mailboxes of files whose feedback may still come (posted, not final)."""
+        rows = self.journal.db.query(
+            "SELECT DISTINCT mailbox_nihii, mailbox_quality FROM invoicing_files WHERE mailbox_nihii IS NOT NULL "
+            "AND state IN ('posting', 'sent') AND (status IS NULL OR status NOT IN ('DONE', 'NOK'))")
+        return [(row["mailbox_nihii"], row["mailbox_quality"]) for row in rows]
+
     def by_work_name(self, work_name: str) -> dict | None:
         rows = list(self.journal.db.query("SELECT * FROM invoicing_files WHERE work_name = ?", [work_name]))
         return rows[0] if rows else None
@@ -241,18 +249,24 @@ class InvoicingStore:
 
     def record_file(self, *, name: str, size: int, sha256: str, zone_204: str | None, destination: str | None,
                     is_test: bool | None, state: str, work_name: str | None, status: str | None = None,
-                    reason: str | Reason | None = None) -> int:
-        """Record a claimed file (before anything is sent); links it to a refused one if resent."""
+                    reason: str | Reason | None = None, sender: str | None = None,
+                    mailbox: tuple[str, str] | None = None, acting: str | None = None) -> int:
+        """Record a claimed file (before anything is sent); links it to a refused one if resent.
+
+        ``sender`` is the party its record 10 names (``NIHII=...``), ``mailbox`` the (NIHII, quality) it is
+        sent for and ``acting`` how the chosen certificate may act for it (see ``identity.py``).
+        """
         now = self.now()
         stored = _with_reason_text({"reason": reason})
         with self.journal.write() as conn:
             link = conn.execute("SELECT refused_id FROM invoicing_resends WHERE sha256 = ?", [sha256]).fetchone()
             cursor = conn.execute(
                 "INSERT INTO invoicing_files (name, size, sha256, zone_204, destination, is_test, state, status, "
-                "reason, reason_text, work_name, resend_of, created_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "reason, reason_text, work_name, resend_of, created_at, updated_at, sender, mailbox_nihii, "
+                "mailbox_quality, acting) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [name, size, sha256, zone_204, destination, None if is_test is None else int(is_test), state, status,
-                 stored["reason"], stored["reason_text"], work_name, link[0] if link else None, now, now])
+                 stored["reason"], stored["reason_text"], work_name, link[0] if link else None, now, now, sender,
+                 mailbox[0] if mailbox else None, mailbox[1] if mailbox else None, acting])
             if link:
                 conn.execute("DELETE FROM invoicing_resends WHERE sha256 = ?", [sha256])
             return int(cursor.lastrowid)

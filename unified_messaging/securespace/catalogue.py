@@ -51,6 +51,10 @@ SS-UPSTREAM-REFUSED            The MyCareNet service refused the probe.         
 SS-UPSTREAM-UNREACHABLE        The service cannot be reached.                                   Check the network, the proxy and the [upstream] address; try again later.
 SS-UPSTREAM-NOT-CONFIGURED     No address is configured for this service.                       Configure the service's address in [upstream], or leave the service unused.
 SS-UNKNOWN-ESTABLISHMENT       No establishment has this number.                                List them with: unified-messaging establishments list.
+SS-NO-SENDER                   The invoicing file names no sender: record 10 has neither a      Have the invoicing software write the sender's third-party payer number in record 10, zone 14, and drop the file again.
+                               third-party payer number (zone 14) nor a CBE number (zone 27).
+SS-SENDER-NOT-SERVED           The invoicing folders send only for another care provider than   Drop the file in the folders of a gateway that sends for this sender, or let the gateway choose the certificate per file: name the acting identities in [securespace] invoicing_folders.
+                               the file's sender.
 SS-BAD-LANGUAGE                The language is not one of en, nl, fr.                           Choose English (en), Nederlands (nl) or Français (fr).
 =============================  ===============================================================  ==================================================================
 """

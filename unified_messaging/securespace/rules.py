@@ -36,7 +36,7 @@ from unified_messaging.identifiers import cbe_problem, nihii_problem, ssin_probl
 from unified_messaging.mycarenet import qualities
 from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.models import (
-    CertificateRecord, Mandate, MandateState, Party, PartyKind, SecureSpace, Service, Side, User,
+    CertificateRecord, Establishment, Mandate, MandateState, Party, PartyKind, SecureSpace, Service, Side, User,
 )
 
 logger = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def mandate_problem(mandate: Mandate, service: Service, on: date) -> Refusal | N
 
 @dataclass(frozen=True)
 class Decision:
-    """May this certificate be used?  ``via`` is ``holder`` or ``mandate`` when it may."""
+    """May this certificate be used?  ``via`` is ``holder``, ``establishment`` or ``mandate`` when it may."""
 
     refusal: Refusal | None
     via: str | None = None
@@ -227,6 +227,21 @@ def may_act_for(certificate: CertificateRecord, care_provider: Party, service: S
         return Decision(min(refusals, key=lambda r: _MANDATE_PRIORITY.index(r.code)))
     return Decision(Refusal("SS-NO-MANDATE", f"{certificate.describe()} may not act for {care_provider} "
                             f"({service.value}, {on})."))
+
+
+def establishment_party(establishment: Establishment) -> Party:
+    """The party an establishment stands for: its CBE, or its third-party (NIHII) number."""
+    return Party(PartyKind.CBE if establishment.kind == "CBE" else PartyKind.NIHII, establishment.number)
+
+
+def establishment_for(establishments: Iterable[Establishment], party: Party, on: date) -> Establishment | None:
+    """The establishment among ``establishments`` that ``party`` is, valid on ``on``, or None."""
+    for establishment in establishments:
+        if not same_party(establishment_party(establishment), party):
+            continue
+        if establishment.valid_from <= on and (establishment.valid_to is None or on <= establishment.valid_to):
+            return establishment
+    return None
 
 
 def next_mandate_state(state: MandateState, action: str, side: Side | None = None) -> MandateState:

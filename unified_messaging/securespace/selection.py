@@ -4,8 +4,9 @@ The SOAP front, the folders and the batch runner have no user login.  The config
 per interface, the identity (or identities) it acts as: ``NIHII=...``, ``CBE=...`` or ``SSIN=...``.
 For each request, ``CertificateSelector`` takes the certificates of those identities from the
 secure space and asks ``rules.may_act_for`` which one may act for the request's care provider on
-that date for that service: the care provider's own certificate first, else one whose holder holds
-an active mandate from it; among several, the one valid the longest.  Otherwise the refusal comes
+that date for that service: the care provider's own certificate first, then (for invoicing) one
+with the care provider among its establishments, else one whose holder holds an active mandate
+from it; among several, the one valid the longest.  Otherwise the refusal comes
 from the catalogue (the one about the newest candidate certificate, the one a person would fix).
 
 Decrypted keystores are kept in memory only, per certificate fingerprint, so that the same
@@ -35,6 +36,8 @@ BATCH = "batch"
 INTERFACES = (SOAP, INSURABILITY_FOLDERS, INVOICING_FOLDERS, BATCH)
 
 ActingIdentity = str | Party | Sequence[str | Party]
+# How a certificate may act for a care provider, least preferred first.
+_PREFERENCE = ("mandate", "establishment", "holder")
 
 
 def utc_now() -> datetime:
@@ -46,12 +49,13 @@ class Choice:
     """The certificate chosen for a request, and why it may be used."""
 
     certificate: CertificateRecord
-    via: str  # "holder" or "mandate"
+    via: str  # "holder", "establishment" or "mandate"
     mandate: Mandate | None
     entry: KeyEntry = field(repr=False)
 
     def describe(self) -> str:
-        how = f"under mandate #{self.mandate.id}" if self.mandate else "as holder"
+        how = (f"under mandate #{self.mandate.id}" if self.mandate else
+               "for one of its establishments" if self.via == "establishment" else "as holder")
         return f"certificate {self.certificate.describe()} {how}"
 
 
@@ -87,8 +91,18 @@ class CertificateSelector:
     def choose(self, interface: str, care_provider_nihii: str, service: str | Service,
                on_date: date | None = None) -> Choice:
         """The certificate for this request, or raise the catalogue's ``Refusal``."""
+        return self.choose_for(interface, Party(PartyKind.NIHII, (care_provider_nihii or "").strip()), service,
+                               on_date)
+
+    def choose_for(self, interface: str, party: Party, service: str | Service,
+                   on_date: date | None = None) -> Choice:
+        """The certificate that may act for ``party`` (a NIHII or a CBE), or raise the catalogue's ``Refusal``.
+
+        For INVOICING, an establishment linked to a certificate (its third-party number or CBE, valid
+        that day) lets that certificate send for it too: a group's own sites need no mandate.
+        """
         service = rules.check_service(service)
-        care_provider = rules.check_party(Party(PartyKind.NIHII, (care_provider_nihii or "").strip()))
+        care_provider = rules.check_party(party)
         acting = self._acting.get(interface, ())
         if not acting:
             raise Refusal("SS-NO-ACTING-IDENTITY", f"Interface '{interface}'.")
@@ -99,8 +113,15 @@ class CertificateSelector:
             raise Refusal("SS-NO-CERTIFICATE", f"Interface '{interface}' acts as "
                           f"{', '.join(map(str, acting))}.")
         mandates = self.store.mandates(mandant=care_provider)
-        decided = [(c, rules.may_act_for(c, care_provider, service, on=day, at=now, mandates=mandates))
-                   for c in candidates]
+        establishments = self.store.establishments() if service is Service.INVOICING else []
+        decided = []
+        for certificate in candidates:
+            decision = rules.may_act_for(certificate, care_provider, service, on=day, at=now, mandates=mandates)
+            if decision.via != "holder" and rules.certificate_problem(certificate, now) is None:
+                own = [e for e in establishments if e.certificate_id == certificate.id]
+                if rules.establishment_for(own, care_provider, day) is not None:
+                    decision = rules.Decision(None, "establishment")
+            decided.append((certificate, decision))
         allowed = [(c, d) for c, d in decided if d.allowed]
         if not allowed:
             _, newest = max(decided, key=lambda cd: cd[0].not_after)
@@ -108,7 +129,8 @@ class CertificateSelector:
                         newest.refusal.code if newest.refusal else "?")
             assert newest.refusal is not None
             raise newest.refusal
-        certificate, decision = max(allowed, key=lambda cd: (cd[1].via == "holder", cd[0].not_after))
+        certificate, decision = max(allowed, key=lambda cd: (_PREFERENCE.index(cd[1].via or "holder"),
+                                                             cd[0].not_after))
         choice = Choice(certificate, decision.via or "holder", decision.mandate, self._entry(certificate))
         logger.debug("%s: %s for %s (%s, %s)", interface, choice.describe(), care_provider, service.value, day)
         return choice

@@ -29,6 +29,7 @@ from unified_messaging.efact.values import (
     record_check_digits,
 )
 from unified_messaging.identifiers import make_ssin
+from unified_messaging.simulator.devpki import LAB_NIHII as DEMO_SENDER_NIHII
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class SendingSpec:
     federation: str = "199"
     version: str = "01"
     defects: frozenset[Defect] = field(default_factory=frozenset)
+    # Record 10: the sender's NIHII (zone 14, the third-party payer number) and CBE (zone 27);
+    # "" writes zeros (a file that names no sender).
+    sender_nihii: str = DEMO_SENDER_NIHII
+    sender_cbe: str = ""
 
     def __post_init__(self) -> None:
         if len(self.zone_204) != 14 or not self.zone_204.isdigit():
@@ -70,6 +75,10 @@ class SendingSpec:
             raise ValueError("mutuality numbers have 3 digits")
         if len(set(self.mutualities)) != len(self.mutualities):
             raise ValueError("each mutuality is listed once")
+        if self.sender_nihii and (len(self.sender_nihii) != 11 or not self.sender_nihii.isdigit()):
+            raise ValueError("the sender's NIHII has 11 digits")
+        if self.sender_cbe and (len(self.sender_cbe) != 10 or not self.sender_cbe.isdigit()):
+            raise ValueError("the sender's CBE number has 10 digits")
 
     @property
     def records_per_invoice(self) -> int:
@@ -179,8 +188,13 @@ class _SendingWriter:
 
     def _record_10(self) -> str:
         instructions = "9991999" if self.spec.is_test else "0001999"
-        return self._record([(0, "10"), (2, self.counters.next_sequence()), (9, instructions),
-                             (32, f"{self.spec.sending_number:03d}")])
+        parts = [(0, "10"), (2, self.counters.next_sequence()), (9, instructions),
+                 (32, f"{self.spec.sending_number:03d}")]
+        if self.spec.sender_nihii:
+            parts.append((55, "0" + self.spec.sender_nihii))
+        if self.spec.sender_cbe:
+            parts.append((127, self.spec.sender_cbe))
+        return self._record(parts)
 
     def _invoice(self, mutuality: str, invoice_number: int, totals: _Counters) -> Iterator[str]:
         spec = self.spec
