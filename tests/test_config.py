@@ -77,3 +77,12 @@ def test_folders_and_batch_jobs(tmp_path):
     assert config.insurability_root == tmp_path / "insurability"
     config = config_from_dict({"folders": {"insurability_root": str(tmp_path / "lab")}})
     assert config.insurability_root == tmp_path / "lab"
+
+
+def test_workers_zero_means_one_per_core():
+    import os
+
+    assert config_from_dict({"server": {"workers": 0}}).server.effective_workers == (os.cpu_count() or 1)
+    assert config_from_dict({"server": {"workers": 3}}).server.effective_workers == 3
+    with pytest.raises(ConfigError, match="workers"):
+        config_from_dict({"server": {"workers": -1}})

@@ -40,8 +40,8 @@ def main() -> None:
               help="Configuration file (default: conf/unified-messaging.toml).")
 @click.option("--host", help="Address to listen on (overrides [server] host).")
 @click.option("--port", type=int, help="Port to listen on (overrides [server] port; 0 = any free port).")
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Front worker processes (overrides [server] workers; 1 = everything in one process).")
+@click.option("--workers", type=click.IntRange(0, 64), default=None,
+              help="Front worker processes (overrides [server] workers; 1 = everything in one process, 0 = one per core).")
 def serve(config_path: str | None, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the gateway (and the built-in simulator when it is the configured upstream)."""
     from unified_messaging.gateway import Gateway
@@ -57,7 +57,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    if config.server.workers > 1:
+    if config.server.effective_workers > 1:
         _serve_supervised(config, config_path, stop)
         return
     gateway = Gateway(config)
@@ -99,7 +99,7 @@ def _serve_supervised(config: Config, config_path: str | None, stop: threading.E
     from unified_messaging.upstream import display_host
     from unified_messaging.web.context import PREFIX as MYBOX_PREFIX
 
-    supervisor = Supervisor(config, config_path, config.server.workers)
+    supervisor = Supervisor(config, config_path, config.server.effective_workers)
     try:
         supervisor.start()
     except (SupervisorError, OSError) as exc:
@@ -108,7 +108,7 @@ def _serve_supervised(config: Config, config_path: str | None, stop: threading.E
     url = f"http://{display_host(config.server.host)}:{supervisor.port}"
     click.echo(f"unified-messaging {__version__} serving {url}/unified-messaging/services", err=True)
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)
-    click.echo(f"{config.server.workers} front workers, 1 process for the folders, invoicing and batch "
+    click.echo(f"{config.server.effective_workers} front workers, 1 process for the folders, invoicing and batch "
                f"(pids: {', '.join(str(c.pid) for c in supervisor.children)})", err=True)
     if config.web.enabled:
         click.echo(f"Mybox (web UI): {url}{MYBOX_PREFIX}/", err=True)

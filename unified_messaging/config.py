@@ -76,7 +76,7 @@ class ServerConfig:
     port: int = _key(8080, _port)
     public_base_url: str = _key("", _url_or_empty)
     threads: int = _key(8, _positive)
-    workers: int = _key(1, _positive)
+    workers: int = _key(1, _not_negative)  # 0 = the number of cores (effective_workers)
     max_request_bytes: int = _key(2 * 1024 * 1024, _positive)
     connection_limit: int = _key(2000, _positive)
     max_connections_per_client: int = _key(500, _positive)
@@ -85,6 +85,11 @@ class ServerConfig:
     trusted_proxy: str = _key("", _proxy_address)
     trusted_proxy_headers: tuple[str, ...] = _key(("x-forwarded-for", "x-forwarded-proto"), _proxy_headers)
     trusted_proxy_count: int = _key(1, _positive)
+
+    @property
+    def effective_workers(self) -> int:
+        """Front worker processes to run: ``workers``, or the number of cores when it is 0."""
+        return self.workers or os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
