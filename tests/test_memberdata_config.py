@@ -40,3 +40,13 @@ def test_memberdata_addresses_per_platform_are_of_that_platform():
         assert sync.endswith("/MyCareNet/MemberData/v1") and asynchronous.endswith("/GenAsync/memberData")
         assert environment_of(sync) is environment and environment_of(asynchronous) is environment
     assert memberdata_addresses(Environment.OTHER) == ("", "")
+
+
+def test_memberdata_remote_address_defaults_to_the_platforms():
+    from unified_messaging.upstream_choice import memberdata_url
+
+    chosen = config_from_dict({"upstream": {"memberdata_qualities": ["nurse"]}})
+    assert memberdata_url(chosen, Environment.ACCEPTANCE) == "https://services-acpt.ehealth.fgov.be/MyCareNet/MemberData/v1"
+    assert memberdata_url(Config(), Environment.ACCEPTANCE) == ""
+    with pytest.raises(ConfigError, match="memberdata_url"):
+        memberdata_url(chosen, Environment.OTHER)

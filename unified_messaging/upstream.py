@@ -27,18 +27,13 @@ from cryptography import x509
 
 from unified_messaging.config import Config, ConfigError
 from unified_messaging.domain.insurability import CareProvider, InsurabilityAnswer, InsurabilityQuery
-from unified_messaging.mycarenet.environments import (
-    Environment,
-    EnvironmentMismatch,
-    PlatformChoice,
-    choose_platform,
-    memberdata_addresses,
-)
+from unified_messaging.mycarenet.environments import Environment, EnvironmentMismatch, PlatformChoice, choose_platform
 from unified_messaging.mycarenet.genasync import GenAsyncClient, PostResult
 from unified_messaging.mycarenet.throttling import PLATFORM_MIN_GET_INTERVAL
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry, Keystore, KeystoreError, describe_certificate, read_keystore
 from unified_messaging.mycarenet.memberdata import MemberDataClient
+from unified_messaging.upstream_choice import memberdata_url, uses_memberdata
 from unified_messaging.mycarenet.sts import SamlToken, StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
@@ -86,11 +81,6 @@ class UpstreamPlan:
     (empty: not checked)."""
     memberdata_url: str = ""
     """MemberData v1 (sync); "" when no consultation goes over MemberData."""
-
-
-def uses_memberdata(config: Config) -> bool:
-    """Whether some consultations go over MemberData (for every quality, or for some)."""
-    return config.upstream.insurability_service == "memberdata" or bool(config.upstream.memberdata_qualities)
 
 
 @dataclass
@@ -191,19 +181,7 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
                         secret(cfg.identity.keystore_password, "[identity] keystore_password"),
                         platform_ca, cfg.upstream.platform_signer_cbe or None,
                         is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds, ehealth_ca=ehealth_ca,
-                        memberdata_url=_memberdata_url(config, choice))
-
-
-def _memberdata_url(config: Config, choice: PlatformChoice) -> str:
-    """``[upstream] memberdata_url``, else the MemberData address of the configured platform."""
-    if not uses_memberdata(config):
-        return config.upstream.memberdata_url
-    url = config.upstream.memberdata_url or memberdata_addresses(choice.environment)[0]
-    if not url:
-        raise ConfigError('[upstream] memberdata_url = "" is not valid when consultations go over MemberData '
-                          "([upstream] insurability_service or memberdata_qualities) and the other addresses are "
-                          "not MyCareNet's: expected the MemberData v1 address.")
-    return url
+                        memberdata_url=memberdata_url(config, choice.environment))
 
 
 def _check_poll_interval(config: Config, choice: PlatformChoice) -> None:

@@ -44,14 +44,15 @@ from unified_messaging.simulator.genins import Insurability
 from unified_messaging.simulator.memberdata_answer import AnswerWriter, SamlFault
 from unified_messaging.simulator.population import KNOWN_MUTUALITIES, POPULATION, Beneficiary, Population
 from unified_messaging.simulator.references import NipReferences
-from unified_messaging.simulator.soap import MALFORMED_CONTENT, NOT_XSD, SoapFault, SoapRequest
+from unified_messaging.simulator import soap
+from unified_messaging.simulator.soap import SoapFault, SoapRequest
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
 log = logging.getLogger(__name__)
 
 MEMBERDATA_PATH = "/MyCareNet/MemberData/v1"
 REQUEST_ELEMENT = etree.QName(PROTOCOL_NS, "MemberDataConsultationRequest")
-NO_ENCRYPTION_KEY = "SOA-02001"
+NO_ENCRYPTION_KEY = "SIM-SEC-25"  # documented in simulator/security.py
 _NS = {"md": PROTOCOL_NS, "mcp": COMMONS_PROTOCOL_NS, "mc": COMMONS_CORE_NS, "samlp": SAMLP_NS,
        "saml": SAML_NS, "ext": EXT_NS}
 REQUEST_TYPES = ("information", "invoicing")
@@ -89,20 +90,20 @@ class Question:
         for path in ("mcp:CommonInput/mc:Request/mc:IsTest", "mcp:CommonInput/mc:Origin/mc:Package/mc:License",
                      "mcp:CommonInput/mc:Origin/mc:CareProvider/mc:Nihii/mc:Value", "mcp:Detail"):
             if payload.find(path, _NS) is None:
-                raise SoapFault.client(NOT_XSD, f"The request does not follow the MemberData schema: "
+                raise SoapFault.client(soap.NOT_XSD, f"The request does not follow the MemberData schema: "
                                                 f"{path.split(':')[-1]} is missing.")
         if not payload.get("Id") or not payload.get("IssueInstant"):
-            raise SoapFault.client(NOT_XSD, "The request does not follow the MemberData schema: Id and "
+            raise SoapFault.client(soap.NOT_XSD, "The request does not follow the MemberData schema: Id and "
                                             "IssueInstant are required.")
         detail = payload.find("mcp:Detail", _NS)
         if detail.get("ContentType") != "text/xml" or detail.get("ContentEncoding", "deflate") != "none":
-            raise SoapFault.client(MALFORMED_CONTENT, "The Detail must be text/xml with ContentEncoding none.")
+            raise SoapFault.client(soap.MALFORMED_CONTENT, "The Detail must be text/xml with ContentEncoding none.")
         try:
             query = parse_xml(base64.b64decode("".join((detail.text or "").split()), validate=True))
         except (binascii.Error, ValueError, UnsafeXml):
-            raise SoapFault.client(MALFORMED_CONTENT, "The Detail is not a base64 XML document.") from None
+            raise SoapFault.client(soap.MALFORMED_CONTENT, "The Detail is not a base64 XML document.") from None
         if query.tag != f"{{{SAMLP_NS}}}AttributeQuery" or query.get("Version") != "2.0" or not query.get("ID"):
-            raise SoapFault.client(NOT_XSD, "The Detail must hold a SAML 2.0 AttributeQuery with an ID.")
+            raise SoapFault.client(soap.NOT_XSD, "The Detail must hold a SAML 2.0 AttributeQuery with an ID.")
         return cls(payload.get("Id", ""), payload.findtext("mcp:CommonInput/mc:InputReference", None, _NS),
                    payload.findtext("mcp:CommonInput/mc:Origin/mc:CareProvider/mc:Nihii/mc:Value", "", _NS).strip(),
                    query)
