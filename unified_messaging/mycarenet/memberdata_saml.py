@@ -107,7 +107,9 @@ class ResponseReader:
         extra = {"memberdata_response": response.get("ID", "")}
         fault = _status_fault(response)
         if codes[0] != SUCCESS and PARTIAL_ANSWER not in codes:
-            return InsurabilityAnswer(query=self.query, audit_reference=audit_reference, fault=fault or BusinessFault(
+            patient = Patient(ssin=self.query.ssin) if self.query.ssin else None  # echoed, as GenIns does
+            return InsurabilityAnswer(query=self.query, audit_reference=audit_reference, patient=patient,
+                                      fault=fault or BusinessFault(
                 code=codes[-1].rsplit(":", 1)[-1], source="MyCareNet",
                 message=response.findtext("samlp:Status/samlp:StatusMessage", "", _NS)), extra=extra)
         if fault is not None:
