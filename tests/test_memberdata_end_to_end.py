@@ -62,3 +62,12 @@ def test_memberdata_refusal_comes_back_with_memberdata_codes(memberdata_gateway,
     assert detail in str(result.Messages), result.Messages
     [row] = [r for r in memberdata_gateway.journal.consultations(limit=10) if r["reference"] == reference]
     assert (row["outcome"], row["code"], row["upstream_service"]) == ("ERROR", "INPUT_ERROR", "memberdata")
+
+
+def test_memberdata_unreachable_is_unavailable_for_the_caller_and_the_journal(memberdata_gateway, memberdata_soap):
+    memberdata_gateway.simulator.faults.set("memberdata", "html-503", count=1)
+    with pytest.raises(zeep.exceptions.Fault):
+        memberdata_soap.GetInsurability(request={"CareProvider": LAB, "Ssin": patient("insured").ssin,
+                                                 "PeriodStart": TODAY, "Reference": "MDA-DOWN"})
+    [row] = [r for r in memberdata_gateway.journal.consultations(limit=5) if r["reference"] == "MDA-DOWN"]
+    assert (row["outcome"], row["upstream_service"]) == ("UNAVAILABLE", "memberdata")

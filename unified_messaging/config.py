@@ -133,6 +133,7 @@ class SimulatorConfig:
     fault_genins: str = _key("none", _one_of(*_FAULT_MODES))
     fault_sts: str = _key("none", _one_of(*_FAULT_MODES))
     fault_genasync: str = _key("none", _one_of(*_FAULT_MODES))
+    fault_memberdata: str = _key("none", _one_of(*_FAULT_MODES))
     fault_slow_seconds: float = _key(35.0, _positive)
 
 

@@ -106,7 +106,8 @@ def start_simulator(config: Config, licence_password: str, simulator: Simulator 
             genasync_timings=FeedbackTimings(sim.genasync_acknowledgement_seconds, sim.genasync_detailed_seconds,
                                              sim.genasync_settlement_seconds),
             genasync_min_get_interval=sim.genasync_min_get_interval_seconds,
-            faults={"genins": sim.fault_genins, "sts": sim.fault_sts, "genasync": sim.fault_genasync},
+            faults={"genins": sim.fault_genins, "sts": sim.fault_sts, "genasync": sim.fault_genasync,
+                    "memberdata": sim.fault_memberdata},
             fault_slow_seconds=sim.fault_slow_seconds,
         )
     running = start_server(simulator, cfg.simulator.host, cfg.simulator.port,
