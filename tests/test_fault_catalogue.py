@@ -20,7 +20,7 @@ from tests.conftest import reference_path
 from unified_messaging.mycarenet import faults
 from unified_messaging.mycarenet.sts import TOKEN_REFUSALS
 from unified_messaging.securespace.check import LICENCE_CODES
-from unified_messaging.simulator import access, security, soap, xades_t
+from unified_messaging.simulator import access, memberdata, security, soap, xades_t
 
 SIMULATOR = Path(security.__file__).resolve().parent
 CODE = re.compile(r"(SOA-\d{5}|SIM-SEC-\d{2})")
@@ -62,6 +62,7 @@ SIMULATOR_MEANINGS = {
 # The simulator's own codes: the catalogue has no code for the WS-Security mechanics (its SOA-01001 is
 # about the user's login, SOA-03xxx about the message's format and content), so none covers these.
 NOT_IN_CATALOGUE = {
+    "memberdata.NO_ENCRYPTION_KEY": "a caller without an encryption certificate at the key depot (MemberData encrypts)",
     "security.UNSIGNED": "no signature at all: the gateway always signs, so a proxy stripped it",
     "security.SIGNATURE_INVALID": "a signature value that does not verify",
     "security.TAMPERED": "a signed part changed after signing",
@@ -84,7 +85,7 @@ NOT_IN_CATALOGUE = {
     "xades_t.XADES_FOREIGN_SIGNER": "an eFact post's XAdES signed by another certificate than the caller's",
 }
 
-MODULES = {"security": security, "access": access, "soap": soap, "xades_t": xades_t}
+MODULES = {"security": security, "access": access, "soap": soap, "xades_t": xades_t, "memberdata": memberdata}
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,8 @@ def test_the_rows_are_the_journal_columns(year):
     (row,) = year.find_consultations(limit=1)
     assert row["reference"] == "C3" and row["patient"] == "850730*****" and row["duration_ms"] == 12.5
     assert set(row) == {"id", "at", "interface", "care_provider", "quality", "patient", "period_start",
-                        "period_end", "outcome", "code", "audit_reference", "reference", "duration_ms", "client"}
+                        "period_end", "outcome", "code", "audit_reference", "reference", "duration_ms", "client",
+                        "upstream_service"}
 
 
 @pytest.mark.parametrize("outcome, expected", [

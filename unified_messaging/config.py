@@ -66,6 +66,11 @@ def _proxy_headers(value: Any) -> str | None:
     return f"headers among {', '.join(PROXY_HEADERS)} (not {', '.join(unknown)})" if unknown or not value else None
 
 
+def _lower_case_names(value: Any) -> str | None:
+    wrong = [v for v in value if not v or v != v.strip().lower()]
+    return f"quality names in lower case, e.g. [\"nurse\", \"groupofnurses\"] (not {wrong!r})" if wrong else None
+
+
 def _key(default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -103,6 +108,10 @@ class UpstreamConfig:
     sts_url: str = _key("", _url_or_empty)
     genericinsurability_url: str = _key("", _url_or_empty)
     genasync_url: str = _key("", _url_or_empty)
+    insurability_service: str = _key("genins", _one_of("genins", "memberdata"))
+    memberdata_qualities: tuple[str, ...] = _key((), _lower_case_names)
+    memberdata_url: str = _key("", _url_or_empty)
+    memberdata_async_url: str = _key("", _url_or_empty)
     trace_folder: str = _key("")
     platform_ca: str = _key("")
     ehealth_ca: str = _key("")
@@ -129,6 +138,7 @@ class SimulatorConfig:
     fault_genins: str = _key("none", _one_of(*_FAULT_MODES))
     fault_sts: str = _key("none", _one_of(*_FAULT_MODES))
     fault_genasync: str = _key("none", _one_of(*_FAULT_MODES))
+    fault_memberdata: str = _key("none", _one_of(*_FAULT_MODES))
     fault_slow_seconds: float = _key(35.0, _positive)
 
 

@@ -17,7 +17,7 @@ from unified_messaging.insurability.batch import BatchScheduler
 from unified_messaging.insurability.batch_job import BatchConfigError, BatchJob, load_batch_job
 from unified_messaging.insurability.contract_xml import ContractSchema
 from unified_messaging.insurability.folder import InsurabilityFolders
-from unified_messaging.insurability.service import InsurabilityService
+from unified_messaging.insurability.service import InsurabilityService, ServiceChoice
 from unified_messaging.invoicing.identity import Identities, Mailbox, SecureSpaceMailboxes, SingleMailbox
 from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.invoicing.store import InvoicingStore
@@ -264,8 +264,14 @@ class Gateway:
                     lambda sts: self.watch.wrap(sts, "sts", ("request_token",)))
                 genins = self.watch.wrap(self.upstream.clients.insurability(self.upstream.entry), "genericinsurability",
                                          ("get_insurability",))
+                memberdata = self.upstream.memberdata()
+                if memberdata is not None:
+                    memberdata = self.watch.wrap(memberdata, "memberdata", ("get_insurability",))
                 self.insurability = InsurabilityService(genins, self.journal, certificates=self._selector,
-                                                        observer=consultation_observer(cfg.data_folder))
+                                                        observer=consultation_observer(cfg.data_folder),
+                                                        memberdata=memberdata, choice=ServiceChoice(
+                                                            cfg.upstream.insurability_service,
+                                                            frozenset(cfg.upstream.memberdata_qualities)))
             except BaseException:
                 self.stop()
                 raise

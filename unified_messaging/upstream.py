@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Sequence
 
 import requests
 from cryptography import x509
@@ -31,7 +31,9 @@ from unified_messaging.mycarenet.environments import Environment, EnvironmentMis
 from unified_messaging.mycarenet.genasync import GenAsyncClient, PostResult
 from unified_messaging.mycarenet.throttling import PLATFORM_MIN_GET_INTERVAL
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
-from unified_messaging.mycarenet.keystore import KeyEntry, KeystoreError, describe_certificate, read_keystore
+from unified_messaging.mycarenet.keystore import KeyEntry, Keystore, KeystoreError, describe_certificate, read_keystore
+from unified_messaging.mycarenet.memberdata import MemberDataClient
+from unified_messaging.upstream_choice import memberdata_url, uses_memberdata
 from unified_messaging.mycarenet.sts import SamlToken, StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
@@ -42,6 +44,7 @@ from unified_messaging.serving import RunningServer, start_server
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.devpki import PLATFORM_CBE
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
+from unified_messaging.simulator.memberdata import MEMBERDATA_PATH
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
 from unified_messaging.trust import NOT_CHECKED_WITHOUT_EHEALTH_CA, load_ehealth_ca, load_platform_ca
 
@@ -76,6 +79,8 @@ class UpstreamPlan:
     ehealth_ca: tuple[x509.Certificate, ...] = ()
     """The eHealth CA bundle: uploaded certificates and the STS's token signer must chain to it
     (empty: not checked)."""
+    memberdata_url: str = ""
+    """MemberData v1 (sync); "" when no consultation goes over MemberData."""
 
 
 @dataclass
@@ -101,7 +106,8 @@ def start_simulator(config: Config, licence_password: str, simulator: Simulator 
             genasync_timings=FeedbackTimings(sim.genasync_acknowledgement_seconds, sim.genasync_detailed_seconds,
                                              sim.genasync_settlement_seconds),
             genasync_min_get_interval=sim.genasync_min_get_interval_seconds,
-            faults={"genins": sim.fault_genins, "sts": sim.fault_sts, "genasync": sim.fault_genasync},
+            faults={"genins": sim.fault_genins, "sts": sim.fault_sts, "genasync": sim.fault_genasync,
+                    "memberdata": sim.fault_memberdata},
             fault_slow_seconds=sim.fault_slow_seconds,
         )
     running = start_server(simulator, cfg.simulator.host, cfg.simulator.port,
@@ -133,6 +139,7 @@ def simulator_plan(config: Config, base_url: str, secret: Secret) -> UpstreamPla
         is_test=cfg.upstream.is_test,
         timeout=cfg.upstream.timeout_seconds,
         ehealth_ca=load_ehealth_ca(cfg.upstream.ehealth_ca) or (pki.ca_certificate(),),
+        memberdata_url=base_url + MEMBERDATA_PATH,
     )
 
 
@@ -149,7 +156,8 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
                               "expected the eHealth keystore of the care provider and its password.")
     try:
         choice = choose_platform({f"[upstream] {key}": getattr(cfg.upstream, key)
-                                  for key in ("sts_url", "genericinsurability_url", "genasync_url")},
+                                  for key in ("sts_url", "genericinsurability_url", "genasync_url",
+                                              "memberdata_url", "memberdata_async_url")},
                                  is_test=cfg.upstream.is_test, is_test_key="[upstream] is_test")
     except EnvironmentMismatch as exc:
         raise ConfigError(str(exc)) from None
@@ -173,7 +181,8 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
                         Path(cfg.identity.keystore),
                         secret(cfg.identity.keystore_password, "[identity] keystore_password"),
                         platform_ca, cfg.upstream.platform_signer_cbe or None,
-                        is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds, ehealth_ca=ehealth_ca)
+                        is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds, ehealth_ca=ehealth_ca,
+                        memberdata_url=memberdata_url(config, choice.environment))
 
 
 def _check_poll_interval(config: Config, choice: PlatformChoice) -> None:
@@ -196,10 +205,11 @@ _acting_entry: ContextVar[KeyEntry | None] = ContextVar("um_acting_entry", defau
 
 
 class SignedInsurability:
-    """GenericInsurability as the core service uses it: signed with the chosen certificate, and
-    asking the STS for a new token once when the platform refuses one."""
+    """GenericInsurability (or MemberData) as the core service uses it: signed with the chosen
+    certificate, and asking the STS for a new token once when the platform refuses one."""
 
-    def __init__(self, client: GenericInsurabilityClient, cache: TokenCache, default: KeyEntry) -> None:
+    def __init__(self, client: GenericInsurabilityClient | MemberDataClient, cache: TokenCache,
+                 default: KeyEntry) -> None:
         self.client, self.cache, self.default = client, cache, default
 
     def get_insurability(self, query: InsurabilityQuery, *, acting: KeyEntry | None = None) -> InsurabilityAnswer:
@@ -273,25 +283,47 @@ class UpstreamClients:
 
     def read_entry(self) -> KeyEntry:
         """The plan's keystore's authentication certificate (the gateway's default identity)."""
+        return self.read_keystore().authentication
+
+    def read_keystore(self) -> Keystore:
+        """The plan's keystore: its authentication entry and its encryption entries."""
         try:
-            return read_keystore(self.plan.keystore_path, self.plan.keystore_password).authentication
+            return read_keystore(self.plan.keystore_path, self.plan.keystore_password)
         except KeystoreError as exc:
             raise ConfigError(f"[identity] keystore = {str(self.plan.keystore_path)!r} cannot be used: "
                               f"{exc}") from None
 
-    def insurability(self, default: KeyEntry) -> SignedInsurability:
-        """GenericInsurability acting as ``default``, or per call as the certificate the core chose."""
+    def _credential(self, default: KeyEntry) -> Callable[[], SigningCredential]:
         cache = self.token_cache
 
         def credential() -> SigningCredential:
             return cache.token_provider(_acting_entry.get() or default)()
+        return credential
 
+    def insurability(self, default: KeyEntry) -> SignedInsurability:
+        """GenericInsurability acting as ``default``, or per call as the certificate the core chose."""
         client = GenericInsurabilityClient(
             self.plan.genericinsurability_url, licence_source=self._licence, package_name=self._package_name,
-            is_test=self.plan.is_test, timeout=self.plan.timeout, plugins=[WsseSigningPlugin(credential, now=self.clock)],
+            is_test=self.plan.is_test, timeout=self.plan.timeout,
+            plugins=[WsseSigningPlugin(self._credential(default), now=self.clock)],
             tracer=self.tracer, answer_ca=self.plan.platform_ca,
             answer_signer_cbe=self.plan.platform_signer_cbe, now=self.clock)
-        signed = SignedInsurability(client, cache, default)
+        signed = SignedInsurability(client, self.token_cache, default)
+        self._open.append(signed)
+        return signed
+
+    def memberdata(self, default: KeyEntry, encryption_entries: Sequence[KeyEntry]) -> SignedInsurability:
+        """MemberData acting as ``default`` (or per call as the chosen certificate); its answers are
+        decrypted with ``encryption_entries`` (the keystore's encryption keys)."""
+        if not self.plan.memberdata_url:
+            raise ConfigError("[upstream] memberdata_url is needed for MemberData consultations.")
+        keys = tuple(encryption_entries)
+        client = MemberDataClient(
+            self.plan.memberdata_url, decryption_keys=lambda: keys, licence_source=self._licence,
+            package_name=self._package_name, is_test=self.plan.is_test, timeout=self.plan.timeout,
+            plugins=[WsseSigningPlugin(self._credential(default), now=self.clock)], tracer=self.tracer,
+            answer_ca=self.plan.platform_ca, answer_signer_cbe=self.plan.platform_signer_cbe, now=self.clock)
+        signed = SignedInsurability(client, self.token_cache, default)
         self._open.append(signed)
         return signed
 
@@ -345,7 +377,8 @@ class Upstream:
             self.clients = UpstreamClients(plan, licence_source=self.licence,
                                            package_name=config.licence.package_name,
                                            trace_folder=config.upstream.trace_folder or None, clock=clock)
-            self.entry = self.clients.read_entry()
+            self.keystore = self.clients.read_keystore()
+            self.entry = self.keystore.authentication
         except BaseException:
             self.close()
             raise
@@ -354,6 +387,13 @@ class Upstream:
     @property
     def plan(self) -> UpstreamPlan:
         return self.clients.plan
+
+    def memberdata(self) -> SignedInsurability | None:
+        """The MemberData client acting as the gateway's keystore, or None when no consultation
+        goes over MemberData."""
+        if not uses_memberdata(self.config):
+            return None
+        return self.clients.memberdata(self.entry, self.keystore.encryption_entries)
 
     @property
     def simulator(self) -> Simulator | None:

@@ -38,6 +38,18 @@ class UpstreamInsurability(Protocol):
         """Ask MyCareNet, signing with ``acting`` (or the gateway's own certificate when None)."""
 
 
+@dataclass(frozen=True)
+class ServiceChoice:
+    """Which MyCareNet service answers a consultation: ``default`` ("genins" or "memberdata"),
+    except for the qualities in ``memberdata_qualities``, always answered over MemberData."""
+
+    default: str = "genins"
+    memberdata_qualities: frozenset[str] = frozenset()
+
+    def service_for(self, quality: str) -> str:
+        return "memberdata" if quality.lower() in self.memberdata_qualities else self.default
+
+
 class CertificateChooser(Protocol):
     def select(self, interface: str, care_provider_nihii: str, service: str) -> ActingCertificate:
         """The certificate that may act for this care provider, or raise a catalogue ``Refusal``."""
@@ -107,7 +119,15 @@ class InsurabilityService:
         certificates: CertificateChooser | None = None,
         monotonic: Callable[[], float] = time.perf_counter,
         observer: Callable[[str, str], None] | None = None,
+        memberdata: UpstreamInsurability | None = None,
+        choice: ServiceChoice = ServiceChoice(),
     ) -> None:
+        """``memberdata`` answers the consultations ``choice`` sends to MemberData; ``upstream``
+        (GenericInsurability) the others."""
+        if memberdata is None and (choice.default == "memberdata" or choice.memberdata_qualities):
+            raise ValueError("MemberData is chosen for some consultations but no MemberData client is given")
+        self.memberdata = memberdata
+        self.choice = choice
         self.upstream = upstream
         self.journal = journal
         self.certificates = certificates
@@ -142,8 +162,11 @@ class InsurabilityService:
                     code=refusal.code, source=LOCAL_SOURCE, message=f"{refusal.cause} {refusal.remedy}",
                     details=(FaultDetail(refusal.code, "CareProvider/Nihii", mask_ssins_in_text(refusal.detail)),),
                 ))
+        service = self.choice.service_for(query.care_provider.quality)
+        record = partial(self._record, client=client, service=service)
+        upstream = self.memberdata if service == "memberdata" and self.memberdata is not None else self.upstream
         try:
-            answer = self.upstream.get_insurability(query, acting=acting)
+            answer = upstream.get_insurability(query, acting=acting)
         except UpstreamUnavailable:
             record(query, interface, started, "UNAVAILABLE", None, None)
             raise
@@ -166,7 +189,7 @@ class InsurabilityService:
 
     def _record(
         self, query: InsurabilityQuery, interface: str, started: float, outcome: str,
-        code: str | None, audit_reference: str | None, *, client: str | None = None,
+        code: str | None, audit_reference: str | None, *, client: str | None = None, service: str | None = None,
     ) -> None:
         duration_ms = (self.monotonic() - started) * 1000
         # Everything the caller typed is masked: an SSIN can land in any field by mistake.
@@ -191,12 +214,13 @@ class InsurabilityService:
                 reference=reference,
                 duration_ms=round(duration_ms, 2),
                 client=client,
+                upstream_service=service,
             )
         )
         if self.observer is not None:
             self.observer(interface, outcome)
         log.info(
-            "insurability %s via %s%s for %s patient %s: %s%s (%.0f ms)",
+            "insurability %s via %s%s for %s patient %s: %s%s%s (%.0f ms)",
             query.request_type.value, interface, f" from {client}" if client else "", care_provider, patient,
-            outcome, f" {code}" if code else "", duration_ms,
+            outcome, f" {code}" if code else "", f" by {service}" if service else "", duration_ms,
         )

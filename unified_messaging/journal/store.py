@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 # Columns added after the first release: a journal created before them gets them at start-up.
-_ADDED_COLUMNS = (("consultations", "client", "TEXT"),)
+_ADDED_COLUMNS = (("consultations", "client", "TEXT"), ("consultations", "upstream_service", "TEXT"))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS consultations (
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS consultations (
     audit_reference TEXT,
     reference TEXT,
     duration_ms REAL NOT NULL,
-    client TEXT
+    client TEXT,
+    upstream_service TEXT  -- genins | memberdata: which MyCareNet service answered (NULL: none asked)
 );
 CREATE INDEX IF NOT EXISTS consultations_at ON consultations(at);
 DROP INDEX IF EXISTS consultations_outcome;
@@ -92,6 +93,7 @@ class Consultation:
     reference: str | None
     duration_ms: float
     client: str | None = None  # the caller's address (SOAP): the real client's behind a trusted proxy
+    upstream_service: str | None = None  # "genins" | "memberdata": the service asked (None: none was)
 
 
 @dataclass(frozen=True)

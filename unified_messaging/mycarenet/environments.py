@@ -31,7 +31,22 @@ HOSTS = {
     "services.ehealth.fgov.be": Environment.PRODUCTION,
     "services-acpt.ehealth.fgov.be": Environment.ACCEPTANCE,
     "services-int.ehealth.fgov.be": Environment.INTEGRATION,
+    "prod.mycarenet.be": Environment.PRODUCTION,  # GenAsync MemberData (MDA)
+    "pilot.mycarenet.be": Environment.ACCEPTANCE,
 }
+
+MEMBERDATA_ADDRESSES: dict[Environment, tuple[str, str]] = {
+    Environment.PRODUCTION: ("https://services.ehealth.fgov.be/MyCareNet/MemberData/v1",
+                             "https://prod.mycarenet.be:9443/mycarenet/bed/GenAsync/memberData"),
+    Environment.ACCEPTANCE: ("https://services-acpt.ehealth.fgov.be/MyCareNet/MemberData/v1",
+                             "https://pilot.mycarenet.be:9443/mycarenet/bed/GenAsync/memberData"),
+}
+"""The MemberData sync and async (MDA) addresses of each platform, as public integrations show them."""
+
+
+def memberdata_addresses(environment: Environment) -> tuple[str, str]:
+    """The (sync, async) MemberData addresses of ``environment``; ("", "") when not known."""
+    return MEMBERDATA_ADDRESSES.get(environment, ("", ""))
 
 
 class EnvironmentMismatch(ValueError):

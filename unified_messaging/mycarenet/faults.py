@@ -67,6 +67,9 @@ ADVICE_BY_CODE = {
     "SIM-SEC-22": _LONG_TIMESTAMP,
     "SIM-SEC-23": _ALTERED,
     "SIM-SEC-24": _XADES_SIGNER,
+    "SIM-SEC-25": message("MemberData answers are encrypted for the care provider's encryption certificate, and the "
+                   "platform knows none for this certificate: renew the eHealth keystore (its encryption key "
+                   "is published with it) or use the keystore registered at eHealth."),
 }
 
 ADVICE_BY_FAMILY = {

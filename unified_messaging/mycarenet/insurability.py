@@ -141,23 +141,10 @@ class GenericInsurabilityClient:
 
     def get_insurability(self, query: InsurabilityQuery) -> InsurabilityAnswer:
         """Ask MyCareNet; business refusals come back in ``answer.fault``."""
-        started = time.perf_counter()
         reference = self._references.next()
         payload, headers = self.create_message(query, reference)
-        try:
-            answer = self._read_reply(query, self._post(payload, headers), reference)
-        except UpstreamUnavailable as exc:
-            log.warning("genins %s for %s: unavailable, %s (%.0f ms)", reference, _who(query), exc.reason,
-                        _ms(started))
-            raise
-        except UpstreamFault as fault:
-            log.warning("genins %s for %s: SOAP fault %s (%.0f ms)", reference, _who(query), fault.code,
-                        _ms(started))
-            raise
-        outcome = answer.fault.code if answer.fault else f"{len(answer.insurabilities)} item(s)"
-        log.info("genins %s for %s: %s, NIP reference %s (%.0f ms)", reference, _who(query), outcome,
-                 answer.audit_reference, _ms(started))
-        return answer
+        return logged_consultation("genins", query, reference,
+                                   lambda: self._read_reply(query, self._post(payload, headers), reference))
 
     def create_message(self, query: InsurabilityQuery, input_reference: int) -> tuple[bytes, dict[str, str]]:
         """Build the request: the one place where a message is made (plugins, then the message hook)."""
@@ -248,40 +235,71 @@ class GenericInsurabilityClient:
                 "something between the gateway and MyCareNet replays or mixes answers.")
 
     def _check_answer_signature(self, envelope: etree._Element, raw: bytes, *, is_fault: bool) -> None:
-        """With ``answer_ca`` set, the platform signs its answers: an answer must carry a signature
-        that verifies, by a certificate issued by ``answer_ca`` (and, with ``answer_signer_cbe``, the
-        platform's own).  An unsigned fault is let through: only its code is used."""
-        if self._answer_ca is None:
-            return
-        advice = ("The answer did not come unchanged from MyCareNet: check that no proxy rewrites messages and that "
-                  "[upstream] platform_ca is the platform's certificate authority; tell the administrator.")
-        signature = envelope.find(f"{{{SOAP11_ENV}}}Header/{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature")
-        if signature is None:
-            if is_fault:
-                return
-            raise UpstreamFault("UM-ANSWER-UNSIGNED", "The answer is not signed by the platform", advice)
-        try:
-            verified = verify_envelope(raw, trusted_ca=self._answer_ca, now=self._now, require_signed_token=True)
-        except SecurityRefusal as refusal:
-            raise UpstreamFault("UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
-                                answer_trust_advice(refusal.code, advice)) from None
-        signer = verified.identity.cbe if verified.identity is not None else None
-        if self._answer_signer_cbe and signer != self._answer_signer_cbe:
-            raise UpstreamFault("UM-ANSWER-SIGNER", "The answer is signed, but not by the platform "
-                                f"(signer {describe_certificate(verified.certificate)})", advice)
+        check_answer_signature(envelope, raw, is_fault=is_fault, answer_ca=self._answer_ca,
+                               answer_signer_cbe=self._answer_signer_cbe, now=self._now)
 
     def _soap_envelope(self, response: requests.Response) -> etree._Element:
-        """The answer's SOAP envelope, or ``UpstreamUnavailable`` when it is none (an error page...)."""
-        what = f"HTTP {response.status_code}"
-        if response.content.strip():
-            try:
-                envelope = parse_xml(response.content)
-            except UnsafeXml as exc:
-                raise UpstreamUnavailable(self.endpoint, f"{what}, the answer is not acceptable XML: {exc}") from None
-            if envelope.tag == f"{{{SOAP11_ENV}}}Envelope":
-                return envelope
-            raise UpstreamUnavailable(self.endpoint, f"{what}, the answer is not a SOAP message")
-        raise UpstreamUnavailable(self.endpoint, f"{what} with an empty answer")
+        return soap_envelope(response, self.endpoint)
+
+
+def logged_consultation(service: str, query: InsurabilityQuery, reference: int,
+                        call: Callable[[], InsurabilityAnswer]) -> InsurabilityAnswer:
+    """``call()``, with one log line for its outcome and duration (``service``: genins, memberdata)."""
+    started = time.perf_counter()
+    try:
+        answer = call()
+    except UpstreamUnavailable as exc:
+        log.warning("%s %s for %s: unavailable, %s (%.0f ms)", service, reference, who(query), exc.reason,
+                    elapsed_ms(started))
+        raise
+    except UpstreamFault as fault:
+        log.warning("%s %s for %s: SOAP fault %s (%.0f ms)", service, reference, who(query), fault.code,
+                    elapsed_ms(started))
+        raise
+    outcome = answer.fault.code if answer.fault else f"{len(answer.insurabilities)} item(s)"
+    log.info("%s %s for %s: %s, NIP reference %s (%.0f ms)", service, reference, who(query), outcome,
+             answer.audit_reference, elapsed_ms(started))
+    return answer
+
+
+def check_answer_signature(envelope: etree._Element, raw: bytes, *, is_fault: bool,
+                           answer_ca: x509.Certificate | None, answer_signer_cbe: str | None,
+                           now: Clock = utc_now) -> None:
+    """With ``answer_ca`` set, the platform signs its answers: an answer must carry a signature
+    that verifies, by a certificate issued by ``answer_ca`` (and, with ``answer_signer_cbe``, the
+    platform's own).  An unsigned fault is let through: only its code is used."""
+    if answer_ca is None:
+        return
+    advice = ("The answer did not come unchanged from MyCareNet: check that no proxy rewrites messages and that "
+              "[upstream] platform_ca is the platform's certificate authority; tell the administrator.")
+    signature = envelope.find(f"{{{SOAP11_ENV}}}Header/{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature")
+    if signature is None:
+        if is_fault:
+            return
+        raise UpstreamFault("UM-ANSWER-UNSIGNED", "The answer is not signed by the platform", advice)
+    try:
+        verified = verify_envelope(raw, trusted_ca=answer_ca, now=now, require_signed_token=True)
+    except SecurityRefusal as refusal:
+        raise UpstreamFault("UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
+                            answer_trust_advice(refusal.code, advice)) from None
+    signer = verified.identity.cbe if verified.identity is not None else None
+    if answer_signer_cbe and signer != answer_signer_cbe:
+        raise UpstreamFault("UM-ANSWER-SIGNER", "The answer is signed, but not by the platform "
+                            f"(signer {describe_certificate(verified.certificate)})", advice)
+
+
+def soap_envelope(response: requests.Response, endpoint: str) -> etree._Element:
+    """The answer's SOAP envelope, or ``UpstreamUnavailable`` when it is none (an error page...)."""
+    what = f"HTTP {response.status_code}"
+    if response.content.strip():
+        try:
+            envelope = parse_xml(response.content)
+        except UnsafeXml as exc:
+            raise UpstreamUnavailable(endpoint, f"{what}, the answer is not acceptable XML: {exc}") from None
+        if envelope.tag == f"{{{SOAP11_ENV}}}Envelope":
+            return envelope
+        raise UpstreamUnavailable(endpoint, f"{what}, the answer is not a SOAP message")
+    raise UpstreamUnavailable(endpoint, f"{what} with an empty answer")
 
 
 class AnswerReader:
@@ -426,11 +444,11 @@ def _boolean(text: str | None) -> bool | None:
     return text.strip() in ("true", "1")
 
 
-def _who(query: InsurabilityQuery) -> str:
+def who(query: InsurabilityQuery) -> str:
     if query.ssin:
         return mask_ssin(query.ssin)
     return f"{query.mutuality}/{(query.registration_number or '')[:3]}***"
 
 
-def _ms(started: float) -> float:
+def elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000

@@ -47,7 +47,7 @@ from unified_messaging.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("genins", "sts", "genasync")
+SERVICES = ("genins", "sts", "genasync", "memberdata")
 DEFAULT_SLOW_SECONDS = 35.0
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

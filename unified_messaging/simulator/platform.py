@@ -20,6 +20,7 @@ from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.genasync import GENASYNC_PATH, ContentRules, FeedbackTimings, GenAsyncService
+from unified_messaging.simulator.memberdata import EncryptionDirectory, MemberDataService
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.xmlsafe import parse_xml
@@ -81,6 +82,8 @@ def build_platform(
                                          rules=genasync_rules, signing_entry=sts_entry,
                                          trusted_ca=pki.ca_certificate())
     simulator.genasync.register(simulator)
+    simulator.memberdata = MemberDataService(key_depot(pki), today=today or date.today, now=now)
+    simulator.memberdata.register(simulator)
     simulator.interceptors.append(
         SecurityCheck(pki.ca_certificate(), sts.certificate, licences=licences, now=now,
                       counters=simulator.counters, **skew)
@@ -89,6 +92,16 @@ def build_platform(
         simulator.answer_signer = _answer_signer(sts_entry, now)
     _set_up_faults(simulator, pki, sts_entry, now, faults or {}, fault_slow_seconds)
     return simulator
+
+
+def key_depot(pki: DevPki) -> EncryptionDirectory:
+    """The encryption certificate of every holder of the PKI, as the eHealth key depot has them."""
+    directory = EncryptionDirectory()
+    for name in pki.keystores:
+        keystore = pki.load(name)
+        for entry in keystore.encryption_entries[:1]:
+            directory.register(keystore.authentication.certificate, entry.certificate)
+    return directory
 
 
 def _set_up_faults(simulator: Simulator, pki: DevPki, sts_entry: KeyEntry, now: Callable[[], datetime],

@@ -58,6 +58,7 @@ SIM-SEC-21  the same signed message was already received (replay)
 SIM-SEC-22  the Timestamp claims a lifetime longer than 10 minutes
 SIM-SEC-23  the XAdES of an eFact post does not verify (``xades_t.py``)
 SIM-SEC-24  the XAdES of an eFact post is signed by another certificate than the caller's
+SIM-SEC-25  MemberData: the caller has no encryption certificate at the key depot (answers are encrypted)
 ==========  ================================================================================
 """
 from __future__ import annotations

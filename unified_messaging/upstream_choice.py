@@ -1,0 +1,23 @@
+"""Which upstream services the configuration asks for: MemberData for some or all consultations,
+and its address (the configured one, else the platform's)."""
+from __future__ import annotations
+
+from unified_messaging.config import Config, ConfigError
+from unified_messaging.mycarenet.environments import Environment, memberdata_addresses
+
+
+def uses_memberdata(config: Config) -> bool:
+    """Whether some consultations go over MemberData (for every quality, or for some)."""
+    return config.upstream.insurability_service == "memberdata" or bool(config.upstream.memberdata_qualities)
+
+
+def memberdata_url(config: Config, environment: Environment) -> str:
+    """``[upstream] memberdata_url``, else the MemberData address of the configured platform."""
+    if not uses_memberdata(config):
+        return config.upstream.memberdata_url
+    url = config.upstream.memberdata_url or memberdata_addresses(environment)[0]
+    if not url:
+        raise ConfigError('[upstream] memberdata_url = "" is not valid when consultations go over MemberData '
+                          "([upstream] insurability_service or memberdata_qualities) and the other addresses are "
+                          "not MyCareNet's: expected the MemberData v1 address.")
+    return url
