@@ -12,6 +12,7 @@ import click
 
 from unified_messaging import __version__
 from unified_messaging.config import Config, ConfigError, load_config
+from unified_messaging.memory import limit_malloc_arenas
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     _setup_logging(config.logging.level, config.logging.format)
+    limit_malloc_arenas(config.server.malloc_arena_max)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -90,6 +90,7 @@ class ServerConfig:
     trusted_proxy: str = _key("", _proxy_address)
     trusted_proxy_headers: tuple[str, ...] = _key(("x-forwarded-for", "x-forwarded-proto"), _proxy_headers)
     trusted_proxy_count: int = _key(1, _positive)
+    malloc_arena_max: int = _key(2, _not_negative)
 
     @property
     def effective_workers(self) -> int:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from unified_messaging.config import Config, ConfigError, load_config
+from unified_messaging.memory import limit_malloc_arenas
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,7 @@ def child_main(argv: list[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     setup_logging(config.logging.level, config.logging.format)
+    limit_malloc_arenas(config.server.malloc_arena_max)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
