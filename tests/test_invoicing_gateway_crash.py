@@ -92,7 +92,9 @@ STEPS = {
     "after-claim": ((), True, after_claim, checked_after_claim),
     "during-post": (("--hold", "post=3000"), False, during_post, checked_during_post),  # room on a busy machine
     "after-post": (("--latency-ms", "1200"), False, after_post, checked_after_post),
-    "between-get-and-confirm": (("--hold", "confirm=1500"), False, between_get_and_confirm,
+    # the held confirm is still handled after the kill (its request was sent): the restarted gateway's get
+    # must come first for the redelivery to be seen, so the hold leaves room for a slow restart
+    "between-get-and-confirm": (("--hold", "confirm=8000"), False, between_get_and_confirm,
                                 checked_between_get_and_confirm),
 }
 
