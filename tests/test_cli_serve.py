@@ -50,13 +50,18 @@ def test_serve_on_defaults_answers_and_stops_cleanly(tmp_path, sig):
         assert (tmp_path / "um-data" / "journal.sqlite").exists()
     finally:
         process.send_signal(sig)
-        _, err = process.communicate(timeout=20)
+        # read through the text stream _start read lines from: communicate(timeout=...) reads the pipe's
+        # descriptor directly and would lose what readline() already buffered
+        err = process.stderr.read()
+        process.wait(20)
     assert process.returncode == 0, err
     assert "stopped." in err
     printed = process.startup + err
     assert "Initializing application" not in printed  # Spyne's, once per SOAP version
+    # the default is one front worker per core: each says it once (not once per SOAP version)
     assert printed.count("SOAP service ConsultMyCareNet ready: ConsultMyCareNetSoap (SOAP 1.1), "
-                         "ConsultMyCareNetSoap12 (SOAP 1.2)") == 1
+                         "ConsultMyCareNetSoap12 (SOAP 1.2)") == (os.cpu_count() or 1)
+    assert printed.count("stopped.") == 1 and printed.count("Press Ctrl-C to stop.") == 1, printed
 
 
 def test_host_and_config_options(tmp_path):

@@ -1,5 +1,6 @@
-"""Crash safety of the real gateway process: ``unified-messaging serve`` is killed with SIGKILL at
-each step of a sending and started again, while ``unified-messaging simulator`` (a process of its
+"""Crash safety of the real gateway process: ``unified-messaging serve --workers 1`` is killed with
+SIGKILL at each step of a sending and started again, or (``serve --workers 2``) its singletons
+process, the one running the invoicing pipeline, is killed and the supervisor starts it again, while ``unified-messaging simulator`` (a process of its
 own, so its mailbox and counters survive) keeps running.
 
 Each step is reached by watching the gateway's own state (files in ``.work``, journal rows,
@@ -11,6 +12,9 @@ exactly once (``genasync.posts.<zone 204>``), every feedback message is in ``rec
 status is DONE, and nothing is left unconfirmed in the mailbox."""
 from __future__ import annotations
 
+import os
+import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -99,15 +103,23 @@ STEPS = {
 }
 
 
+def singletons_pid(gateway) -> int | None:
+    """The pid of the supervisor's singletons process (its last start), from the supervisor's log."""
+    found = re.findall(r"supervisor: singletons started \(pid (\d+)\)", gateway.output())
+    return int(found[-1]) if found else None
+
+
+@pytest.mark.parametrize("killed", ["gateway", "singletons"])
 @pytest.mark.parametrize("step", list(STEPS))
-def test_gateway_killed_at_each_step_sends_once_and_reaches_done(tmp_path, step):
+def test_gateway_killed_at_each_step_sends_once_and_reaches_done(tmp_path, step, killed):
     options, big, reached, checked = STEPS[step]
-    ref = "202403020000" + f"{list(STEPS).index(step) + 1:02d}"
+    ref = "20240302" + f"{['gateway', 'singletons'].index(killed) + 1:02d}00" + f"{list(STEPS).index(step) + 1:02d}"
     name = "FAC.txt"
     simulator = start_simulator(tmp_path, *options)
     config = remote_gateway_config(tmp_path, simulator)
     root = tmp_path / "um-data" / "invoicing"
-    gateway = start_gateway(tmp_path, config)
+    workers = ("--workers", "1" if killed == "gateway" else "2")
+    gateway = start_gateway(tmp_path, config, *workers)
     try:
         if big:
             with open(tmp_path / name, "wb") as stream:
@@ -117,10 +129,18 @@ def test_gateway_killed_at_each_step_sends_once_and_reaches_done(tmp_path, step)
         else:
             drop_file(root / "toSend", name, build_sending(zone_204=ref))
         wait_for(lambda: reached(root, tmp_path, simulator, name, ref), timeout=30, every=0.01, what=step)
-        gateway.kill()
+        if killed == "gateway":
+            gateway.kill()
+        else:
+            victim = singletons_pid(gateway)
+            os.kill(victim, signal.SIGKILL)
         checked(root, tmp_path, simulator_counters(simulator), ref)
 
-        gateway = start_gateway(tmp_path, config)
+        if killed == "gateway":
+            gateway = start_gateway(tmp_path, config, *workers)
+        else:
+            wait_for(lambda: singletons_pid(gateway) not in (None, victim), timeout=30,
+                     what="the supervisor's new singletons process")
         wait_for(lambda: any(r["name"] == name and r["status"] == "DONE" for r in _rows(tmp_path)), timeout=60,
                  what="DONE after the restart")
         wait_for(lambda: simulator_counters(simulator)["pending_messages"] == 0, timeout=30,

@@ -68,16 +68,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) and not exc.filename:
-            raise click.ClickException(
-                f"Cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}. "
-                "Choose another address or port with --host/--port or [server] host/port."
-            ) from None
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise click.ClickException(
-            f"Cannot start: {exc.strerror}{where}. Check that the data folder ([data] folder = "
-            f"{config.data.folder!r}) and the other configured folders are writable."
-        ) from None
+        raise _start_error(config, exc) from None
     click.echo(f"unified-messaging {__version__} serving {gateway.services_url}", err=True)
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)
     if gateway.mybox is not None:
@@ -95,6 +86,18 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
     click.echo("stopped.", err=True)
 
 
+def _start_error(config: Config, exc: OSError) -> click.ClickException:
+    """What ``serve`` says when the port or a folder is not usable, naming the setting to change."""
+    if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) and not exc.filename:
+        return click.ClickException(
+            f"Cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}. "
+            "Choose another address or port with --host/--port or [server] host/port.")
+    where = f" ({exc.filename})" if exc.filename else ""
+    return click.ClickException(
+        f"Cannot start: {exc.strerror}{where}. Check that the data folder ([data] folder = "
+        f"{config.data.folder!r}) and the other configured folders are writable.")
+
+
 def _serve_supervised(config: Config, config_path: str | None, stop: threading.Event) -> None:
     """``serve`` with a supervisor, front worker processes and a singletons process."""
     from unified_messaging.supervisor import Supervisor, SupervisorError
@@ -104,9 +107,12 @@ def _serve_supervised(config: Config, config_path: str | None, stop: threading.E
     supervisor = Supervisor(config, config_path, config.server.effective_workers)
     try:
         supervisor.start()
-    except (SupervisorError, OSError) as exc:
+    except SupervisorError as exc:
         supervisor.stop()
         raise click.ClickException(f"Cannot start: {exc}") from None
+    except OSError as exc:
+        supervisor.stop()
+        raise _start_error(config, exc) from None
     url = f"http://{display_host(config.server.host)}:{supervisor.port}"
     click.echo(f"unified-messaging {__version__} serving {url}/unified-messaging/services", err=True)
     click.echo(f"configuration: {config.source}; data folder: {config.data_folder}", err=True)

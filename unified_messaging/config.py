@@ -81,7 +81,7 @@ class ServerConfig:
     port: int = _key(8080, _port)
     public_base_url: str = _key("", _url_or_empty)
     threads: int = _key(8, _positive)
-    workers: int = _key(1, _not_negative)  # 0 = the number of cores (effective_workers)
+    workers: int = _key(0, _not_negative)  # 0 = the number of cores (effective_workers)
     max_request_bytes: int = _key(2 * 1024 * 1024, _positive)
     connection_limit: int = _key(2000, _positive)
     max_connections_per_client: int = _key(500, _positive)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Sequence
 
 from unified_messaging.config import Config, ConfigError
@@ -23,6 +24,7 @@ from unified_messaging.invoicing.pipeline import InvoicingPipeline
 from unified_messaging.invoicing.store import InvoicingStore
 from unified_messaging.journal import Journal
 from unified_messaging.monitoring.app import MonitoringApp, gateway_sources
+from unified_messaging.monitoring.board import StatusBoard
 from unified_messaging.monitoring.health import Sources
 from unified_messaging.monitoring.expiry import ExpiryWarnings
 from unified_messaging.monitoring.metrics import UpstreamWatch, consultation_observer
@@ -72,7 +74,8 @@ class Gateway:
     """
 
     def __init__(self, config: Config, *, simulator: Simulator | None = None,
-                 clock: Callable[[], datetime] = utc_now, simulator_url: str | None = None) -> None:
+                 clock: Callable[[], datetime] = utc_now, simulator_url: str | None = None,
+                 status_folder: Path | None = None) -> None:
         self.config = config
         self.clock = clock
         self.simulator: Simulator | None = simulator
@@ -91,6 +94,8 @@ class Gateway:
         self.watch: UpstreamWatch | None = None  # the monitoring's observer at the upstream seam
         self._expiry: ExpiryWarnings | None = None
         self._instance: InstanceLock | None = None  # shared while running: restore and key rotation wait
+        self._status_folder = status_folder  # serve --workers: where each process tells the others its state
+        self.board: StatusBoard | None = None
 
     @property
     def port(self) -> int:
@@ -285,10 +290,15 @@ class Gateway:
         jobs = self.batch_jobs()
         service = self.open_service()
         try:
+            if self._status_folder is not None:
+                self.board = StatusBoard(self._status_folder, role="front" if front else "singletons",
+                                         storage_faults=self._own_storage_faults, watch=self.watch, clock=self.clock)
             if front:
                 self._start_front(service, sock)
             if singletons:
                 self._start_singletons(service, jobs)
+            if self.board is not None:
+                self.board.start()
         except BaseException:
             self.stop()
             raise
@@ -309,7 +319,7 @@ class Gateway:
         sources = gateway_sources(
             cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
             token_cache=self.token_cache, securespace=securespace, storage_faults=self.storage_faults,
-            clock=self.clock)
+            board=self.board, clock=self.clock)
         mybox = self._mybox(sources) if cfg.web.enabled else None
         monitoring = MonitoringApp(sources)
         self._expiry = ExpiryWarnings(sources.certificates, clock=self.clock).start()
@@ -336,7 +346,11 @@ class Gateway:
             self._start_invoicing()
 
     def storage_faults(self) -> dict[str, str]:
-        """The folder interfaces' storage faults now (the data folder full or read-only), by interface."""
+        """The folder interfaces' storage faults now (the data folder full or read-only), by interface:
+        this process's, and with ``serve --workers`` the singletons process's too."""
+        return self.board.storage_faults() if self.board is not None else self._own_storage_faults()
+
+    def _own_storage_faults(self) -> dict[str, str]:
         found = {}
         if self.folders is not None and self.folders.watcher.storage_fault:
             found["toQuery"] = self.folders.watcher.storage_fault
@@ -349,6 +363,9 @@ class Gateway:
         if self._expiry is not None:
             self._expiry.stop()
             self._expiry = None
+        if self.board is not None:
+            self.board.stop()
+            self.board = None
         if self.invoicing is not None:
             self.invoicing.stop()
             self.invoicing = None

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,10 +32,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from unified_messaging.config import Config, ConfigError, load_config
 from unified_messaging.memory import limit_malloc_arenas
+from unified_messaging.monitoring import board
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ START_TIMEOUT = 60.0
 QUICK_DEATH = 10.0  # a child that dies sooner than this after its start counts towards a crash loop
 CRASH_LOOP = 5
 _SIMULATOR_URL = re.compile(r"simulated MyCareNet platform at (http://\S+)")
+_SIMULATOR_CONSOLE = frozenset({"Press Ctrl-C to stop.", "stopping...", "stopped."})
 
 
 class SupervisorError(RuntimeError):
@@ -88,20 +92,23 @@ class Supervisor:
         self.simulator_url: str | None = None
         self.token = secrets.token_urlsafe(32)
         self.children: list[Child] = []
+        self.status_folder: Path | None = None
         self._stopping = threading.Event()
 
     # -- start --
 
     def start(self) -> "Supervisor":
         cfg = self.config
+        cfg.data_folder.mkdir(parents=True, exist_ok=True)  # its error names the folder, before any child
+        self.sock = socket.create_server((cfg.server.host, cfg.server.port), backlog=1024, reuse_port=False)
+        self.sock.set_inheritable(True)
+        self.status_folder = board.new_folder()
         if cfg.upstream.mode == "simulator":
             port = cfg.simulator.port or free_port(cfg.simulator.host)
             self.simulator = Child("simulator", "simulator")
             self._simulator_port = port
             self._spawn(self.simulator)
             self.children.append(self.simulator)
-        self.sock = socket.create_server((cfg.server.host, cfg.server.port), backlog=1024, reuse_port=False)
-        self.sock.set_inheritable(True)
         for number in range(1, self.workers + 1):
             self.children.append(Child(f"front worker {number}", "front"))
         self.children.append(Child("singletons", "singletons"))
@@ -125,6 +132,8 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         read_end, write_end = os.pipe()
         env = {**os.environ, READY_FD_ENV: str(write_end), TOKEN_ENV: self.token}
+        if self.status_folder is not None:
+            env[board.ENV] = str(self.status_folder)
         fds = [write_end]
         if self.simulator_url:
             env[SIMULATOR_ENV] = self.simulator_url
@@ -172,7 +181,8 @@ class Supervisor:
                 if match and not ready.is_set():
                     found["url"] = match.group(1)
                     ready.set()
-                sys.stderr.write(line)
+                if line.strip() not in _SIMULATOR_CONSOLE:  # the supervisor says these for the whole service
+                    sys.stderr.write(line.replace(" Press Ctrl-C to stop.", ""))
             ready.set()
 
         threading.Thread(target=relay, name="um-simulator-output", daemon=True).start()
@@ -221,6 +231,9 @@ class Supervisor:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        if self.status_folder is not None:
+            shutil.rmtree(self.status_folder, ignore_errors=True)
+            self.status_folder = None
 
 
 # -- the children's side --------------------------------------------------------------------------
@@ -256,7 +269,9 @@ def child_main(argv: list[str] | None = None) -> int:
     sock = None
     if options.role == "front":
         sock = socket.socket(fileno=int(os.environ[SOCKET_FD_ENV]))
-    gateway = Gateway(config, simulator_url=os.environ.get(SIMULATOR_ENV) or None)
+    status = os.environ.get(board.ENV)
+    gateway = Gateway(config, simulator_url=os.environ.get(SIMULATOR_ENV) or None,
+                      status_folder=Path(status) if status else None)
     try:
         gateway.start(front=options.role == "front", singletons=options.role == "singletons", sock=sock)
     except (ConfigError, OSError) as exc:

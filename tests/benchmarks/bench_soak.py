@@ -244,7 +244,7 @@ def start_probed_gateway(folder: Path, config: Path, probe: Path, frames: int, e
                          env: dict[str, str]) -> Process:
     """``serve`` through ``probed_serve.py`` (the same command line, with the memory probe inside)."""
     arguments = [sys.executable, str(Path(__file__).with_name("probed_serve.py")), "serve", "--port", "0",
-                 "--config", str(config)]
+                 "--workers", "1", "--config", str(config)]
     return _launch(arguments, folder, folder / "gateway.log", r"serving (http://\S+)", env={
         **GATEWAY_ENV, "PYTHONPATH": str(ROOT), "UM_PROBE_DIR": str(probe), "UM_PROBE_FRAMES": str(frames),
         "UM_PROBE_EVERY": str(every), **env})
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = args.probe_dir or folder / "probe"
         launched = time.monotonic()  # the probe's clock starts with the process
         gateway = (start_probed_gateway(folder, config, probe, args.tracemalloc or 0, args.sample, gateway_env)
-                   if probing else start_gateway(folder, config))
+                   if probing else start_gateway(folder, config, "--workers", "1"))  # one process to measure
         data = folder / "um-data"
         stop = threading.Event()
         threads = [threading.Thread(target=soap_client, args=(gateway.url + "/ConsultMyCareNetSoap", kinds["soap"],

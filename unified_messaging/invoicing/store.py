@@ -195,6 +195,7 @@ class InvoicingStore:
         self.journal = journal
         self._clock = clock or journal.clock
         with journal.write() as conn:
+            earlier = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 conn.execute(statement)
             for table, columns in _ADDED_COLUMNS.items():
@@ -202,7 +203,8 @@ class InvoicingStore:
                 for column, kind in columns:
                     if column not in present:
                         conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                        log.info("journal: column %s.%s added", table, column)
+                        if table in earlier:  # an upgrade, worth saying; a new journal just gets them
+                            log.info("journal: column %s.%s added", table, column)
             for statement in filter(None, (s.strip() for s in _INDEXES.split(";"))):
                 conn.execute(statement)
 

@@ -16,6 +16,7 @@ from cryptography import x509
 from unified_messaging.config import Config
 from unified_messaging.journal import Journal
 
+from unified_messaging.monitoring.board import StatusBoard
 from unified_messaging.monitoring.collector import GatewayCollector
 from unified_messaging.monitoring.health import Readiness, Sources
 from unified_messaging.monitoring.metrics import UpstreamWatch, render
@@ -64,10 +65,11 @@ def _answer(start_response: Callable, status: str, body: bytes, kind: str,
 
 def gateway_sources(config: Config, journal: Journal, watch: UpstreamWatch | None, *,
                     certificate: x509.Certificate, token_cache: Any = None, securespace: Any = None,
-                    storage_faults: Callable[[], dict[str, str]] = dict,
+                    storage_faults: Callable[[], dict[str, str]] = dict, board: StatusBoard | None = None,
                     clock: Callable[[], datetime]) -> Sources:
     """The monitoring's view of a started gateway: its configured folders, its own certificate
-    (and the secure space's, when it has one), the token cache of the upstream seam."""
+    (and the secure space's, when it has one), the token cache of the upstream seam; with a
+    ``board`` (supervised), the storage faults and upstream states of every process."""
 
     def certificates() -> list[tuple[str, datetime]]:
         found = [("gateway", certificate.not_valid_after_utc)]
@@ -79,4 +81,7 @@ def gateway_sources(config: Config, journal: Journal, watch: UpstreamWatch | Non
                    insurability_root=config.insurability_root if config.folders.insurability else None,
                    invoicing_root=config.invoicing_root if config.invoicing.enabled else None,
                    token_valid_until=lambda: token_cache.valid_until(certificate) if token_cache else None,
-                   certificates=certificates, storage_faults=storage_faults, clock=clock)
+                   certificates=certificates, clock=clock,
+                   storage_faults=board.storage_faults if board else storage_faults,
+                   upstream_states=board.upstream_states if board else None,
+                   processes=board.processes if board else (lambda: []))

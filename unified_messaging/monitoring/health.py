@@ -25,7 +25,7 @@ from unified_messaging.invoicing.folders import Folders as InvoicingFolders
 from unified_messaging.insurability.folder import InsurabilityFolderLayout
 from unified_messaging.journal import Journal
 from unified_messaging.monitoring.expiry import WARN_WITHIN_DAYS
-from unified_messaging.monitoring.metrics import UpstreamWatch, utc_now
+from unified_messaging.monitoring.metrics import ServiceState, UpstreamWatch, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ class Sources:
     """(label, not after) of the gateway's own certificate ("gateway") and the secure space's."""
     storage_faults: Callable[[], dict[str, str]] = lambda: {}
     """The storage faults the folder interfaces have now (interface -> what failed), until they recover."""
+    upstream_states: Callable[[], dict[str, ServiceState]] | None = None
+    """Per upstream service, the calls of every process (supervised); None: ``watch``'s, this process's."""
+    processes: Callable[[], list[dict]] = lambda: []
+    """The processes of a supervised install, for the report (empty when one process does all)."""
     clock: Callable[[], datetime] = utc_now
 
     def folders(self) -> dict[str, Path]:
@@ -135,9 +139,10 @@ class Readiness:
         days = s.certificate_days()
         if days.get("gateway", 1.0) < 0:
             failing.append("certificate gateway: expired")
+        states = s.upstream_states() if s.upstream_states else (s.watch.states() if s.watch else {})
         upstream = {name: {"last_success": iso(state.last_success), "last_failure": iso(state.last_failure),
                            "last_failure_kind": state.last_failure_kind, "calls": state.calls}
-                    for name, state in (s.watch.states() if s.watch else {}).items()}
+                    for name, state in sorted(states.items())}
         document = {
             "status": "not ready" if failing else "ready",
             "live": True,
@@ -154,6 +159,9 @@ class Readiness:
             "invoicing": {"backlog": self._backlog(), "enabled": s.invoicing_root is not None},
             "error_folder_files": sum(count_files(p) for p in s.error_folders().values()),
         }
+        processes = s.processes()
+        if processes:
+            document["processes"] = processes
         if failing:
             log.warning("health: not ready (%s)", "; ".join(failing))
         return not failing, document

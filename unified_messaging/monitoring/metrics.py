@@ -71,13 +71,13 @@ def remove_dead_processes_files(folder: Path) -> list[Path]:
     removed = []
     for path in folder.glob("*.db"):
         pid = path.stem.rpartition("_")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
