@@ -32,13 +32,12 @@ _TOKENS = re.compile(r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(::)|:([A-Za-z_][A-Za
 
 @lru_cache(maxsize=512)
 def pyformat(sql: str) -> str:
-    """``sql`` with ``:name`` parameters written ``%(name)s`` and a literal ``%`` doubled."""
+    """``sql`` with ``:name`` parameters written ``%(name)s`` and every ``%`` doubled (psycopg reads
+    placeholders inside string literals too)."""
     def replace(match: re.Match[str]) -> str:
         if match.group(4):
             return f"%({match.group(4)})s"
-        if match.group(5):
-            return "%%"
-        return match.group(0)
+        return match.group(0).replace("%", "%%")
 
     return _TOKENS.sub(replace, sql)
 
