@@ -100,7 +100,7 @@ def require_current(db: Database, migrations: Sequence[Migration]) -> None:
     if missing:
         raise DatabaseError(
             f"{db.describe()}: the schema lacks migration{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(str(m.number) for m in missing)} ({missing[0].description}...): run "
+            f"{', '.join(str(m.number) for m in missing)} ({'; '.join(m.description for m in missing)}): run "
             "'unified-messaging db migrate' with this configuration, then start again.")
     unknown = applied(db) - {m.number for m in migrations}
     if unknown:
