@@ -185,3 +185,11 @@ def test_a_mybox_file_made_before_migrations_is_adopted_with_its_sessions(tmp_pa
         assert applied(state.db) == {1}
     finally:
         state.close()
+
+
+def test_without_the_postgresql_binaries_the_postgres_tests_skip_saying_what_to_install(monkeypatch):
+    import tests.postgres
+
+    monkeypatch.setattr(tests.postgres, "binaries", lambda: None)
+    with pytest.raises(pytest.skip.Exception, match=r"^PostgreSQL binaries not found: apt-get install postgresql$"):
+        tests.postgres.start_cluster()
