@@ -53,7 +53,8 @@ class Database(ABC):
 
     @abstractmethod
     def query(self, sql: str, params: Params = None) -> list[Row]:
-        """One query, outside any transaction."""
+        """One statement outside any transaction, and its rows: a query, or a write ``... RETURNING``
+        that is its own transaction."""
 
     def query_one(self, sql: str, params: Params = None) -> Row | None:
         rows = self.query(sql, params)

@@ -112,20 +112,17 @@ class SessionStore:
         """The live session for ``token``, touched; ``None`` when unknown or expired."""
         if not token:
             return None
-        now, key = self.clock(), {"key": _hash(token)}
-        with self.state.db.transaction() as tx:
-            rows = tx.query("SELECT * FROM sessions WHERE token_hash = :key", key)
-            if not rows:
-                return None
-            row = rows[0]
-            session = Session(token, row["csrf"], _moment(row["created"]), _moment(row["last_seen"]), row["login"],
-                              [tuple(pair) for pair in json.loads(row["flash"])])
-            if self._expired(session, now):
-                tx.execute("DELETE FROM sessions WHERE token_hash = :key", key)
-                return None
-            tx.execute("UPDATE sessions SET last_seen = :now WHERE token_hash = :key", {**key, "now": _micros(now)})
-        session.last_seen = now
-        return session
+        now, key = self.clock(), _hash(token)
+        rows = self.state.db.query(  # one statement touches a live session (one round trip on PostgreSQL)
+            "UPDATE sessions SET last_seen = :now WHERE token_hash = :key AND last_seen >= :idle AND created >= :life "
+            "RETURNING csrf, created, login, flash",
+            {"now": _micros(now), "key": key, "idle": _micros(now - self.idle), "life": _micros(now - self.lifetime)})
+        if not rows:
+            self.state.db.execute("DELETE FROM sessions WHERE token_hash = :key", {"key": key})  # expired, if there
+            return None
+        row = rows[0]
+        return Session(token, row["csrf"], _moment(row["created"]), now, row["login"],
+                       [tuple(pair) for pair in json.loads(row["flash"])])
 
     def renew(self, old: Session | None, login: str) -> Session:
         """A new session for ``login`` replacing ``old`` (called on login)."""
@@ -160,9 +157,6 @@ class SessionStore:
             taken = tx.execute("UPDATE sessions SET flash = '[]' WHERE token_hash = :key AND flash = :flash",
                                {**key, "flash": rows[0]["flash"]})
         return [tuple(pair) for pair in json.loads(rows[0]["flash"])] if taken else []
-
-    def _expired(self, session: Session, now: datetime) -> bool:
-        return now - session.last_seen > self.idle or now - session.created > self.lifetime
 
     def _prune(self, tx: Transaction, now: datetime) -> None:
         tx.execute("DELETE FROM sessions WHERE last_seen < :idle OR created < :lifetime",
