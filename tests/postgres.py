@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,6 +43,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+_WATCHDOG = """
+import os, shutil, subprocess, sys, time
+owner, folder, command = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while True:
+    time.sleep(1)
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        break
+subprocess.run(command, capture_output=True, timeout=60)
+shutil.rmtree(folder, ignore_errors=True)
+"""
+
+
 @dataclass
 class PostgresServer:
     folder: Path
@@ -51,6 +66,8 @@ class PostgresServer:
     bin: Path
     started_seconds: float
     """How long initdb + pg_ctl start + the first database took."""
+    watchdog: subprocess.Popen | None = None
+    """Stops the cluster and removes its folder if this process dies without doing it (a killed run)."""
 
     def url(self, database: str = "um") -> str:
         return f"postgresql://{ROLE}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -114,12 +131,19 @@ def start_cluster() -> PostgresServer:
                 log = (folder / "server.log").read_text(errors="replace") if (folder / "server.log").exists() else ""
                 stop_cluster(server)
                 raise RuntimeError("PostgreSQL did not start: " + log[-2000:]) from None
+    server.watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(folder), *run_as, str(bin_folder / "pg_ctl"), "stop",
+         "-m", "immediate", "-w", "-D", str(folder / "data")], start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server.psql(f"CREATE DATABASE {ROLE} OWNER {ROLE}")
     server.started_seconds = time.monotonic() - began
     return server
 
 
 def stop_cluster(server: PostgresServer) -> None:
+    if server.watchdog is not None:
+        server.watchdog.kill()
+        server.watchdog.wait(10)
     try:
         server._run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", str(server.folder / "data"))
     except RuntimeError:
