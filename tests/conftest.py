@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from unified_messaging.gateway import Gateway
 
+pytest_plugins = ["tests.postgres"]  # the throwaway PostgreSQL cluster of the tests marked postgres
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 

@@ -360,6 +360,7 @@ def secret_encrypt(config_path: str | None) -> None:
 
 
 def _register_command_groups() -> None:
+    from unified_messaging.database.cli import db
     from unified_messaging.invoicing.cli import invoicing
     from unified_messaging.operations.cli import COMMANDS as OPERATIONS, SECRET_COMMANDS
     from unified_messaging.securespace.cli import COMMANDS
@@ -367,6 +368,7 @@ def _register_command_groups() -> None:
 
     invoicing.add_command(sample)
     main.add_command(invoicing)
+    main.add_command(db)
     for command in (*COMMANDS, *OPERATIONS):
         main.add_command(command)
     for command in SECRET_COMMANDS:

@@ -45,6 +45,12 @@ def _url_or_empty(value: Any) -> str | None:
     return "an http:// or https:// URL, or \"\" for none"
 
 
+def _postgresql_url_or_empty(value: Any) -> str | None:
+    if value == "" or value.startswith("postgresql://"):
+        return None
+    return "a postgresql://user@host:port/database URL, or \"\" for the SQLite files in the data folder"
+
+
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
                  "x-forwarded-by", "forwarded")
 
@@ -163,6 +169,11 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = _key("", _postgresql_url_or_empty)
+
+
+@dataclass(frozen=True)
 class FoldersConfig:
     insurability: bool = _key(True)
     insurability_root: str = _key("")
@@ -227,6 +238,7 @@ class Config:
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     folders: FoldersConfig = field(default_factory=FoldersConfig)
     invoicing: InvoicingConfig = field(default_factory=InvoicingConfig)
     securespace: SecureSpaceConfig = field(default_factory=SecureSpaceConfig)
@@ -270,7 +282,7 @@ class Config:
 _SECTION_CLASSES = {
     "server": ServerConfig, "data": DataConfig, "upstream": UpstreamConfig,
     "simulator": SimulatorConfig, "licence": LicenceConfig, "identity": IdentityConfig,
-    "journal": JournalConfig,
+    "journal": JournalConfig, "database": DatabaseConfig,
     "folders": FoldersConfig, "invoicing": InvoicingConfig, "securespace": SecureSpaceConfig,
     "batch": BatchConfig, "web": WebConfig,
     "logging": LoggingConfig,

@@ -62,7 +62,7 @@ class Mybox:
         web = services.config.web
         self.services = services
         self.pages = ROUTE_MODULES  # importing them registered their routes
-        self.state = WebState.in_data_folder(services.config.data_folder)  # shared by every worker process
+        self.state = WebState.open(services.config.database.url, services.config.data_folder)  # every worker, node
         self.sessions = SessionStore(self.state, idle=timedelta(minutes=web.session_idle_minutes),
                                      lifetime=timedelta(hours=web.session_max_hours), clock=services.clock)
         self.limiter = LoginLimiter(self.state, max_failures=web.login_max_failures,

@@ -1,12 +1,13 @@
-"""Mybox sessions and the limit on failed logins, kept in ``<data folder>/mybox.sqlite``.
+"""Mybox sessions and the limit on failed logins, kept in the database: ``<data folder>/mybox.sqlite``
+by default, or the PostgreSQL database of ``[database] url`` (shared by every node given it).
 
-Kept in the database rather than in one process's memory, so that any front worker answers any
-request: a logged-in user stays logged in whichever worker answers, and a restart no longer logs
-everyone out (sessions still end by their own rules).
+Kept in the database rather than in one process's memory, so that any front worker (and any node)
+answers any request: a logged-in user stays logged in whichever worker answers, and a restart no
+longer logs everyone out (sessions still end by their own rules).
 
 A session is a random 256-bit token in an HttpOnly, SameSite=Strict cookie; the database keeps
 what it stands for (who, since when, the CSRF token, the messages to show on the next page), under
-the token's SHA-256 only, so a copy of the file opens no session.  A session ends after ``idle``
+the token's SHA-256 only, so a copy of the database opens no session.  A session ends after ``idle``
 without a request and after ``lifetime`` whatever its use.  Logging in replaces the session (a
 new token), so a token seen before login is worth nothing after it.
 
@@ -21,31 +22,24 @@ import hmac
 import json
 import logging
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+from unified_messaging.database import MYBOX, Database, Transaction, open_store
+from unified_messaging.database.migrations import migrate
+from unified_messaging.database.schema import MIGRATIONS, SQLITE_FILES
+from unified_messaging.database.sqlite import SqliteDatabase
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.journal.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
 
 MAX_SESSIONS = 10_000
 """Beyond this many live sessions, the oldest anonymous ones are dropped (the table stays bounded)."""
-STATE_FILE = "mybox.sqlite"
+STATE_FILE = SQLITE_FILES[MYBOX]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY, csrf TEXT NOT NULL, created INTEGER NOT NULL, last_seen INTEGER NOT NULL,
-    login TEXT, flash TEXT NOT NULL DEFAULT '[]');
-CREATE INDEX IF NOT EXISTS sessions_login ON sessions (login);
-CREATE TABLE IF NOT EXISTS login_failures (key TEXT NOT NULL, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key);
-CREATE TABLE IF NOT EXISTS login_locks (key TEXT PRIMARY KEY, until INTEGER NOT NULL);
-"""
-
+FAILURES_LOCK = "login_failures"
 
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
@@ -59,19 +53,28 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class WebState(SqliteFile):
-    """The file every Mybox process shares: sessions and failed-login counts."""
+class WebState:
+    """What every Mybox process shares: sessions and failed-login counts, in ``db``."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self._connection().executescript(_SCHEMA)
+    def __init__(self, target: Database | Path) -> None:
+        """On ``target``, a database opened for the Mybox store, or the path of a SQLite file (migrated here)."""
+        if isinstance(target, Database):
+            self.db = target
+        else:
+            self.db = SqliteDatabase(Path(target), MYBOX)
+            migrate(self.db, MIGRATIONS)
 
-    def _configure(self, conn: sqlite3.Connection) -> None:
-        conn.row_factory = sqlite3.Row
+    @classmethod
+    def open(cls, url: str, data_folder: Path) -> "WebState":
+        """The configured state: ``url`` "" = ``mybox.sqlite`` in the data folder, else that PostgreSQL."""
+        return cls(open_store(url, data_folder, store=MYBOX))
 
     @classmethod
     def in_data_folder(cls, data_folder: Path) -> "WebState":
-        return cls(Path(data_folder) / STATE_FILE)
+        return cls.open("", data_folder)
+
+    def close(self) -> None:
+        self.db.close()
 
 
 @dataclass
@@ -97,11 +100,12 @@ class SessionStore:
     def new(self, login: str | None = None) -> Session:
         now = self.clock()
         session = Session(self._token(), self._token(), now, now, login)
-        with self.state.write() as db:
-            if db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] >= MAX_SESSIONS:
-                self._prune(db, now)
-            db.execute("INSERT INTO sessions (token_hash, csrf, created, last_seen, login) VALUES (?, ?, ?, ?, ?)",
-                       [_hash(session.token), session.csrf, _micros(now), _micros(now), login])
+        with self.state.db.transaction() as tx:
+            if _count(tx, "SELECT COUNT(*) AS n FROM sessions") >= MAX_SESSIONS:
+                self._prune(tx, now)
+            tx.execute("INSERT INTO sessions (token_hash, csrf, created, last_seen, login) "
+                       "VALUES (:key, :csrf, :now, :now, :login)",
+                       {"key": _hash(session.token), "csrf": session.csrf, "now": _micros(now), "login": login})
         return session
 
     def get(self, token: str | None) -> Session | None:
@@ -109,18 +113,16 @@ class SessionStore:
         if not token:
             return None
         now, key = self.clock(), _hash(token)
-        with self.state.write() as db:
-            row = db.execute("SELECT * FROM sessions WHERE token_hash = ?", [key]).fetchone()
-            if row is None:
-                return None
-            session = Session(token, row["csrf"], _moment(row["created"]), _moment(row["last_seen"]), row["login"],
-                              [tuple(pair) for pair in json.loads(row["flash"])])
-            if self._expired(session, now):
-                db.execute("DELETE FROM sessions WHERE token_hash = ?", [key])
-                return None
-            db.execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", [_micros(now), key])
-        session.last_seen = now
-        return session
+        rows = self.state.db.query(  # one statement touches a live session (one round trip on PostgreSQL)
+            "UPDATE sessions SET last_seen = :now WHERE token_hash = :key AND last_seen >= :idle AND created >= :life "
+            "RETURNING csrf, created, login, flash",
+            {"now": _micros(now), "key": key, "idle": _micros(now - self.idle), "life": _micros(now - self.lifetime)})
+        if not rows:
+            self.state.db.execute("DELETE FROM sessions WHERE token_hash = :key", {"key": key})  # expired, if there
+            return None
+        row = rows[0]
+        return Session(token, row["csrf"], _moment(row["created"]), now, row["login"],
+                       [tuple(pair) for pair in json.loads(row["flash"])])
 
     def renew(self, old: Session | None, login: str) -> Session:
         """A new session for ``login`` replacing ``old`` (called on login)."""
@@ -129,39 +131,44 @@ class SessionStore:
 
     def end(self, session: Session | None) -> None:
         if session is not None:
-            with self.state.write() as db:
-                db.execute("DELETE FROM sessions WHERE token_hash = ?", [_hash(session.token)])
+            self.state.db.execute("DELETE FROM sessions WHERE token_hash = :key", {"key": _hash(session.token)})
 
     def end_user(self, login: str) -> None:
         """End every session of ``login`` (user removed, password or roles changed)."""
-        with self.state.write() as db:
-            db.execute("DELETE FROM sessions WHERE login = ?", [login])
+        self.state.db.execute("DELETE FROM sessions WHERE login = :login", {"login": login})
 
     def add_flash(self, session: Session, kind: str, text: str) -> None:
         """A message for the next page this session sees."""
         session.flash.append((kind, text))
-        with self.state.write() as db:
-            db.execute("UPDATE sessions SET flash = ? WHERE token_hash = ?",
-                       [json.dumps(session.flash), _hash(session.token)])
+        self.state.db.execute("UPDATE sessions SET flash = :flash WHERE token_hash = :key",
+                              {"flash": json.dumps(session.flash), "key": _hash(session.token)})
 
     def take_flashes(self, session: Session) -> list[tuple[str, str]]:
-        """The messages waiting for this session, now shown (so removed)."""
-        with self.state.write() as db:
-            row = db.execute("SELECT flash FROM sessions WHERE token_hash = ?", [_hash(session.token)]).fetchone()
-            db.execute("UPDATE sessions SET flash = '[]' WHERE token_hash = ?", [_hash(session.token)])
+        """The messages waiting for this session, now shown (so removed).
+
+        Emptied only if unchanged since read: of two requests at once, one shows them, not both.
+        """
+        key = {"key": _hash(session.token)}
         session.flash.clear()
-        return [tuple(pair) for pair in json.loads(row["flash"])] if row else []
+        with self.state.db.transaction() as tx:
+            rows = tx.query("SELECT flash FROM sessions WHERE token_hash = :key", key)
+            if not rows or rows[0]["flash"] == "[]":
+                return []
+            taken = tx.execute("UPDATE sessions SET flash = '[]' WHERE token_hash = :key AND flash = :flash",
+                               {**key, "flash": rows[0]["flash"]})
+        return [tuple(pair) for pair in json.loads(rows[0]["flash"])] if taken else []
 
-    def _expired(self, session: Session, now: datetime) -> bool:
-        return now - session.last_seen > self.idle or now - session.created > self.lifetime
-
-    def _prune(self, db: sqlite3.Connection, now: datetime) -> None:
-        db.execute("DELETE FROM sessions WHERE last_seen < ? OR created < ?",
-                   [_micros(now - self.idle), _micros(now - self.lifetime)])
-        extra = db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] - MAX_SESSIONS + 1
+    def _prune(self, tx: Transaction, now: datetime) -> None:
+        tx.execute("DELETE FROM sessions WHERE last_seen < :idle OR created < :lifetime",
+                   {"idle": _micros(now - self.idle), "lifetime": _micros(now - self.lifetime)})
+        extra = _count(tx, "SELECT COUNT(*) AS n FROM sessions") - MAX_SESSIONS + 1
         if extra > 0:
-            db.execute("DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions WHERE login IS NULL "
-                       "ORDER BY last_seen LIMIT ?)", [extra])
+            tx.execute("DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "
+                       "WHERE login IS NULL ORDER BY last_seen LIMIT :extra)", {"extra": extra})
+
+
+def _count(tx: Transaction, sql: str, params: dict | None = None) -> int:
+    return tx.query(sql, params)[0]["n"]
 
 
 def logged_login(typed: str) -> str:
@@ -179,36 +186,40 @@ class LoginLimiter:
 
     def locked_until(self, login: str, address: str) -> datetime | None:
         """When logging in becomes possible again for this login or address, or ``None`` if it is now."""
-        row = self.state._connection().execute(
-            "SELECT MAX(until) FROM login_locks WHERE key IN (?, ?) AND until > ?",
-            [*self._keys(login, address), _micros(self.clock())]).fetchone()
-        return _moment(row[0]) if row and row[0] is not None else None
+        row = self.state.db.query_one(
+            "SELECT MAX(until) AS until FROM login_locks WHERE key IN (:login, :address) AND until > :now",
+            {**self._keys(login, address), "now": _micros(self.clock())})
+        return _moment(row["until"]) if row and row["until"] is not None else None
 
     def failed(self, login: str, address: str, *, known_user: bool = False) -> None:
         """Count a wrong password; the ``max_failures``-th within ``lockout`` locks for ``lockout`` from now.
 
+        Counted under one lock, so failures sent at once to several workers or nodes all count.
         The log names the login only when it is an existing user's: what was typed in the login field
         of an unknown one may be a password typed in the wrong field.
         """
         now = _micros(self.clock())
         window = self.lockout // timedelta(microseconds=1)
-        with self.state.write() as db:
-            for key in self._keys(login, address):
-                db.execute("DELETE FROM login_failures WHERE key = ? AND at <= ?", [key, now - window])
-                db.execute("INSERT INTO login_failures VALUES (?, ?)", [key, now])
-                count = db.execute("SELECT COUNT(*) FROM login_failures WHERE key = ?", [key]).fetchone()[0]
+        with self.state.db.transaction(lock=FAILURES_LOCK) as tx:
+            for key in self._keys(login, address).values():
+                tx.execute("DELETE FROM login_failures WHERE key = :key AND at <= :old",
+                           {"key": key, "old": now - window})
+                tx.execute("INSERT INTO login_failures (key, at) VALUES (:key, :now)", {"key": key, "now": now})
+                count = _count(tx, "SELECT COUNT(*) AS n FROM login_failures WHERE key = :key", {"key": key})
                 if count >= self.max_failures:
-                    db.execute("INSERT OR REPLACE INTO login_locks VALUES (?, ?)", [key, now + window])
-                    db.execute("DELETE FROM login_failures WHERE key = ?", [key])
+                    tx.execute("INSERT INTO login_locks (key, until) VALUES (:key, :until) "
+                               "ON CONFLICT (key) DO UPDATE SET until = excluded.until",
+                               {"key": key, "until": now + window})
+                    tx.execute("DELETE FROM login_failures WHERE key = :key", {"key": key})
         shown = repr(mask_ssins_in_text(login[:64])) if known_user else logged_login(login)
         log.warning("failed Mybox login for %s from %s", shown, address)
 
     def succeeded(self, login: str, address: str) -> None:
         keys = self._keys(login, address)
-        with self.state.write() as db:
-            db.execute("DELETE FROM login_failures WHERE key IN (?, ?)", keys)
-            db.execute("DELETE FROM login_locks WHERE key IN (?, ?)", keys)
+        with self.state.db.transaction(lock=FAILURES_LOCK) as tx:
+            tx.execute("DELETE FROM login_failures WHERE key IN (:login, :address)", keys)
+            tx.execute("DELETE FROM login_locks WHERE key IN (:login, :address)", keys)
 
     @staticmethod
-    def _keys(login: str, address: str) -> tuple[str, str]:
-        return f"login:{login.strip().lower()}", f"address:{address}"
+    def _keys(login: str, address: str) -> dict[str, str]:
+        return {"login": f"login:{login.strip().lower()}", "address": f"address:{address}"}
