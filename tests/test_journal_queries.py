@@ -276,7 +276,9 @@ def test_an_existing_journal_gets_the_new_table_and_indexes(tmp_path):
     try:
         assert refs(journal.find_consultations(month="2026-01")) == ["OLD"]
         names = {r[0] for r in journal.db.conn.execute("SELECT name FROM sqlite_master")}
-        assert {"batch_files", "consultations_outcome_id", "batch_files_job", "batch_files_status"} <= names
+        assert {"batch_files", "consultations_outcome_id", "batch_files_job", "batch_files_status",
+                "consultations_service_id"} <= names
+        assert refs(journal.find_consultations(service="none")) == ["OLD"]  # never asked a service: NULL
         assert journal.batch_runs() == []
     finally:
         journal.close()

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 BATCH_STATUSES = ("done", "rejected", "stopped")
+UPSTREAM_SERVICES = ("genins", "memberdata")  # consultations.upstream_service when MyCareNet was asked
+NO_UPSTREAM = "none"  # the ``service`` filter for consultations never sent (upstream_service NULL)
 OK_OUTCOME = "OK"  # InsurabilityService also writes ERROR, FAULT, REJECTED and UNAVAILABLE
 _TEXT_COLUMNS = ("patient", "audit_reference", "reference", "care_provider", "code")
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
@@ -171,6 +173,8 @@ class Journal(SqliteFile):
                 if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                     log.info("journal: column %s.%s added", table, column)
+            # after the added columns: a journal older than upstream_service gets it first
+            db.execute("CREATE INDEX IF NOT EXISTS consultations_service_id ON consultations(upstream_service, id)")
             db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
@@ -201,7 +205,7 @@ class Journal(SqliteFile):
     # ------------------------------------------------------------------ consultations, for the UI
     @staticmethod
     def _consultation_filters(outcome: str | None, month: str | None, text: str | None,
-                              interface: str | None) -> tuple[str, list[str]]:
+                              interface: str | None, service: str | None = None) -> tuple[str, list[str]]:
         clauses: list[str] = []
         args: list[str] = []
         if outcome:
@@ -210,6 +214,11 @@ class Journal(SqliteFile):
         if interface:
             clauses.append("interface = ?")
             args.append(interface)
+        if service == NO_UPSTREAM:
+            clauses.append("upstream_service IS NULL")
+        elif service:
+            clauses.append("upstream_service = ?")
+            args.append(service)
         if month:
             clauses.append("at >= ? AND at < ?")
             args.extend(month_range(month))
@@ -228,22 +237,29 @@ class Journal(SqliteFile):
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def find_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
-                           interface: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
+                           interface: str | None = None, service: str | None = None, limit: int = 50,
+                           offset: int = 0) -> list[dict]:
         """One page of consultations, newest first.
 
         ``month`` is ``YYYY-MM`` (UTC, as ``at`` is written); ``text`` is found, ignoring ASCII
         case, in the (masked) patient, the audit reference, the reference, the care provider or
-        the code. Empty filters are no filters.
+        the code; ``service`` is the upstream service that answered (``genins``, ``memberdata``)
+        or ``none`` for consultations never sent. Empty filters are no filters.
         """
-        where, args = self._consultation_filters(outcome, month, text, interface)
+        where, args = self._consultation_filters(outcome, month, text, interface, service)
         return list(self.db.query(f"SELECT * FROM consultations {where} ORDER BY id DESC LIMIT ? OFFSET ?",
                                   [*args, *_page(limit, offset)]))
 
     def count_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
-                            interface: str | None = None) -> int:
+                            interface: str | None = None, service: str | None = None) -> int:
         """How many consultations ``find_consultations`` pages through with the same filters."""
-        where, args = self._consultation_filters(outcome, month, text, interface)
+        where, args = self._consultation_filters(outcome, month, text, interface, service)
         return int(self._connection().execute(f"SELECT count(*) FROM consultations {where}", args).fetchone()[0])
+
+    def consultation(self, consultation_id: int) -> dict | None:
+        """One consultation by its id, or None."""
+        rows = list(self.db.query("SELECT * FROM consultations WHERE id = ?", [consultation_id]))
+        return rows[0] if rows else None
 
     def consultation_months(self) -> list[str]:
         """Every month (``YYYY-MM``) with at least one consultation, newest first.
