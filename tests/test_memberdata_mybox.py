@@ -17,6 +17,7 @@ import pytest
 import zeep
 
 from tests.support import LAB, patient
+from tests.test_journal_queries import FIRST_CONSULTATIONS
 from tests.test_web_i18n import _html
 from tests.test_web_pages import section, text_of
 from tests.web_support import login, post_form, start_mybox
@@ -197,3 +198,29 @@ def test_memberdata_journal_filter_by_service_uses_its_index(tmp_path):
 
 def test_memberdata_every_recorded_service_has_a_name_in_mybox():
     assert set(SERVICE_NAMES) == set(UPSTREAM_SERVICES) and NO_UPSTREAM not in SERVICE_NAMES
+
+
+def test_memberdata_consultations_journaled_before_the_column_were_genericinsurability_ones(tmp_path):
+    """A journal from before ``upstream_service``: its sent consultations show GenericInsurability (the
+    only service there was), its refused ones none; once, so that later NULLs are never touched."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(FIRST_CONSULTATIONS)
+    for outcome in ("OK", "ERROR", "FAULT", "UNAVAILABLE", "REJECTED"):
+        conn.execute("INSERT INTO consultations(at, interface, outcome, reference, duration_ms) "
+                     "VALUES ('2026-01-05T10:00:00.000+00:00', 'soap', ?, ?, 3)", [outcome, outcome])
+    conn.commit()
+    conn.close()
+    journal = Journal(path)
+    try:
+        services = {r["reference"]: r["upstream_service"] for r in journal.consultations()}
+        assert services == {"OK": "genins", "ERROR": "genins", "FAULT": "genins", "UNAVAILABLE": "genins",
+                            "REJECTED": None}
+        journal.db.conn.execute("UPDATE consultations SET upstream_service = NULL WHERE reference = 'OK'")
+    finally:
+        journal.close()
+    again = Journal(path)  # opened again: nothing is filled a second time
+    try:
+        assert {r["reference"]: r["upstream_service"] for r in again.consultations()}["OK"] is None
+    finally:
+        again.close()

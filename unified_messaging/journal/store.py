@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,6 +155,20 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _fill_upstream_service(db: sqlite3.Connection) -> None:
+    """Once per journal: the consultations journaled before ``upstream_service`` existed, and sent
+    (any outcome but REJECTED), were answered by GenericInsurability, the only service there was.
+    Since the column exists every consultation sent is journaled with its service."""
+    if db.execute("SELECT 1 FROM meta WHERE key = 'upstream_service_filled'").fetchone() is not None:
+        return
+    filled = db.execute("UPDATE consultations SET upstream_service = 'genins' "
+                        "WHERE upstream_service IS NULL AND outcome <> 'REJECTED'").rowcount
+    db.execute("INSERT INTO meta(key, value) VALUES ('upstream_service_filled', ?)",
+               [utc_now().isoformat(timespec="seconds")])
+    if filled:
+        log.info("journal: %d consultation(s) from before the upstream_service column marked genins", filled)
+
+
 def _page(limit: int, offset: int) -> list[int]:
     if limit < 0 or offset < 0:
         raise ValueError(f"limit ({limit}) and offset ({offset}) cannot be negative.")
@@ -175,6 +190,7 @@ class Journal(SqliteFile):
                     log.info("journal: column %s.%s added", table, column)
             # after the added columns: a journal older than upstream_service gets it first
             db.execute("CREATE INDEX IF NOT EXISTS consultations_service_id ON consultations(upstream_service, id)")
+            _fill_upstream_service(db)
             db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
