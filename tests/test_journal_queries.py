@@ -257,13 +257,17 @@ def test_month_filters_and_figures_use_an_index(year):
         conn.close()
 
 
+FIRST_CONSULTATIONS = """
+    CREATE TABLE consultations (id INTEGER PRIMARY KEY, at TEXT NOT NULL, interface TEXT NOT NULL,
+        care_provider TEXT, quality TEXT, patient TEXT, period_start TEXT, period_end TEXT,
+        outcome TEXT NOT NULL, code TEXT, audit_reference TEXT, reference TEXT, duration_ms REAL NOT NULL);
+"""  # the consultations table of the first release
+
+
 def test_an_existing_journal_gets_the_new_table_and_indexes(tmp_path):
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    conn.executescript("""
-        CREATE TABLE consultations (id INTEGER PRIMARY KEY, at TEXT NOT NULL, interface TEXT NOT NULL,
-            care_provider TEXT, quality TEXT, patient TEXT, period_start TEXT, period_end TEXT,
-            outcome TEXT NOT NULL, code TEXT, audit_reference TEXT, reference TEXT, duration_ms REAL NOT NULL);
+    conn.executescript(FIRST_CONSULTATIONS + """
         CREATE INDEX consultations_at ON consultations(at);
         CREATE INDEX consultations_outcome ON consultations(outcome, at);
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -276,7 +280,9 @@ def test_an_existing_journal_gets_the_new_table_and_indexes(tmp_path):
     try:
         assert refs(journal.find_consultations(month="2026-01")) == ["OLD"]
         names = {r[0] for r in journal.db.conn.execute("SELECT name FROM sqlite_master")}
-        assert {"batch_files", "consultations_outcome_id", "batch_files_job", "batch_files_status"} <= names
+        assert {"batch_files", "consultations_outcome_id", "batch_files_job", "batch_files_status",
+                "consultations_service_id"} <= names
+        assert refs(journal.find_consultations(service="genins")) == ["OLD"]  # sent before MemberData existed
         assert journal.batch_runs() == []
     finally:
         journal.close()

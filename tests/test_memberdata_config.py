@@ -50,3 +50,15 @@ def test_memberdata_remote_address_defaults_to_the_platforms():
     assert memberdata_url(Config(), Environment.ACCEPTANCE) == ""
     with pytest.raises(ConfigError, match="memberdata_url"):
         memberdata_url(chosen, Environment.OTHER)
+
+
+@pytest.mark.parametrize("upstream, words", [
+    ({}, "insurability over GenericInsurability"),
+    ({"insurability_service": "memberdata"}, "insurability over MemberData for every consultation"),
+    ({"memberdata_qualities": ["nurse", "groupofnurses"]},
+     "insurability over MemberData for nurse, groupofnurses, over GenericInsurability otherwise"),
+])
+def test_memberdata_choice_is_said_in_words_for_the_start_up_log(upstream, words):
+    from unified_messaging.upstream_choice import describe_choice
+
+    assert describe_choice(config_from_dict({"upstream": upstream})) == words

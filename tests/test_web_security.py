@@ -199,7 +199,8 @@ def world(tmp_path_factory):
         world.ids = {"file_id": nok["id"], "feedback_id": invoicing.feedback_for(nok["id"])[-1]["id"],
                      "tack_id": invoicing.tacks_for(nok["id"])[0]["id"], "certificate_id": group.id,
                      "removable_certificate_id": nurse.id, "establishment_id": establishment.id,
-                     "mandate_id": proposed.id, "active_mandate_id": active.id}
+                     "mandate_id": proposed.id, "active_mandate_id": active.id,
+                     "consultation_id": world.gateway.journal.consultations(limit=1)[0]["id"]}
         yield world
     finally:
         stack.gateway.stop()
@@ -244,6 +245,8 @@ def every_path_of(world: World, route: Route) -> list[str]:
                                             for f in files for t in invoicing.tacks_for(f)],
         frozenset({"certificate_id"}): [{"certificate_id": c.id} for c in store.certificates()],
         frozenset({"mandate_id"}): [{"mandate_id": m.id} for m in store.mandates()],
+        frozenset({"consultation_id"}): [{"consultation_id": c["id"]}
+                                         for c in world.gateway.journal.consultations(limit=1000)],
     }
     assert names in choices, f"{route.endpoint}: give the walk values for {sorted(names)}"
     return [_PARAMETER.sub(lambda m: str(values[m.group(1)]), route.path) for values in choices[names]]
@@ -344,7 +347,8 @@ def test_every_route_has_values_and_a_form_to_try():
     assert not set(FORMS) - {r.endpoint for r in POST_ROUTES}, "FORMS names an action that is gone"
     assert all(r.permission is not None for r in ROUTES if r.endpoint != "login"), \
         "only the login page may be reached without logging in"
-    known = {"file_id", "feedback_id", "tack_id", "certificate_id", "establishment_id", "mandate_id", "login"}
+    known = {"file_id", "feedback_id", "tack_id", "certificate_id", "establishment_id", "mandate_id", "login",
+             "consultation_id"}
     for route in ROUTES:
         assert set(_PARAMETER.findall(route.path)) <= known, f"{route.endpoint}: new path values to fill"
 

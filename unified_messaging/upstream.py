@@ -33,7 +33,7 @@ from unified_messaging.mycarenet.throttling import PLATFORM_MIN_GET_INTERVAL
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry, Keystore, KeystoreError, describe_certificate, read_keystore
 from unified_messaging.mycarenet.memberdata import MemberDataClient
-from unified_messaging.upstream_choice import memberdata_url, uses_memberdata
+from unified_messaging.upstream_choice import describe_choice, memberdata_url, uses_memberdata
 from unified_messaging.mycarenet.sts import SamlToken, StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
@@ -393,6 +393,7 @@ class Upstream:
         goes over MemberData."""
         if not uses_memberdata(self.config):
             return None
+        logger.info("%s (MemberData at %s)", describe_choice(self.config), self.plan.memberdata_url)
         return self.clients.memberdata(self.entry, self.keystore.encryption_entries)
 
     @property

@@ -21,3 +21,13 @@ def memberdata_url(config: Config, environment: Environment) -> str:
                           "([upstream] insurability_service or memberdata_qualities) and the other addresses are "
                           "not MyCareNet's: expected the MemberData v1 address.")
     return url
+
+
+def describe_choice(config: Config) -> str:
+    """Which service answers the consultations, in words (the start-up log says it)."""
+    if config.upstream.insurability_service == "memberdata":
+        return "insurability over MemberData for every consultation"
+    if config.upstream.memberdata_qualities:
+        return (f"insurability over MemberData for {', '.join(config.upstream.memberdata_qualities)}, "
+                "over GenericInsurability otherwise")
+    return "insurability over GenericInsurability"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,6 +71,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 BATCH_STATUSES = ("done", "rejected", "stopped")
+UPSTREAM_SERVICES = ("genins", "memberdata")  # consultations.upstream_service when MyCareNet was asked
+NO_UPSTREAM = "none"  # the ``service`` filter for consultations never sent (upstream_service NULL)
 OK_OUTCOME = "OK"  # InsurabilityService also writes ERROR, FAULT, REJECTED and UNAVAILABLE
 _TEXT_COLUMNS = ("patient", "audit_reference", "reference", "care_provider", "code")
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
@@ -152,6 +155,20 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _fill_upstream_service(db: sqlite3.Connection) -> None:
+    """Once per journal: the consultations journaled before ``upstream_service`` existed, and sent
+    (any outcome but REJECTED), were answered by GenericInsurability, the only service there was.
+    Since the column exists every consultation sent is journaled with its service."""
+    if db.execute("SELECT 1 FROM meta WHERE key = 'upstream_service_filled'").fetchone() is not None:
+        return
+    filled = db.execute("UPDATE consultations SET upstream_service = 'genins' "
+                        "WHERE upstream_service IS NULL AND outcome <> 'REJECTED'").rowcount
+    db.execute("INSERT INTO meta(key, value) VALUES ('upstream_service_filled', ?)",
+               [utc_now().isoformat(timespec="seconds")])
+    if filled:
+        log.info("journal: %d consultation(s) from before the upstream_service column marked genins", filled)
+
+
 def _page(limit: int, offset: int) -> list[int]:
     if limit < 0 or offset < 0:
         raise ValueError(f"limit ({limit}) and offset ({offset}) cannot be negative.")
@@ -171,6 +188,9 @@ class Journal(SqliteFile):
                 if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                     log.info("journal: column %s.%s added", table, column)
+            # after the added columns: a journal older than upstream_service gets it first
+            db.execute("CREATE INDEX IF NOT EXISTS consultations_service_id ON consultations(upstream_service, id)")
+            _fill_upstream_service(db)
             db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
@@ -201,7 +221,7 @@ class Journal(SqliteFile):
     # ------------------------------------------------------------------ consultations, for the UI
     @staticmethod
     def _consultation_filters(outcome: str | None, month: str | None, text: str | None,
-                              interface: str | None) -> tuple[str, list[str]]:
+                              interface: str | None, service: str | None = None) -> tuple[str, list[str]]:
         clauses: list[str] = []
         args: list[str] = []
         if outcome:
@@ -210,6 +230,11 @@ class Journal(SqliteFile):
         if interface:
             clauses.append("interface = ?")
             args.append(interface)
+        if service == NO_UPSTREAM:
+            clauses.append("upstream_service IS NULL")
+        elif service:
+            clauses.append("upstream_service = ?")
+            args.append(service)
         if month:
             clauses.append("at >= ? AND at < ?")
             args.extend(month_range(month))
@@ -228,22 +253,29 @@ class Journal(SqliteFile):
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def find_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
-                           interface: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
+                           interface: str | None = None, service: str | None = None, limit: int = 50,
+                           offset: int = 0) -> list[dict]:
         """One page of consultations, newest first.
 
         ``month`` is ``YYYY-MM`` (UTC, as ``at`` is written); ``text`` is found, ignoring ASCII
         case, in the (masked) patient, the audit reference, the reference, the care provider or
-        the code. Empty filters are no filters.
+        the code; ``service`` is the upstream service that answered (``genins``, ``memberdata``)
+        or ``none`` for consultations never sent. Empty filters are no filters.
         """
-        where, args = self._consultation_filters(outcome, month, text, interface)
+        where, args = self._consultation_filters(outcome, month, text, interface, service)
         return list(self.db.query(f"SELECT * FROM consultations {where} ORDER BY id DESC LIMIT ? OFFSET ?",
                                   [*args, *_page(limit, offset)]))
 
     def count_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
-                            interface: str | None = None) -> int:
+                            interface: str | None = None, service: str | None = None) -> int:
         """How many consultations ``find_consultations`` pages through with the same filters."""
-        where, args = self._consultation_filters(outcome, month, text, interface)
+        where, args = self._consultation_filters(outcome, month, text, interface, service)
         return int(self._connection().execute(f"SELECT count(*) FROM consultations {where}", args).fetchone()[0])
+
+    def consultation(self, consultation_id: int) -> dict | None:
+        """One consultation by its id, or None."""
+        rows = list(self.db.query("SELECT * FROM consultations WHERE id = ?", [consultation_id]))
+        return rows[0] if rows else None
 
     def consultation_months(self) -> list[str]:
         """Every month (``YYYY-MM``) with at least one consultation, newest first.

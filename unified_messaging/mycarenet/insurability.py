@@ -46,7 +46,7 @@ from unified_messaging.domain.insurability import (
     Transfer,
 )
 from unified_messaging.mycarenet.trace import ExchangeTracer
-from unified_messaging.mycarenet.transport import GatewayTransport, network_reason
+from unified_messaging.mycarenet.transport import GatewayTransport
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
@@ -143,8 +143,8 @@ class GenericInsurabilityClient:
         """Ask MyCareNet; business refusals come back in ``answer.fault``."""
         reference = self._references.next()
         payload, headers = self.create_message(query, reference)
-        return logged_consultation("genins", query, reference,
-                                   lambda: self._read_reply(query, self._post(payload, headers), reference))
+        return logged_consultation("genins", query, reference, lambda: self._read_reply(
+            query, self._transport.exchange(self.endpoint, payload, headers), reference))
 
     def create_message(self, query: InsurabilityQuery, input_reference: int) -> tuple[bytes, dict[str, str]]:
         """Build the request: the one place where a message is made (plugins, then the message hook)."""
@@ -193,12 +193,6 @@ class GenericInsurabilityClient:
             "RecordCommonInput": {"InputReference": input_reference},
             "Request": {"CareReceiverId": receiver, "InsurabilityRequestDetail": detail},
         }
-
-    def _post(self, payload: bytes, headers: dict[str, str]) -> requests.Response:
-        try:
-            return self._transport.post(self.endpoint, payload, headers)
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(self.endpoint, network_reason(exc, self.timeout)) from None
 
     def _read_reply(self, query: InsurabilityQuery, response: requests.Response, reference: int) -> InsurabilityAnswer:
         envelope = self._soap_envelope(response)

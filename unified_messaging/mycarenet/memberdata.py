@@ -38,7 +38,7 @@ from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.memberdata_saml import SAML_NS, SAMLP_NS, ResponseReader, attribute_query
 from unified_messaging.mycarenet.qualities import active, care_provider_values
 from unified_messaging.mycarenet.trace import ExchangeTracer
-from unified_messaging.mycarenet.transport import GatewayTransport, network_reason
+from unified_messaging.mycarenet.transport import GatewayTransport
 from unified_messaging.mycarenet.wsse import Clock, utc_now
 from unified_messaging.mycarenet.xmlenc import XENC_NS, DecryptionError, decrypt_element
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
@@ -118,8 +118,8 @@ class MemberDataClient:
         """Ask MyCareNet; business refusals come back in ``answer.fault``."""
         reference = self._references.next()
         payload, headers = self.create_message(query, reference)
-        return logged_consultation(SERVICE_NAME, query, reference,
-                                   lambda: self._read_reply(query, self._post(payload, headers), reference))
+        return logged_consultation(SERVICE_NAME, query, reference, lambda: self._read_reply(
+            query, self._transport.exchange(self.endpoint, payload, headers), reference))
 
     def create_message(self, query: InsurabilityQuery, input_reference: int) -> tuple[bytes, dict[str, str]]:
         """The signed request, as sent."""
@@ -160,12 +160,6 @@ class MemberDataClient:
     def close(self) -> None:
         """Close the pooled connections of every thread."""
         self._transport.close()
-
-    def _post(self, payload: bytes, headers: dict[str, str]) -> requests.Response:
-        try:
-            return self._transport.post(self.endpoint, payload, headers)
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(self.endpoint, network_reason(exc, self.timeout)) from None
 
     def _read_reply(self, query: InsurabilityQuery, response: requests.Response, reference: int) -> InsurabilityAnswer:
         envelope = soap_envelope(response, self.endpoint)

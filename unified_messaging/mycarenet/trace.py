@@ -1,9 +1,15 @@
 """Support tracing: every raw upstream SOAP exchange written to a folder, with secrets masked.
 
 Turned on by ``[upstream] trace_folder``.  Each exchange gives two files,
-``<time>-<n>-<service>-request.xml`` and ``...-response.xml``, exactly as sent and received except
-that the licence password, certificates and signature values (key material) and anything that
-looks like an SSIN are masked, so a trace can be mailed to an integrator or a helpdesk.
+``<time>-<n>-<service>-<path>-request.xml`` and ``...-response.xml``, exactly as sent and received
+except that the licence password, certificates and signature values (key material) and anything
+that looks like an SSIN are masked, so a trace can be mailed to an integrator or a helpdesk.
+
+``<service>`` names the MyCareNet service of the exchange (``exchange_service``), read from the
+request itself: GenericInsurability or MemberData, synchronous or asynchronous (a GenAsync ``MDA``
+message), the GenAsync mailbox of eFact, the STS.  The response file starts with a comment naming
+it again, with the HTTP status and the address.  One tracer serves every client, so the request,
+not the client, says which service it is: the same words whichever client sent it.
 """
 from __future__ import annotations
 
@@ -26,6 +32,42 @@ _KEY_MATERIAL = re.compile(
     rb"(<(?:[\w.-]+:)?(?:BinarySecurityToken|X509Certificate|SignatureValue|Modulus|Exponent)\b[^>]*>)"
     rb"([^<]*)(</)"
 )
+
+
+_MEMBERDATA_SYNC_NS = b"urn:be:fgov:ehealth:mycarenet:memberdata:protocol:v1"
+_GENINS_NS = b"urn:be:fgov:ehealth:genericinsurability:protocol:v1"
+_GENASYNC_NS = b"urn:be:cin:nip:async:generic"
+_BODY_FIRST = re.compile(rb"<(?:[\w.-]+:)?Body\b[^>]*>\s*<(?:[\w.-]+:)?([\w.-]+)")
+_MDA_NAMED = re.compile(rb"""\bMessageName\s*=\s*["']MDA["']|<(?:[\w.-]+:)?MessageNames>[^<]*\bMDA\b""")
+
+GENINS = "GenericInsurability (sync)"
+MEMBERDATA_SYNC = "MemberData (sync)"
+MEMBERDATA_ASYNC = "MemberData (async, GenAsync MDA"  # + " post" / " get" / " confirm" + ")"
+GENASYNC = "GenAsync"
+STS = "STS"
+
+
+def exchange_service(url: str, request: bytes) -> str:
+    """The MyCareNet service an exchange went to, as a trace names it (``""``: not recognised).
+
+    MemberData over GenAsync is a GenAsync ``post`` whose blob is named ``MDA``, a ``get`` asking
+    for ``MDA`` messages, or any call to a MemberData GenAsync address (the platform's ends in
+    ``/GenAsync/memberData``); the GenAsync operation follows the service's name.
+    """
+    path = urlsplit(url).path
+    if _MEMBERDATA_SYNC_NS in request:
+        return MEMBERDATA_SYNC
+    if _GENINS_NS in request:
+        return GENINS
+    if _GENASYNC_NS in request:
+        found = _BODY_FIRST.search(request)
+        operation = f" {found.group(1).decode('ascii')}" if found else ""
+        if _MDA_NAMED.search(request) or "memberdata" in path.lower():
+            return f"{MEMBERDATA_ASYNC}{operation})"
+        return GENASYNC + operation
+    if "SecurityTokenService" in path or b"RequestSecurityToken" in request:
+        return STS
+    return ""
 
 
 def mask_exchange(data: bytes) -> bytes:
@@ -54,10 +96,16 @@ class ExchangeTracer:
                     response.content, response.status_code)
 
     def record(self, url: str, request: bytes, response: bytes, status: int) -> Path:
-        service = re.sub(r"[^A-Za-z0-9]+", "-", urlsplit(url).path).strip("-") or "root"
-        stem = f"{self._now():%Y%m%dT%H%M%S.%f}-{next(self._numbers):06d}-{service}"
+        service = exchange_service(url, request)
+        names = "-".join(part for part in (_slug(service), _slug(urlsplit(url).path)) if part) or "root"
+        stem = f"{self._now():%Y%m%dT%H%M%S.%f}-{next(self._numbers):06d}-{names}"
         (self.folder / f"{stem}-request.xml").write_bytes(mask_exchange(request))
+        said = f"{service}: " if service else ""
         (self.folder / f"{stem}-response.xml").write_bytes(
-            f"<!-- HTTP {status} from {url} -->\n".encode("utf-8") + mask_exchange(response))
-        log.debug("traced exchange %s", stem)
+            f"<!-- {said}HTTP {status} from {url} -->\n".encode("utf-8") + mask_exchange(response))
+        log.debug("traced exchange %s (%s)", stem, service or "service not recognised")
         return self.folder / f"{stem}-request.xml"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")

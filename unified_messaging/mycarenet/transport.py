@@ -7,7 +7,8 @@ Unlike zeep's default transport, nothing here logs message bodies: they carry th
 password and patients' SSINs.
 
 ``network_reason`` turns a failed exchange into a short reason (``domain.errors`` words the
-message from it).  An HTTP error page (a proxy's or a load balancer's "502 Bad Gateway", a
+message from it); ``GatewayTransport.exchange`` is the synchronous clients' post, where a failed
+exchange is already ``UpstreamUnavailable`` with that reason.  An HTTP error page (a proxy's or a load balancer's "502 Bad Gateway", a
 "503 Service Unavailable" maintenance page) is not a SOAP answer: ``check_answer`` refuses it as
 ``ErrorPage`` before anyone tries to parse it as XML, so the caller reads "MyCareNet is not
 available (HTTP 502 Bad Gateway with an HTML error page...)" instead of an XML parser's complaint.
@@ -21,6 +22,7 @@ import requests
 import zeep
 from requests.adapters import HTTPAdapter
 
+from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.mycarenet.trace import ExchangeTracer
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,14 @@ class GatewayTransport(zeep.Transport):
 
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
         return check_answer(self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout))
+
+    def exchange(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
+        """``post``, with a failed exchange (no connection, no answer in time, an error page) raised as
+        ``UpstreamUnavailable`` for ``address``, worded by ``network_reason``."""
+        try:
+            return self.post(address, message, headers)
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(address, network_reason(exc, self.operation_timeout)) from None
 
     def close(self) -> None:
         """Close every thread's session (their pooled connections)."""

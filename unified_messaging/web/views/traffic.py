@@ -26,6 +26,7 @@ from unified_messaging.efact.feedback import FeedbackError, read_feedback
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.resend import ResendRefused, queue_resend
 from unified_messaging.invoicing.store import SHOWN_STATUSES
+from unified_messaging.journal.store import NO_UPSTREAM, UPSTREAM_SERVICES
 from unified_messaging.web.charts import Series, horizontal_bars, stacked_columns
 from unified_messaging.web.context import Page
 from unified_messaging.web.permissions import Permission
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FILE_STATUSES = SHOWN_STATUSES
 OUTCOMES = ("OK", "ERROR", "FAULT", "REJECTED", "UNAVAILABLE")
+SERVICE_NAMES = {"genins": "GenericInsurability", "memberdata": "MemberData"}  # MyCareNet's names, not translated
 FEEDBACK_NAMES = {"931000": "acknowledgement", "920098": "detailed check (accepted)",
                   "920099": "detailed check (refused)", "920999": "reception refusal", "920900": "settlement"}
 PENDING_STATUSES = ("WAITING", "OK", "ONGOING")  # MyCareNet still has something to say
@@ -266,14 +268,24 @@ def consultations(page: Page) -> Response:
         # A full national number finds the same (masked) rows; keep it out of the page, links and history.
         query = {k: v for k, v in page.request.args.items() if k != "page"}
         return page.redirect("consultations", {**query, "q": mask_ssins_in_text(typed)})
-    interface = page.query("interface")
+    interface, service = page.query("interface"), page.query("service")
     filters = {"outcome": _choice(page.query("outcome"), OUTCOMES), "month": _month(page),
                "text": page.query("q")[:100] or None,
-               "interface": interface if interface in ("soap", "folder", "batch") else None}
+               "interface": interface if interface in ("soap", "folder", "batch") else None,
+               "service": service if service in (*UPSTREAM_SERVICES, NO_UPSTREAM) else None}
     pages = _pages(page, journal.count_consultations(**filters))
     rows = journal.find_consultations(**filters, limit=pages["size"], offset=pages["offset"])
     return page.render("consultations.html", rows=rows, filters=filters, pages=pages, outcomes=OUTCOMES,
-                       months=journal.consultation_months())
+                       months=journal.consultation_months(), services=SERVICE_NAMES, no_service=NO_UPSTREAM)
+
+
+@route("/insurability/<int:consultation_id>", permission=Permission.INSURABILITY)
+def consultation(page: Page, consultation_id: int) -> Response:
+    row = page.services.journal.consultation(consultation_id)
+    if row is None:
+        return page.render("refused.html", status=404,
+                           message=page._("There is no consultation #{number}.", number=consultation_id))
+    return page.render("consultation.html", c=row, services=SERVICE_NAMES, no_service=NO_UPSTREAM)
 
 
 @route("/batch", permission=Permission.BATCH)
