@@ -21,3 +21,11 @@ def memberdata_url(config: Config, environment: Environment) -> str:
                           "([upstream] insurability_service or memberdata_qualities) and the other addresses are "
                           "not MyCareNet's: expected the MemberData v1 address.")
     return url
+
+
+def memberdata_async_url(config: Config, environment: Environment) -> str:
+    """``[upstream] memberdata_async_url``, else the GenAsync memberData address of the configured
+    platform ("" when neither is known: the batch then keeps the sync MemberData)."""
+    if not uses_memberdata(config):
+        return config.upstream.memberdata_async_url
+    return config.upstream.memberdata_async_url or memberdata_addresses(environment)[1]

@@ -15,7 +15,7 @@ It serves, under one address:
   returns the simulator's counters as JSON, e.g. ``genasync.posts.<InputReference>`` (how many
   times a sending was posted: the proof of exactly-once), ``genasync.delivered``,
   ``genasync.redelivered``, ``genasync.confirmed.messages``, plus ``pending_messages`` (feedback
-  produced and not confirmed yet).  It shows no patient data and no secret;
+  produced and not confirmed yet) and ``pending_mda_answers`` (MDA answers not confirmed yet).  It shows no patient data and no secret;
 * ``/_simulator/faults``: a **test** endpoint (not part of MyCareNet) for upstream chaos
   (``simulator/chaos.py``): ``GET`` returns the fault of each service and what was injected so far,
   ``POST ?service=genins&mode=html-502[&count=3]`` sets one (``mode=none`` lifts it).
@@ -88,6 +88,9 @@ class StandaloneApp:
         genasync = getattr(self.simulator, "genasync", None)
         if genasync is not None:
             values["pending_messages"] = genasync.pending_messages()
+        memberdata_async = getattr(self.simulator, "memberdata_async", None)
+        if memberdata_async is not None:
+            values["pending_mda_answers"] = memberdata_async.pending()
         return values
 
     def faults(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
