@@ -49,6 +49,7 @@ from unified_messaging.insurability.batch_input import (
     EMPTY, INPUT_COLUMNS, FileRejected, Line, LineProblem, decode, parse_date, query_of, read_header,
 )
 from unified_messaging.insurability.batch_job import BatchJob
+from unified_messaging.insurability.batch_mda import MdaFile, MdaSettings, MdaStopped
 from unified_messaging.insurability.batch_output import (
     FSYNC_SECONDS, MULTI, OUTPUT_COLUMNS, OUTPUT_SUFFIX, PartFile, answer_columns, count_results, output_name, pad,
     problem_columns,
@@ -95,7 +96,10 @@ class BatchRunner:
         settle_seconds: float = 0.0,
         journal: Journal | None = None,
         clock: Callable[[], datetime] = utc_now,
+        memberdata_async: MdaSettings | None = None,
     ) -> None:
+        """``memberdata_async``: large files whose lines go over MemberData are asked with MDA (``batch_mda``)."""
+        self.memberdata_async = memberdata_async
         self.job = job
         self.service = service
         self.max_parallel = job.max_parallel or max_parallel
@@ -197,7 +201,10 @@ class BatchRunner:
                 log.info("%s: continuing after line %d of %d", path.name, out.done, len(lines))
                 count_results(part, self.job, result)
             try:
-                self._answer_lines(path.name, lines[out.done:], columns, out, result)
+                if self.memberdata_async is not None and self.memberdata_async.applies(len(lines), state):
+                    self._answer_async(path.name, lines, columns, out, result, state, sidecar)
+                else:
+                    self._answer_lines(path.name, lines[out.done:], columns, out, result)
             except BatchStopped as exc:
                 result.status, result.reason = "stopped", str(exc)
                 return result
@@ -246,6 +253,19 @@ class BatchRunner:
                 for _, future in window:
                     future.cancel()
 
+    def _answer_async(self, name: str, lines: list[Line], columns: list[str], out: PartFile, result: FileResult,
+                      state: dict, sidecar: Path) -> None:
+        """The file over the asynchronous MemberData, its progress in the sidecar (``batch_mda``)."""
+        progress = self.progress
+        mda = MdaFile(self.memberdata_async, self.service, self.job, state=state,
+                      save=lambda: write_atomically(sidecar, json.dumps(state).encode("utf-8")),
+                      answer_sync=lambda line: self._answer(line, columns), stop=self.stop_event,
+                      progress=(lambda done: progress(name, done, result.lines)) if progress else None)
+        try:
+            mda.run(lines, columns, out, result, lambda span: self._answer_lines(name, span, columns, out, result))
+        except MdaStopped as exc:
+            raise BatchStopped(str(exc)) from None
+
     def _answer(self, line: Line, columns: list[str]) -> list[str]:
         try:
             query = query_of(line, columns, self.job)
@@ -274,7 +294,9 @@ class BatchScheduler:
     """
 
     def __init__(self, jobs: list[BatchJob], service: InsurabilityService, *, max_parallel: int,
-                 rescan_seconds: float, settle_seconds: float = 10.0, journal: Journal | None = None) -> None:
+                 rescan_seconds: float, settle_seconds: float = 10.0, journal: Journal | None = None,
+                 memberdata_async: MdaSettings | None = None) -> None:
+        self.memberdata_async = memberdata_async
         self.jobs = jobs
         self.service = service
         self.journal = journal
@@ -298,7 +320,8 @@ class BatchScheduler:
             if self._stop.is_set():
                 break
             runner = BatchRunner(job, self.service, max_parallel=self.max_parallel, stop=self._stop,
-                                 settle_seconds=self.settle_seconds, journal=self.journal)
+                                 settle_seconds=self.settle_seconds, journal=self.journal,
+                                 memberdata_async=self.memberdata_async)
             try:
                 summaries.append(runner.run())
             except OSError:
