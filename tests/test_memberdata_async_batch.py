@@ -5,6 +5,7 @@ error on their line, and a gateway process killed after the post and before the 
 again nor loses or repeats a line."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import time
@@ -23,7 +24,7 @@ from unified_messaging.simulator.population import TEST_PATIENTS
 TODAY = dt.date.today().isoformat()
 SCENARIOS = ["insured", "preferential_rate", "third_party_payment", "medical_house", "hospitalized",
              "deceased", "change_of_mutuality", "unknown", "several_insurers"]
-AUDIT = len(OUTPUT_COLUMNS) and OUTPUT_COLUMNS.index("audit_reference")
+AUDIT = OUTPUT_COLUMNS.index("audit_reference")
 BAD_SSIN_LINE, UNKNOWN_LINE = 7, 11
 
 
@@ -71,7 +72,6 @@ def run_job(gateway, folder, count: int, *, asynchronous: bool, **settings):
     write_batch(job.input_folder, "patients.csv", count)
     mda = gateway.batch_memberdata_async() if asynchronous else None
     if mda is not None and settings:
-        import dataclasses
         mda = dataclasses.replace(mda, **settings)
     summary = BatchRunner(job, gateway.insurability, journal=gateway.journal, memberdata_async=mda,
                           retry_delays=()).run()
@@ -133,10 +133,90 @@ def test_memberdata_small_batch_keeps_the_sync_path(mda_gateway, tmp_path):
     assert len(rows) == 21
 
 
-# -- the gateway process killed after the post, before the answers --
+@pytest.mark.parametrize("mode, handled", [("html-503", 0), ("reset", 1)], ids=["never-reached", "answer-lost"])
+def test_memberdata_async_post_lost_on_the_way_is_posted_once_by_the_next_run(mda_gateway, tmp_path, mode, handled):
+    """``[simulator] fault_memberdata`` on the MDA post: a 503 from a proxy (the platform never saw it), or
+    the connection reset after the platform took it (its TAck lost).  The run stops, resumable; the
+    next one posts again only the post the platform never had."""
+    job = load_batch_job(write_job(tmp_path))
+    write_batch(job.input_folder, "patients.csv", 60)
+    mda = dataclasses.replace(mda_gateway.batch_memberdata_async(), repost_grace=1.0)
+    before = counters(mda_gateway)
+    mda_gateway.simulator.faults.set("memberdata", mode, count=1)
+    [stopped] = BatchRunner(job, mda_gateway.insurability, memberdata_async=mda, retry_delays=()).run().files
+    assert stopped.status == "stopped" and "could not be reached to post" in stopped.reason
+    assert '"posting"' in (job.output_folder / ".patients.csv.job.json").read_text(encoding="utf-8")
+    assert counters(mda_gateway)["memberdata_async.post"] - before["memberdata_async.post"] == handled
 
-def test_memberdata_async_batch_gateway_killed_after_the_post_posts_once_and_answers_every_line(tmp_path):
-    simulator = start_simulator(tmp_path, timings=(6.0, 6.5, 7.0))  # MDA answers due 6 s after the post
+    [done] = BatchRunner(job, mda_gateway.insurability, memberdata_async=mda, retry_delays=()).run().files
+    assert done.status == "done", done.describe()
+    after = counters(mda_gateway)
+    assert after["memberdata_async.post"] - before["memberdata_async.post"] == 1  # the platform had it once
+    assert after["memberdata.consult"] == before["memberdata.consult"]
+    rows = read_output(job.output_folder / "patients.result.csv")
+    assert [r[3] for r in rows[1:]] == [f"LINE-{n}" for n in range(1, 61)]
+    assert mda_gateway.simulator.memberdata_async.pending() == 0
+
+
+# -- the gateway process killed (SIGKILL) at each step of a chunk, then started again --
+
+
+def _part_rows(folder) -> int:
+    part = folder / "out" / ".patients.result.csv.part"
+    return len(read_output(part)) if part.exists() else 0
+
+
+def _sidecar(folder) -> str:
+    path = folder / "out" / ".patients.csv.job.json"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def during_post(folder, counters):
+    """Recorded as posting (fsynced), the post arrived at the platform and is held there: not handled yet."""
+    return '"posting"' in _sidecar(folder) and counters.get("held.post", 0) == 1 \
+        and counters.get("memberdata_async.post", 0) == 0
+
+
+def after_post(folder, counters):
+    """The platform handled the post (its 119 answers wait in the mailbox, not due yet)."""
+    return counters.get("pending_mda_answers", 0) == 119
+
+
+def between_write_and_confirm(folder, counters):
+    """Every answer written to the .part, the confirm held on its way: nothing confirmed."""
+    return _part_rows(folder) == 121 and counters.get("held.confirm", 0) == 1
+
+
+def checked_during_post(folder, counters):
+    assert counters.get("memberdata_async.post", 0) == 0 and _part_rows(folder) == 1
+    assert '"posting"' in _sidecar(folder)
+
+
+def checked_after_post(folder, counters):
+    assert _part_rows(folder) == 1  # only the header: no answer written yet
+    assert counters["pending_mda_answers"] == 119 and counters.get("memberdata_async.delivered", 0) == 0
+
+
+def checked_between_write_and_confirm(folder, counters):
+    assert counters.get("memberdata_async.confirmed.messages", 0) == 0 and counters["pending_mda_answers"] == 119
+    assert _part_rows(folder) == 121 and '"posted"' in _sidecar(folder)
+
+
+CRASHES = {
+    # step: (simulator options, MDA answer delay, reached, checked after the kill)
+    "during-post": (("--hold", "post=3000"), 1.0, during_post, checked_during_post),
+    "after-post": ((), 6.0, after_post, checked_after_post),
+    # the held confirm is still handled after the kill (its request was sent): the hold leaves room for
+    # the restarted gateway's get to come first and see the answers again
+    "between-write-and-confirm": (("--hold", "confirm=8000"), 0.5, between_write_and_confirm,
+                                  checked_between_write_and_confirm),
+}
+
+
+@pytest.mark.parametrize("step", list(CRASHES))
+def test_memberdata_async_batch_gateway_killed_posts_once_and_answers_every_line_once(tmp_path, step):
+    options, delay, reached, checked = CRASHES[step]
+    simulator = start_simulator(tmp_path, *options, timings=(delay, delay + 0.5, delay + 1.0))
     folder = tmp_path / "job"
     folder.mkdir()
     job_file = write_job(folder)
@@ -155,15 +235,9 @@ memberdata_async_min_lines = 50
     output = folder / "out" / "patients.result.csv"
     try:
         write_batch(folder / "in", "patients.csv", 120)
-        wait_for(lambda: simulator_counters(simulator).get("memberdata_async.post", 0) == 1, timeout=60,
-                 what="the MDA post")
+        wait_for(lambda: reached(folder, simulator_counters(simulator)), timeout=60, every=0.01, what=step)
         gateway.kill()
-        counted = simulator_counters(simulator)
-        part = folder / "out" / ".patients.result.csv.part"
-        assert part.exists() and len(read_output(part)) == 1  # only the header: no answer written yet
-        assert counted.get("pending_mda_answers", 0) == 119 and counted.get("memberdata_async.delivered", 0) == 0
-        sidecar = (folder / "out" / ".patients.csv.job.json").read_text(encoding="utf-8")
-        assert '"posted"' in sidecar or '"posting"' in sidecar
+        checked(folder, simulator_counters(simulator))
 
         gateway = start_gateway(tmp_path, config)
         wait_for(output.exists, timeout=90, what="the output after the restart")
@@ -174,9 +248,11 @@ memberdata_async_min_lines = 50
     finally:
         gateway.stop()
         simulator.stop()
-    assert final["memberdata_async.post"] == 1  # never posted twice
+    assert final["memberdata_async.post"] == 1, final  # never posted twice, whatever the kill interrupted
     assert sum(v for k, v in final.items() if k.startswith("memberdata_async.posts.")) == 1
-    assert final.get("memberdata.consult", 0) == 0
+    assert final.get("memberdata.consult", 0) == 0  # and never asked line by line instead
+    if step == "between-write-and-confirm":
+        assert final["memberdata_async.redelivered"] >= 119  # the unconfirmed answers came again, not rewritten
     rows = read_output(output)
     assert [r[3] for r in rows[1:]] == [f"LINE-{n}" for n in range(1, 121)]  # every line, once, in order
     assert (folder / "archive" / "patients.csv").exists()
