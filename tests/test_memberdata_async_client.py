@@ -18,7 +18,7 @@ from unified_messaging.domain.errors import UpstreamFault
 from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
 from unified_messaging.mycarenet.genasync import ReceivedMessage
 from unified_messaging.mycarenet.memberdata_async import (
-    QUERY_LIST, RESPONSE_LIST, MemberDataAsync, query_id,
+    QUERY_LIST, RESPONSE_LIST, MemberDataAsync,
 )
 from unified_messaging.mycarenet.memberdata_saml import SAML_NS, SAMLP_NS
 from unified_messaging.mycarenet.xmlenc import encrypt_element
@@ -41,6 +41,10 @@ def question(scenario: str = "insured", **changes) -> InsurabilityQuery:
 
 def questions(reference: str, *scenarios: str) -> dict[str, InsurabilityQuery]:
     return {query_id(reference, n): question(s) for n, s in enumerate(scenarios, 1)}
+
+
+def query_id(input_reference: str, line: int) -> str:
+    return f"_{input_reference}-{line}"  # as the batch names its queries
 
 
 class Unused:
@@ -128,18 +132,24 @@ def test_memberdata_async_answer_for_another_key_is_that_line_s_fault(pki):
     assert collected.answers[identifier].code == "UM-ANSWER-ENCRYPTION"
 
 
+def mda_client(pki, url: str) -> MemberDataAsync:
+    """MDA for the demo lab through the upstream seam's GenAsync client, at the simulator's memberData address."""
+    plan = UpstreamPlan(sts_url=url + STS_PATH, genericinsurability_url="", genasync_url="",
+                        keystore_path=pki.lab.path, keystore_password=pki.password,
+                        platform_ca=pki.ca_certificate(), timeout=30.0)
+    clients = UpstreamClients(plan, licence_username=LICENCE[0], licence_password=LICENCE[1])
+    keystore = clients.read_keystore()
+    mailbox = clients.genasync(keystore.authentication, LAB, endpoint=url + MEMBERDATA_ASYNC_PATH)
+    return MemberDataAsync(mailbox, lambda: keystore.encryption_entries)
+
+
 @pytest.fixture()
 def mda(pki):
     timings = FeedbackTimings(acknowledgement=0.3, detailed=0.4, settlement=0.5)
     with running_platform(pki, timings=timings) as (simulator, url):
-        plan = UpstreamPlan(sts_url=url + STS_PATH, genericinsurability_url="", genasync_url="",
-                            keystore_path=pki.lab.path, keystore_password=pki.password,
-                            platform_ca=pki.ca_certificate(), timeout=30.0)
-        clients = UpstreamClients(plan, licence_username=LICENCE[0], licence_password=LICENCE[1])
-        keystore = clients.read_keystore()
-        mailbox = clients.genasync(keystore.authentication, LAB, endpoint=url + MEMBERDATA_ASYNC_PATH)
-        yield simulator, MemberDataAsync(mailbox, lambda: keystore.encryption_entries)
-        mailbox.close()
+        client = mda_client(pki, url)
+        yield simulator, client
+        client.mailbox.close()
 
 
 def test_memberdata_async_round_trip_through_the_simulator(mda):
@@ -174,3 +184,14 @@ def test_memberdata_async_refuses_a_blob_that_is_not_an_attribute_query_list(mda
     assert not result.tack.success and "AttributeQueryList" in result.tack.result_message
     assert simulator.memberdata_async.pending() == 0
 
+
+
+def test_memberdata_async_get_asked_too_soon_says_how_long_to_wait(pki):
+    with running_platform(pki, min_get_interval=5.0) as (simulator, url):
+        client = mda_client(pki, url)
+        asked = questions("MDA00000000005", "insured")
+        assert client.collect(asked, "MDA00000000005").retry_after is None
+        throttled = client.collect(asked, "MDA00000000005")
+        client.mailbox.close()
+    assert throttled.answers == {} and 4.0 < throttled.retry_after <= 5.0
+    assert simulator.counters["memberdata_async.throttled"] == 1

@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable, Mapping, Protocol
 
 from unified_messaging.domain.errors import UpstreamFault, UpstreamUnavailable
 from unified_messaging.domain.insurability import CareProvider, InsurabilityQuery
@@ -40,14 +40,35 @@ from unified_messaging.insurability.batch_job import BatchJob
 from unified_messaging.insurability.batch_output import PartFile, answer_columns, pad
 from unified_messaging.insurability.batch_results import FileResult
 from unified_messaging.insurability.service import InsurabilityService
-from unified_messaging.mycarenet.memberdata_async import Collected, MemberDataAsync, query_id
-from unified_messaging.mycarenet.throttling import MailboxThrottled
 
 log = logging.getLogger(__name__)
 
 INTERFACE = "batch"
 SIDECAR_KEY = "memberdata_async"
 POSTING, POSTED = "posting", "posted"
+
+
+class MdaClient(Protocol):
+    """The asynchronous MemberData of one care provider (``mycarenet.memberdata_async.MemberDataAsync``;
+    the gateway gives it, so that this interface never imports the upstream client)."""
+
+    def post(self, questions: Mapping[str, InsurabilityQuery], input_reference: str) -> Any:
+        """The post's result: ``result.tack`` says whether the platform accepted it."""
+
+    def collect(self, questions: Mapping[str, InsurabilityQuery], input_reference: str, *,
+                max_messages: int = 1000) -> Any:
+        """What one get brought: ``answers`` by query ID, ``tacks``, ``retry_after``, ``missing()``, ``merge()``."""
+
+    def confirm(self, collected: Any) -> None:
+        """Tell the platform the answers of ``collected`` are stored."""
+
+    def empty(self) -> Any:
+        """A ``Collected`` with nothing yet (what ``collect`` returns, to merge gets into)."""
+
+
+def query_id(input_reference: str, line: int) -> str:
+    """The XML ID of the query for ``line`` of the post ``input_reference`` (an NCName: ``_`` first)."""
+    return f"_{input_reference}-{line}"
 
 
 class MdaStopped(Exception):
@@ -59,7 +80,7 @@ class MdaSettings:
     """How the batch uses MDA: ``mailboxes`` gives the MDA client of a care provider (None: the
     gateway cannot act for it, and its lines are asked synchronously, which says why)."""
 
-    mailboxes: Callable[[CareProvider], MemberDataAsync | None]
+    mailboxes: Callable[[CareProvider], MdaClient | None]
     min_lines: int = 50
     chunk: int = 500
     poll_interval: float = 15.0
@@ -93,7 +114,7 @@ class MdaFile:
         self.settings, self.service, self.job = settings, service, job
         self.state, self.save, self.answer_sync, self.stop = state, save, answer_sync, stop
         self.progress = progress
-        self._mailboxes: dict[tuple[str, str], MemberDataAsync | None] = {}
+        self._mailboxes: dict[tuple[str, str], MdaClient | None] = {}
 
     def run(self, lines: list[Line], columns: list[str], out: PartFile, result: FileResult,
             answer_range: Callable[[list[Line]], None]) -> None:
@@ -151,7 +172,7 @@ class MdaFile:
             return None
         return query if self.service.asks_memberdata(query) else None
 
-    def _mailbox(self, provider: CareProvider) -> MemberDataAsync | None:
+    def _mailbox(self, provider: CareProvider) -> MdaClient | None:
         key = (provider.nihii, provider.quality)
         if key not in self._mailboxes:
             self._mailboxes[key] = self.settings.mailboxes(provider)
@@ -160,7 +181,7 @@ class MdaFile:
     def _questions(self, record: dict, lines: list[Line]) -> dict[str, InsurabilityQuery]:
         return {query_id(record["ref"], n): query_of(lines[n - 1], self.columns, self.job) for n in record["lines"]}
 
-    def _post(self, mailbox: MemberDataAsync, record: dict, lines: list[Line]) -> bool:
+    def _post(self, mailbox: MdaClient, record: dict, lines: list[Line]) -> bool:
         """Post the chunk; False when the platform refused it (its lines are then asked synchronously)."""
         try:
             result = mailbox.post(self._questions(record, lines), record["ref"])
@@ -219,17 +240,13 @@ class MdaFile:
         log.info("%s: lines %d-%d answered over MDA (%s, %d queries)", self.job.name, record["first"],
                  record["last"], record["ref"], len(record["lines"]))
 
-    def _poll(self, mailbox: MemberDataAsync, record: dict, questions: dict[str, InsurabilityQuery],
-              needed: list[str], lines: list[Line]) -> Collected:
+    def _poll(self, mailbox: MdaClient, record: dict, questions: dict[str, InsurabilityQuery],
+              needed: list[str], lines: list[Line]) -> Any:
         """Gets until every needed answer is there; reposts a ``posting`` chunk the platform never saw."""
-        collected = Collected()
+        collected = mailbox.empty()
         while True:
             try:
                 got = mailbox.collect(questions, record["ref"], max_messages=max(1000, len(questions)))
-            except MailboxThrottled as throttled:
-                if self.stop.wait(throttled.wait_seconds):
-                    raise self._stopping(record) from None
-                continue
             except UpstreamUnavailable as exc:
                 raise MdaStopped(f"MyCareNet could not be reached for the answers to lines {record['first']}-"
                                  f"{record['last']} (posted as {record['ref']}); the next run asks again. "
@@ -237,9 +254,11 @@ class MdaFile:
             except UpstreamFault as fault:
                 raise MdaStopped(f"MyCareNet refused the get of the answers to lines {record['first']}-"
                                  f"{record['last']}: {fault.code} {fault.message}") from None
-            collected.answers.update(got.answers)
-            collected.messages += [m for m in got.messages if m.key not in {k.key for k in collected.messages}]
-            collected.tacks += [t for t in got.tacks if t.tack.content not in {k.tack.content for k in collected.tacks}]
+            if got.retry_after is not None:  # asked too soon: wait as the platform says
+                if self.stop.wait(got.retry_after):
+                    raise self._stopping(record)
+                continue
+            collected.merge(got)
             if record["state"] == POSTING and (got.tacks or got.answers):
                 record["state"] = POSTED  # the platform had it: the post is not sent again
                 self.save()

@@ -10,10 +10,10 @@ GenAsync client (and signing, token renewal, transport) as invoicing, at ``membe
 The answers come with ``get`` (``MessageNames`` ``MDA``): each message holds a SAML ``Response``
 (or a ``ResponseList`` of them), encrypted for the caller like the sync answer; each is matched to
 its query by ``InResponseTo`` = the query's ``ID`` and read with the sync client's mapping
-(``memberdata.read_answer``) onto the same ``InsurabilityAnswer``.  The query IDs are made from
-the post's InputReference and the line number (``query_id``), so that a restarted batch knows
-which answer is whose without having stored the queries.  ``confirm`` comes last, once the
-caller has written the answers durably: until then the platform delivers them again.
+(``memberdata.read_answer``) onto the same ``InsurabilityAnswer``.  The caller names the query IDs
+(the batch makes them from the post's InputReference and the line number, so that a restarted
+batch knows which answer is whose without having stored the queries).  ``confirm`` comes last,
+once the caller has written the answers durably: until then the platform delivers them again.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from unified_messaging.mycarenet.genasync import MailboxContent, PostResult, Rec
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.memberdata import read_answer
 from unified_messaging.mycarenet.memberdata_saml import EXT_NS, SAML_NS, SAMLP_NS, attribute_query
+from unified_messaging.mycarenet.throttling import MailboxThrottled
 from unified_messaging.mycarenet.wsse import utc_now
 from unified_messaging.mycarenet.xmlenc import XENC_NS, DecryptionError, decrypt_element
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
@@ -56,11 +57,6 @@ class Mailbox(Protocol):
     def confirm(self, **options: object) -> None: ...
 
 
-def query_id(input_reference: str, line: int) -> str:
-    """The XML ID of the query for ``line`` of the post ``input_reference`` (an NCName: ``_`` first)."""
-    return f"_{input_reference}-{line}"
-
-
 def attribute_query_list(questions: Mapping[str, InsurabilityQuery], issued: datetime) -> etree._Element:
     """The ``AttributeQueryList`` of the queries, each with its ID (the keys), in the given order."""
     root = etree.Element(QUERY_LIST, nsmap={"ext": EXT_NS, "samlp": SAMLP_NS, "saml": SAML_NS})
@@ -77,9 +73,19 @@ class Collected:
     answers: dict[str, InsurabilityAnswer | UpstreamFault] = field(default_factory=dict)
     messages: list[ReceivedMessage] = field(default_factory=list)
     tacks: list[ReceivedTAck] = field(default_factory=list)
+    retry_after: float | None = None
+    """Set when the platform refused the get as too soon: the seconds to wait before the next one."""
 
     def missing(self, identifiers: Sequence[str]) -> list[str]:
         return [i for i in identifiers if i not in self.answers]
+
+    def merge(self, other: "Collected") -> None:
+        """Add what a later get brought (a message or TAck delivered again counts once)."""
+        self.answers.update(other.answers)
+        keys = {m.key for m in self.messages}
+        self.messages += [m for m in other.messages if m.key not in keys]
+        contents = {t.tack.content for t in self.tacks}
+        self.tacks += [t for t in other.tacks if t.tack.content not in contents]
 
 
 class MemberDataAsync:
@@ -117,9 +123,14 @@ class MemberDataAsync:
                 max_messages: int = 1000) -> Collected:
         """One ``get``: the answers to ``questions`` (of the post ``input_reference``) there are now.
 
-        Raises like ``GenAsyncClient.get`` (``MailboxThrottled`` when asked too soon).  Messages of
-        other posts are left in the mailbox, unconfirmed, for their own batch."""
-        content = self.mailbox.get(max_messages=max_messages, max_tacks=max_messages, message_names=(MESSAGE_NAME,))
+        A get refused as too soon gives nothing but ``retry_after``; otherwise raises like
+        ``GenAsyncClient.get``.  Messages of other posts are left in the mailbox, unconfirmed, for
+        their own batch."""
+        try:
+            content = self.mailbox.get(max_messages=max_messages, max_tacks=max_messages,
+                                       message_names=(MESSAGE_NAME,))
+        except MailboxThrottled as throttled:
+            return Collected(retry_after=throttled.wait_seconds)
         collected = Collected(tacks=[t for t in content.tacks if t.tack.input_reference == input_reference])
         keys = list(self._keys())
         for message in content.messages:
@@ -142,6 +153,10 @@ class MemberDataAsync:
                 except UpstreamFault as fault:
                     collected.answers[identifier] = fault
         return collected
+
+    @staticmethod
+    def empty() -> Collected:
+        return Collected()
 
     def confirm(self, collected: Collected) -> None:
         """Tell the platform the answers are stored: it will not deliver them again."""
