@@ -22,6 +22,10 @@ For every file of the job's input folder matching its pattern, in name order:
 MyCareNet unreachable: the line is asked again after ``retry_delays``; if it still fails, the run
 **stops** (``status = "stopped"``) with every answered line kept, and the next run continues there.
 
+A large file whose lines go over MemberData (``memberdata_async``: more than ``[batch]
+memberdata_async_min_lines`` lines) is asked with the asynchronous MemberData instead, in posted
+chunks recorded in the same sidecar (``batch_mda``); the output is the same.
+
 This module holds the runner of one job (one file at a time) and the scheduler; reading the input
 is in ``batch_input``, the answer columns and the ``.part`` file in ``batch_output``, the lock,
 sidecar and moves in ``batch_folders``, the reports in ``batch_results`` (all re-exported here).
