@@ -109,7 +109,7 @@ def test_memberdata_async_batch_of_120_lines_is_posted_once_and_answers_like_the
     messages = start + OUTPUT_COLUMNS.index("messages")
     assert (rows[BAD_SSIN_LINE][status], rows[BAD_SSIN_LINE][code]) == ("ERROR", "UM-SSIN")
     assert rows[UNKNOWN_LINE][status] == "ERROR" and "UNKNOWN_IO" in rows[UNKNOWN_LINE][messages]
-    assert sum(r[status] == "OK" for r in rows[1:]) == result.ok == 80  # the same lines OK as the sync path (compared above)
+    assert sum(r[status] == "OK" for r in rows[1:]) == result.ok == 80  # as many as the sync path
     consultations = [r for r in mda_gateway.journal.consultations(limit=400)
                      if r["interface"] == "batch" and r["upstream_service"] == "memberdata"]
     assert len(consultations) >= 2 * 119  # every line journaled, the async ones as MemberData answers
@@ -194,7 +194,8 @@ def checked_during_post(folder, counters):
 
 def checked_after_post(folder, counters):
     assert _part_rows(folder) == 1  # only the header: no answer written yet
-    assert counters["pending_mda_answers"] == 119 and counters.get("memberdata_async.delivered", 0) == 0
+    assert counters["pending_mda_answers"] == 119
+    assert counters.get("memberdata_async.delivered", 0) <= 1  # at most the post's TAck: no answer was due yet
 
 
 def checked_between_write_and_confirm(folder, counters):

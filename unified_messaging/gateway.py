@@ -258,8 +258,8 @@ class Gateway:
                         return None  # its lines are asked one by one, and each says why
                 client = upstream.clients.genasync(entry, provider, throttle_wait=cfg.invoicing.throttle_wait_seconds,
                                                    endpoint=upstream.plan.memberdata_async_url)
-                mailboxes[key] = MemberDataAsync(self.watch.wrap(client, "memberdata_async", ("post", "get", "confirm")),
-                                                 lambda: keys, is_test=cfg.upstream.is_test, now=self.clock)
+                timed = self.watch.wrap(client, "memberdata_async", ("post", "get", "confirm"))
+                mailboxes[key] = MemberDataAsync(timed, lambda: keys, is_test=cfg.upstream.is_test, now=self.clock)
             return mailboxes[key]
         return MdaSettings(mailbox, min_lines=cfg.batch.memberdata_async_min_lines,
                            chunk=cfg.batch.memberdata_async_chunk, poll_interval=cfg.invoicing.poll_interval_seconds,

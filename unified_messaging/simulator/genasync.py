@@ -75,7 +75,9 @@ from unified_messaging.mycarenet.genasync import (
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import utc_now
 from unified_messaging.simulator.counters import Counters
-from unified_messaging.simulator.genasync_queries import addressed_to, check_mailbox_address, included, max_items, throttled
+from unified_messaging.simulator.genasync_queries import (
+    addressed_to, check_mailbox_address, included, max_items, throttled,
+)
 from unified_messaging.simulator.genins import SCHEMA_DIR, SchemaGate
 from unified_messaging.simulator.references import NipReferences
 from unified_messaging.simulator.access import refuse_without_access
@@ -295,7 +297,8 @@ class GenAsyncService:
             tacks = mailbox.tacks[:max_items(tack_query)] if included(tack_query) else []
             for item in (*messages, *tacks):
                 item.deliveries += 1
-                self.counters.increment(f"{self.counter_prefix}.{'redelivered' if item.deliveries > 1 else 'delivered'}")
+                again = "redelivered" if item.deliveries > 1 else "delivered"
+                self.counters.increment(f"{self.counter_prefix}.{again}")
         response = etree.Element(_g("getResponse"), nsmap={"ga": GENASYNC_NS, "c": COMMON_NS})
         result = etree.SubElement(response, _g("return"), MsgCount=str(len(messages)), TAckCount=str(len(tacks)))
         for message in messages:

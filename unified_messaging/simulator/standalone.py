@@ -15,7 +15,8 @@ It serves, under one address:
   returns the simulator's counters as JSON, e.g. ``genasync.posts.<InputReference>`` (how many
   times a sending was posted: the proof of exactly-once), ``genasync.delivered``,
   ``genasync.redelivered``, ``genasync.confirmed.messages``, plus ``pending_messages`` (feedback
-  produced and not confirmed yet) and ``pending_mda_answers`` (MDA answers not confirmed yet).  It shows no patient data and no secret;
+  produced and not confirmed yet) and ``pending_mda_answers`` (MDA answers not confirmed yet).
+  It shows no patient data and no secret;
 * ``/_simulator/faults``: a **test** endpoint (not part of MyCareNet) for upstream chaos
   (``simulator/chaos.py``): ``GET`` returns the fault of each service and what was injected so far,
   ``POST ?service=genins&mode=html-502[&count=3]`` sets one (``mode=none`` lifts it).
@@ -26,9 +27,10 @@ uses ``demo-pki/lab.p12`` as ``[identity] keystore`` (password ``devpki.DEFAULT_
 
 ``holds`` delay a GenAsync operation's request (eFact's mailbox or MDA's) *before* the platform
 handles it (a slow network on the way in), whereas ``latency_ms`` delays every answer *after* it was
-handled (the platform did the work, the answer is slow to come back).  Together they let a test stop the gateway at a chosen
-point of an exchange by watching the gateway's own state, without hooks in the gateway.  A held
-request is counted when it arrives (``held.post``, ``held.get``, ``held.confirm`` in the counters).
+handled (the platform did the work, the answer is slow to come back).  Together they let a test stop
+the gateway at a chosen point of an exchange by watching the gateway's own state, without hooks in
+the gateway.  A held request is counted when it arrives (``held.post``, ``held.get``,
+``held.confirm`` in the counters).
 """
 from __future__ import annotations
 
