@@ -124,13 +124,14 @@ def test_memberdata_async_batch_in_chunks_keeps_the_input_order(mda_gateway, tmp
     assert not any(p.name.endswith(".job.json") for p in (tmp_path / "chunks" / "out").iterdir())
 
 
-def test_memberdata_small_batch_keeps_the_sync_path(mda_gateway, tmp_path):
+@pytest.mark.parametrize("count, settings", [(20, {}), (120, {"min_lines": 0})], ids=["small-file", "never-async"])
+def test_memberdata_batch_keeps_the_sync_path_for_small_files_or_min_lines_0(mda_gateway, tmp_path, count, settings):
     before = counters(mda_gateway)
-    rows, _ = run_job(mda_gateway, tmp_path / "small", 20, asynchronous=True)
+    rows, _ = run_job(mda_gateway, tmp_path / "small", count, asynchronous=True, **settings)
     after = counters(mda_gateway)
     assert after["memberdata_async.post"] == before["memberdata_async.post"]
-    assert after["memberdata.consult"] - before["memberdata.consult"] == 19
-    assert len(rows) == 21
+    assert after["memberdata.consult"] - before["memberdata.consult"] == count - 1  # all but the bad SSIN
+    assert len(rows) == count + 1
 
 
 @pytest.mark.parametrize("mode, handled", [("html-503", 0), ("reset", 1)], ids=["never-reached", "answer-lost"])

@@ -53,7 +53,7 @@ from unified_messaging.insurability.batch_input import (
     EMPTY, INPUT_COLUMNS, FileRejected, Line, LineProblem, decode, parse_date, query_of, read_header,
 )
 from unified_messaging.insurability.batch_job import BatchJob
-from unified_messaging.insurability.batch_mda import MdaFile, MdaSettings, MdaStopped
+from unified_messaging.insurability.batch_mda import SIDECAR_KEY as MDA_SIDECAR_KEY, MdaFile, MdaSettings, MdaStopped
 from unified_messaging.insurability.batch_output import (
     FSYNC_SECONDS, MULTI, OUTPUT_COLUMNS, OUTPUT_SUFFIX, PartFile, answer_columns, count_results, output_name, pad,
     problem_columns,
@@ -175,6 +175,9 @@ class BatchRunner:
         if state.get("sha256") != digest:
             if state:
                 log.warning("%s changed since an interrupted run; starting it again from the first line", path.name)
+                if state.get(MDA_SIDECAR_KEY):
+                    log.warning("%s: the answers to %d MDA post(s) of its previous version stay unconfirmed in "
+                                "the mailbox", path.name, len(state[MDA_SIDECAR_KEY]))
                 (self.job.output_folder / f".{state.get('output', '')}.part").unlink(missing_ok=True)
             name = free_name(self.job.output_folder, output_name(path.name),
                              taken=lambda p: p.exists() or p.with_name(f".{p.name}.part").exists()).name
