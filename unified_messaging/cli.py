@@ -325,7 +325,8 @@ def batch_run(properties: str, config_path: str | None, max_parallel: int | None
 
     try:
         summary = BatchRunner(job, service, max_parallel=config.batch.max_parallel, stop=stop,
-                              progress=progress, journal=gateway.journal).run()
+                              progress=progress, journal=gateway.journal,
+                              memberdata_async=gateway.batch_memberdata_async()).run()
     finally:
         for bar in bars.values():
             bar.__exit__(None, None, None)

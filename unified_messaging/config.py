@@ -77,6 +77,10 @@ def _lower_case_names(value: Any) -> str | None:
     return f"quality names in lower case, e.g. [\"nurse\", \"groupofnurses\"] (not {wrong!r})" if wrong else None
 
 
+def _mda_chunk(value: Any) -> str | None:
+    return None if 1 <= value <= 10000 else "a number of queries from 1 to 10000 (an AttributeQueryList's most)"
+
+
 def _key(default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -210,6 +214,8 @@ class BatchConfig:
     jobs: tuple[str, ...] = _key(())
     max_parallel: int = _key(8, _positive)
     rescan_seconds: float = _key(60.0, _positive)
+    memberdata_async_min_lines: int = _key(50, _not_negative)  # 0 = never the asynchronous MemberData
+    memberdata_async_chunk: int = _key(500, _mda_chunk)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 from unified_messaging.config import Config, ConfigError
 from unified_messaging.insurability.batch import BatchScheduler
 from unified_messaging.insurability.batch_job import BatchConfigError, BatchJob, load_batch_job
+from unified_messaging.insurability.batch_mda import MdaSettings
 from unified_messaging.insurability.contract_xml import ContractSchema
 from unified_messaging.insurability.folder import InsurabilityFolders
 from unified_messaging.insurability.service import InsurabilityService, ServiceChoice
@@ -31,6 +32,7 @@ from unified_messaging.monitoring.metrics import UpstreamWatch, consultation_obs
 from unified_messaging.domain.insurability import CareProvider
 from unified_messaging.mycarenet import qualities
 from unified_messaging.mycarenet.keystore import KeyEntry
+from unified_messaging.mycarenet.memberdata_async import MemberDataAsync
 from unified_messaging.mycarenet.qualities import QualityTable, QualityTableError
 from unified_messaging.mycarenet.sts import TokenCache
 from unified_messaging.operations.instance import InstanceBusy, InstanceLock
@@ -237,6 +239,37 @@ class Gateway:
                 raise ConfigError(f"[batch] jobs: {exc}") from None
         return jobs
 
+    def batch_memberdata_async(self) -> MdaSettings | None:
+        """The batch's asynchronous MemberData (MDA, ``insurability/batch_mda.py``) after ``open_service``:
+        None when no consultation goes over MemberData, no MDA address is known or
+        ``[batch] memberdata_async_min_lines`` is 0.  Each care provider's mailbox acts as the batch's
+        certificate for it (the secure space's choice when ``[securespace] batch`` names identities);
+        the answers are decrypted with ``[identity] keystore``'s encryption keys, as the sync ones."""
+        cfg, upstream = self.config, self.upstream
+        if (cfg.batch.memberdata_async_min_lines == 0 or self.insurability is None
+                or self.insurability.memberdata is None or not upstream.plan.memberdata_async_url):
+            return None
+        keys = tuple(upstream.keystore.encryption_entries)
+        mailboxes: dict[tuple[str, str], MemberDataAsync | None] = {}
+
+        def mailbox(provider: CareProvider) -> MemberDataAsync | None:
+            key = (provider.nihii, provider.quality)
+            if key not in mailboxes:
+                entry = upstream.entry
+                if self._selector is not None and cfg.securespace.batch:
+                    try:
+                        entry = self._selector.select("batch", provider.nihii, "INSURABILITY")
+                    except Refusal:
+                        return None  # its lines are asked one by one, and each says why
+                client = upstream.clients.genasync(entry, provider, throttle_wait=cfg.invoicing.throttle_wait_seconds,
+                                                   endpoint=upstream.plan.memberdata_async_url)
+                timed = self.watch.wrap(client, "memberdata_async", ("post", "get", "confirm"))
+                mailboxes[key] = MemberDataAsync(timed, lambda: keys, is_test=cfg.upstream.is_test, now=self.clock)
+            return mailboxes[key]
+        return MdaSettings(mailbox, min_lines=cfg.batch.memberdata_async_min_lines,
+                           chunk=cfg.batch.memberdata_async_chunk, poll_interval=cfg.invoicing.poll_interval_seconds,
+                           repost_grace=cfg.invoicing.repost_grace_seconds)
+
     def open_service(self) -> InsurabilityService:
         """The journal, the upstream client (and the simulator) and the core service, without serving.
 
@@ -341,7 +374,8 @@ class Gateway:
                 rescan_seconds=cfg.folders.rescan_seconds,
             ).start()
         self.batch = BatchScheduler(jobs, service, max_parallel=cfg.batch.max_parallel,
-                                    rescan_seconds=cfg.batch.rescan_seconds, journal=self.journal).start()
+                                    rescan_seconds=cfg.batch.rescan_seconds, journal=self.journal,
+                                    memberdata_async=self.batch_memberdata_async()).start()
         if cfg.invoicing.enabled:
             self._start_invoicing()
 

@@ -33,7 +33,7 @@ from unified_messaging.mycarenet.throttling import PLATFORM_MIN_GET_INTERVAL
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 from unified_messaging.mycarenet.keystore import KeyEntry, Keystore, KeystoreError, describe_certificate, read_keystore
 from unified_messaging.mycarenet.memberdata import MemberDataClient
-from unified_messaging.upstream_choice import describe_choice, memberdata_url, uses_memberdata
+from unified_messaging.upstream_choice import describe_choice, memberdata_async_url, memberdata_url, uses_memberdata
 from unified_messaging.mycarenet.sts import SamlToken, StsClient, TokenCache, renewing_token
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.wsse import SigningCredential, WsseSigningPlugin
@@ -45,6 +45,7 @@ from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.devpki import PLATFORM_CBE
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
 from unified_messaging.simulator.memberdata import MEMBERDATA_PATH
+from unified_messaging.simulator.memberdata_async import MEMBERDATA_ASYNC_PATH
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
 from unified_messaging.trust import NOT_CHECKED_WITHOUT_EHEALTH_CA, load_ehealth_ca, load_platform_ca
 
@@ -81,6 +82,8 @@ class UpstreamPlan:
     (empty: not checked)."""
     memberdata_url: str = ""
     """MemberData v1 (sync); "" when no consultation goes over MemberData."""
+    memberdata_async_url: str = ""
+    """The GenAsync memberData address (MDA, the batch's asynchronous MemberData); "" when not known."""
 
 
 @dataclass
@@ -140,6 +143,7 @@ def simulator_plan(config: Config, base_url: str, secret: Secret) -> UpstreamPla
         timeout=cfg.upstream.timeout_seconds,
         ehealth_ca=load_ehealth_ca(cfg.upstream.ehealth_ca) or (pki.ca_certificate(),),
         memberdata_url=base_url + MEMBERDATA_PATH,
+        memberdata_async_url=base_url + MEMBERDATA_ASYNC_PATH,
     )
 
 
@@ -182,7 +186,8 @@ def remote_plan(config: Config, secret: Secret) -> UpstreamPlan:
                         secret(cfg.identity.keystore_password, "[identity] keystore_password"),
                         platform_ca, cfg.upstream.platform_signer_cbe or None,
                         is_test=cfg.upstream.is_test, timeout=cfg.upstream.timeout_seconds, ehealth_ca=ehealth_ca,
-                        memberdata_url=memberdata_url(config, choice.environment))
+                        memberdata_url=memberdata_url(config, choice.environment),
+                        memberdata_async_url=memberdata_async_url(config, choice.environment))
 
 
 def _check_poll_interval(config: Config, choice: PlatformChoice) -> None:
@@ -328,11 +333,12 @@ class UpstreamClients:
         return signed
 
     def genasync(self, entry: KeyEntry, care_provider: CareProvider, *, throttle_wait: float = 30.0,
-                 timeout: float | None = None) -> RenewingGenAsync:
-        """The GenAsync mailbox of ``care_provider``, acting as ``entry`` (time-out: the plan's, at
-        least a minute, unless given)."""
+                 timeout: float | None = None, endpoint: str | None = None) -> RenewingGenAsync:
+        """The GenAsync mailbox of ``care_provider`` at ``endpoint`` (the plan's GenAsync address unless
+        given: the memberData one for MDA), acting as ``entry`` (time-out: the plan's, at least a
+        minute, unless given)."""
         client = GenAsyncClient(
-            self.plan.genasync_url, licence_source=self._licence,
+            endpoint or self.plan.genasync_url, licence_source=self._licence,
             care_provider=care_provider, package_name=self._package_name,
             timeout=timeout if timeout is not None else max(self.plan.timeout, GENASYNC_MIN_TIMEOUT),
             plugins=[WsseSigningPlugin(self.token_cache.token_provider(entry), now=self.clock)],

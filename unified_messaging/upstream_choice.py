@@ -31,3 +31,11 @@ def describe_choice(config: Config) -> str:
         return (f"insurability over MemberData for {', '.join(config.upstream.memberdata_qualities)}, "
                 "over GenericInsurability otherwise")
     return "insurability over GenericInsurability"
+
+
+def memberdata_async_url(config: Config, environment: Environment) -> str:
+    """``[upstream] memberdata_async_url``, else the GenAsync memberData address of the configured
+    platform ("" when neither is known: the batch then keeps the sync MemberData)."""
+    if not uses_memberdata(config):
+        return config.upstream.memberdata_async_url
+    return config.upstream.memberdata_async_url or memberdata_addresses(environment)[1]

@@ -22,6 +22,10 @@ For every file of the job's input folder matching its pattern, in name order:
 MyCareNet unreachable: the line is asked again after ``retry_delays``; if it still fails, the run
 **stops** (``status = "stopped"``) with every answered line kept, and the next run continues there.
 
+A large file whose lines go over MemberData (``memberdata_async``: more than ``[batch]
+memberdata_async_min_lines`` lines) is asked with the asynchronous MemberData instead, in posted
+chunks recorded in the same sidecar (``batch_mda``); the output is the same.
+
 This module holds the runner of one job (one file at a time) and the scheduler; reading the input
 is in ``batch_input``, the answer columns and the ``.part`` file in ``batch_output``, the lock,
 sidecar and moves in ``batch_folders``, the reports in ``batch_results`` (all re-exported here).
@@ -49,6 +53,7 @@ from unified_messaging.insurability.batch_input import (
     EMPTY, INPUT_COLUMNS, FileRejected, Line, LineProblem, decode, parse_date, query_of, read_header,
 )
 from unified_messaging.insurability.batch_job import BatchJob
+from unified_messaging.insurability.batch_mda import SIDECAR_KEY as MDA_SIDECAR_KEY, MdaFile, MdaSettings, MdaStopped
 from unified_messaging.insurability.batch_output import (
     FSYNC_SECONDS, MULTI, OUTPUT_COLUMNS, OUTPUT_SUFFIX, PartFile, answer_columns, count_results, output_name, pad,
     problem_columns,
@@ -95,7 +100,10 @@ class BatchRunner:
         settle_seconds: float = 0.0,
         journal: Journal | None = None,
         clock: Callable[[], datetime] = utc_now,
+        memberdata_async: MdaSettings | None = None,
     ) -> None:
+        """``memberdata_async``: large files whose lines go over MemberData are asked with MDA (``batch_mda``)."""
+        self.memberdata_async = memberdata_async
         self.job = job
         self.service = service
         self.max_parallel = job.max_parallel or max_parallel
@@ -167,6 +175,9 @@ class BatchRunner:
         if state.get("sha256") != digest:
             if state:
                 log.warning("%s changed since an interrupted run; starting it again from the first line", path.name)
+                if state.get(MDA_SIDECAR_KEY):
+                    log.warning("%s: the answers to %d MDA post(s) of its previous version stay unconfirmed in "
+                                "the mailbox", path.name, len(state[MDA_SIDECAR_KEY]))
                 (self.job.output_folder / f".{state.get('output', '')}.part").unlink(missing_ok=True)
             name = free_name(self.job.output_folder, output_name(path.name),
                              taken=lambda p: p.exists() or p.with_name(f".{p.name}.part").exists()).name
@@ -197,7 +208,10 @@ class BatchRunner:
                 log.info("%s: continuing after line %d of %d", path.name, out.done, len(lines))
                 count_results(part, self.job, result)
             try:
-                self._answer_lines(path.name, lines[out.done:], columns, out, result)
+                if self.memberdata_async is not None and self.memberdata_async.applies(len(lines), state):
+                    self._answer_async(path.name, lines, columns, out, result, state, sidecar)
+                else:
+                    self._answer_lines(path.name, lines[out.done:], columns, out, result)
             except BatchStopped as exc:
                 result.status, result.reason = "stopped", str(exc)
                 return result
@@ -246,6 +260,19 @@ class BatchRunner:
                 for _, future in window:
                     future.cancel()
 
+    def _answer_async(self, name: str, lines: list[Line], columns: list[str], out: PartFile, result: FileResult,
+                      state: dict, sidecar: Path) -> None:
+        """The file over the asynchronous MemberData, its progress in the sidecar (``batch_mda``)."""
+        progress = self.progress
+        mda = MdaFile(self.memberdata_async, self.service, self.job, state=state,
+                      save=lambda: write_atomically(sidecar, json.dumps(state).encode("utf-8")),
+                      answer_sync=lambda line: self._answer(line, columns), stop=self.stop_event,
+                      progress=(lambda done: progress(name, done, result.lines)) if progress else None)
+        try:
+            mda.run(lines, columns, out, result, lambda span: self._answer_lines(name, span, columns, out, result))
+        except MdaStopped as exc:
+            raise BatchStopped(str(exc)) from None
+
     def _answer(self, line: Line, columns: list[str]) -> list[str]:
         try:
             query = query_of(line, columns, self.job)
@@ -274,7 +301,9 @@ class BatchScheduler:
     """
 
     def __init__(self, jobs: list[BatchJob], service: InsurabilityService, *, max_parallel: int,
-                 rescan_seconds: float, settle_seconds: float = 10.0, journal: Journal | None = None) -> None:
+                 rescan_seconds: float, settle_seconds: float = 10.0, journal: Journal | None = None,
+                 memberdata_async: MdaSettings | None = None) -> None:
+        self.memberdata_async = memberdata_async
         self.jobs = jobs
         self.service = service
         self.journal = journal
@@ -298,7 +327,8 @@ class BatchScheduler:
             if self._stop.is_set():
                 break
             runner = BatchRunner(job, self.service, max_parallel=self.max_parallel, stop=self._stop,
-                                 settle_seconds=self.settle_seconds, journal=self.journal)
+                                 settle_seconds=self.settle_seconds, journal=self.journal,
+                                 memberdata_async=self.memberdata_async)
             try:
                 summaries.append(runner.run())
             except OSError:

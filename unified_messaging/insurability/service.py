@@ -171,21 +171,40 @@ class InsurabilityService:
             record(query, interface, started, "UNAVAILABLE", None, None)
             raise
         except UpstreamFault as fault:
-            record(query, interface, started, "FAULT", fault.code, None)
+            return self._answered(query, fault, record, interface, started)
+        return self._answered(query, answer, record, interface, started)
+
+    def asks_memberdata(self, query: InsurabilityQuery) -> bool:
+        """Whether ``consult`` would send ``query`` to MemberData (it passes the local checks and its
+        quality goes over MemberData): the batch may then ask it with the asynchronous MemberData."""
+        return (self.memberdata is not None and self.choice.service_for(query.care_provider.quality) == "memberdata"
+                and not local_checks(query))
+
+    def record_answer(self, query: InsurabilityQuery, outcome: InsurabilityAnswer | UpstreamFault, *,
+                      interface: str, started: float) -> InsurabilityAnswer:
+        """An answer MemberData gave outside ``consult`` (the batch's asynchronous MemberData, whose
+        ``started`` is the post's ``monotonic`` time), journaled and returned as ``consult`` would."""
+        record = partial(self._record, service="memberdata")
+        return self._answered(query, outcome, record, interface, started)
+
+    def _answered(self, query: InsurabilityQuery, outcome: InsurabilityAnswer | UpstreamFault, record: Callable,
+                  interface: str, started: float) -> InsurabilityAnswer:
+        if isinstance(outcome, UpstreamFault):
+            record(query, interface, started, "FAULT", outcome.code, None)
             return InsurabilityAnswer(
                 query=query,
                 fault=BusinessFault(
-                    code=fault.code,
+                    code=outcome.code,
                     source="MyCareNet",
-                    message=f"{fault.message} {fault.advice}".strip(),
-                    details=tuple(FaultDetail(fault.code, None, d) for d in fault.details),
+                    message=f"{outcome.message} {outcome.advice}".strip(),
+                    details=tuple(FaultDetail(outcome.code, None, d) for d in outcome.details),
                 ),
             )
-        if answer.fault:
-            record(query, interface, started, "ERROR", answer.fault.code, answer.audit_reference)
+        if outcome.fault:
+            record(query, interface, started, "ERROR", outcome.fault.code, outcome.audit_reference)
         else:
-            record(query, interface, started, "OK", None, answer.audit_reference)
-        return answer
+            record(query, interface, started, "OK", None, outcome.audit_reference)
+        return outcome
 
     def _record(
         self, query: InsurabilityQuery, interface: str, started: float, outcome: str,

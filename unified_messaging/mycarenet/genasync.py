@@ -197,39 +197,49 @@ class GenAsyncClient:
 
     # -- the three operations --
 
-    def post(self, stream: BinaryIO, *, input_reference: str, destination: str, is_test: bool,
-             message_name: str = EFACT_MESSAGE_NAME) -> PostResult:
-        """Post a file (read in chunks and deflated) for ``destination`` (100..900, 690), with its XAdES-BES."""
-        if self._signer is None:
+    def post(self, stream: BinaryIO, *, input_reference: str, destination: str | None, is_test: bool,
+             message_name: str = EFACT_MESSAGE_NAME, content_type: str = "text/plain", deflate: bool = True,
+             xades: bool = True) -> PostResult:
+        """Post a file (read in chunks and deflated) for ``destination`` (100..900, 690), with its XAdES-BES.
+
+        The asynchronous MemberData (``MessageName=MDA``) posts ``text/xml`` as it is (``deflate=False``:
+        ``ContentEncoding=none``), without XAdES (``xades=False``), to no single federation
+        (``destination=None``: addressed to ``MULTICAST``, the simulator's assumption as for get and confirm).
+        """
+        if xades and self._signer is None:
             raise ValueError("a post carries a XAdES: the client needs a signer (key and certificate)")
         if not input_reference or len(input_reference) > MAX_INPUT_REFERENCE:
             raise ValueError("the InputReference has 1 to 14 characters")
-        if destination not in DESTINATIONS:
+        if destination is not None and destination not in DESTINATIONS:
             raise ValueError(f"{destination!r} is not a GenAsync destination")
         started = time.perf_counter()
         file_digest = hashlib.sha256()
-        deflated = deflate_stream(stream, on_chunk=file_digest.update)
-        xades = sign_digest(file_digest.digest(), "blob", self._signer, self._now())
+        content = deflate_stream(stream, on_chunk=file_digest.update) if deflate else stream.read()
+        if not deflate:
+            file_digest.update(content)
+        signature = sign_digest(file_digest.digest(), "blob", self._signer, self._now()) if xades else b""
         values = {
             "CommonInput": {
                 "Request": {"IsTest": is_test},
                 "Origin": self._origin(),
                 "InputReference": input_reference,
             },
-            "Detail": {"_value_1": deflated, "ContentType": "text/plain", "ContentEncoding": "deflate",
-                       "MessageName": message_name, "Id": "blob"},
-            "Xades-t": xades,
+            "Detail": {"_value_1": content, "ContentType": content_type,
+                       "ContentEncoding": "deflate" if deflate else "none", "MessageName": message_name, "Id": "blob"},
         }
+        if xades:
+            values["Xades-t"] = signature
         message_id = f"urn:uuid:{uuid.uuid4()}"
-        answer = self._call("post", values, to=DESTINATION_PREFIX + destination, message_id=message_id)
+        to = MULTICAST if destination is None else DESTINATION_PREFIX + destination
+        answer = self._call("post", values, to=to, message_id=message_id)
         node = answer.find("ga:postResponse/ga:return", _NS)
         if node is None:
             raise _unexpected("MyCareNet answered the post without a TAck")
         tack = read_tack(node)
-        log.info("genasync post %s to %s: %s, reference %s (%d bytes deflated, %.0f ms)", input_reference,
-                 destination, "accepted" if tack.success else "refused", tack.reference, len(deflated),
-                 _ms(started))
-        return PostResult(tack, message_id, xades)
+        log.info("genasync post %s %s to %s: %s, reference %s (%d bytes%s, %.0f ms)", message_name, input_reference,
+                 destination or "MULTICAST", "accepted" if tack.success else "refused", tack.reference, len(content),
+                 " deflated" if deflate else "", _ms(started))
+        return PostResult(tack, message_id, signature)
 
     def get(self, *, max_messages: int = 100, max_tacks: int = 100,
             message_names: Sequence[str] = EFACT_FEEDBACK_NAMES, include: bool = True) -> MailboxContent:

@@ -179,28 +179,42 @@ class MemberDataClient:
             raise UpstreamFault("UM-ANSWER-MISMATCH", "MyCareNet's answer is not the answer to this request "
                                 "(another reference)", "Try again; if it happens again, tell the administrator.")
         audit_reference = payload.findtext("mcp:Return/mcp:CommonOutput/mc:NIPReference", None, _NS)
-        try:
-            saml = self.decrypted_response(payload.findtext("mcp:Return/mcp:Detail", "", _NS))
-            answer = ResponseReader(query).read(saml, audit_reference.strip() if audit_reference else None)
-        except DecryptionError as exc:
-            raise UpstreamFault("UM-ANSWER-ENCRYPTION", f"The MemberData answer cannot be decrypted: {exc}",
-                                "Check that [identity] keystore holds the encryption key registered at eHealth "
-                                "for this care provider.") from None
-        except (AttributeError, ValueError, UnsafeXml) as exc:
-            raise UpstreamFault("UM-UNEXPECTED-ANSWER", f"The MemberData answer could not be read ({exc})",
-                                "Report this to the gateway's administrator with the time of the call.") from None
-        if query.ssin and answer.patient and answer.patient.ssin and answer.patient.ssin != query.ssin:
-            raise UpstreamFault("UM-ANSWER-MISMATCH", "MyCareNet's answer is about another patient",
-                                "Try again; if it happens again, tell the administrator.")
-        return answer
+        blob = payload.findtext("mcp:Return/mcp:Detail", "", _NS)
+        return read_answer(query, lambda: base64.b64decode("".join(blob.split()), validate=True),
+                           audit_reference.strip() if audit_reference else None, list(self._decryption_keys()))
 
     def decrypted_response(self, blob: str) -> etree._Element:
         """The SAML Response of a ``Detail`` blob, its encrypted assertions (or itself) decrypted."""
         document = parse_xml(base64.b64decode("".join(blob.split()), validate=True))
-        keys = list(self._decryption_keys())
-        if document.tag == f"{{{XENC_NS}}}EncryptedData":
-            document = decrypt_element(document, keys)
-        return decrypt_assertions(document, keys)
+        return decrypt_response(document, list(self._decryption_keys()))
+
+
+def read_answer(query: InsurabilityQuery, raw: Callable[[], bytes], audit_reference: str | None,
+                keys: Sequence[KeyEntry]) -> InsurabilityAnswer:
+    """A SAML ``Response`` (the bytes ``raw()`` gives, encrypted or not) read onto the answer to ``query``:
+    the one mapping of the sync and the asynchronous (MDA) MemberData.  What cannot be decrypted or read,
+    or an answer about another patient, raises ``UpstreamFault``."""
+    try:
+        saml = decrypt_response(parse_xml(raw()), keys)
+        answer = ResponseReader(query).read(saml, audit_reference)
+    except DecryptionError as exc:
+        raise UpstreamFault("UM-ANSWER-ENCRYPTION", f"The MemberData answer cannot be decrypted: {exc}",
+                            "Check that [identity] keystore holds the encryption key registered at eHealth "
+                            "for this care provider.") from None
+    except (AttributeError, ValueError, UnsafeXml) as exc:
+        raise UpstreamFault("UM-UNEXPECTED-ANSWER", f"The MemberData answer could not be read ({exc})",
+                            "Report this to the gateway's administrator with the time of the call.") from None
+    if query.ssin and answer.patient and answer.patient.ssin and answer.patient.ssin != query.ssin:
+        raise UpstreamFault("UM-ANSWER-MISMATCH", "MyCareNet's answer is about another patient",
+                            "Try again; if it happens again, tell the administrator.")
+    return answer
+
+
+def decrypt_response(document: etree._Element, keys: Sequence[KeyEntry]) -> etree._Element:
+    """A SAML Response (or the ``EncryptedData`` holding one) with its encrypted assertions decrypted."""
+    if document.tag == f"{{{XENC_NS}}}EncryptedData":
+        document = decrypt_element(document, keys)
+    return decrypt_assertions(document, keys)
 
 
 def decrypt_assertions(response: etree._Element, keys: Sequence[KeyEntry]) -> etree._Element:

@@ -65,22 +65,23 @@ from unified_messaging.mycarenet.genasync import (
     APPLIES_TO_PREFIX,
     COMMON_NS,
     DESTINATION_PREFIX,
-    MULTICAST,
     DESTINATIONS,
     GENASYNC_NS,
     TACK_FAILURE,
     TACK_SUCCESS,
     TYPES_NS,
-    WSA_NS,
     inflate,
 )
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import utc_now
 from unified_messaging.simulator.counters import Counters
+from unified_messaging.simulator.genasync_queries import (
+    addressed_to, check_mailbox_address, included, max_items, throttled,
+)
 from unified_messaging.simulator.genins import SCHEMA_DIR, SchemaGate
 from unified_messaging.simulator.references import NipReferences
 from unified_messaging.simulator.access import refuse_without_access
-from unified_messaging.simulator.soap import MALFORMED_CONTENT, XML_NS, SoapFault, SoapRequest
+from unified_messaging.simulator.soap import SoapRequest
 from unified_messaging.simulator.xades_t import SimulatedXades
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,12 @@ class _Message:
     hash_value: bytes
     xades: bytes
     deliveries: int = 0
+    content_type: str = "text/plain"
+    encoding: str = "deflate"  # "none" (MDA): ``deflated`` holds the content as it is
+
+    @property
+    def name(self) -> str:
+        return MESSAGE_NAMES.get(self.code, self.code)
 
 
 @dataclass
@@ -182,7 +189,10 @@ class _Mailbox:
 
 
 class GenAsyncService:
-    """The GenAsync operations for the simulator's registry (``register(simulator)``)."""
+    """The GenAsync operations for the simulator's registry (``register(simulator)``); the MDA
+    mailbox (``simulator.memberdata_async``) shares its get and confirm, with its own counters."""
+
+    counter_prefix = "genasync"
 
     def __init__(self, *, now: Callable[[], datetime] = utc_now, timings: FeedbackTimings = FeedbackTimings(),
                  min_get_interval: float = 10.0, rules: ContentRules = ContentRules(),
@@ -212,7 +222,7 @@ class GenAsyncService:
     def post(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
         payload = request.payload
-        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
+        self._check_access(request, payload)
         common = payload.find(_g("CommonInput"))
         input_reference = (common.findtext(_c("InputReference")) or "").strip()
         is_test = (common.findtext(f"{_c('Request')}/{_c('IsTest')}") or "").strip() in ("true", "1")
@@ -220,7 +230,22 @@ class GenAsyncService:
         blob, unreadable = _blob_file(detail)
         self._xades.check_post(payload.findtext(_g("Xades-t")), blob, detail.get("Id"), request.context.get("caller"))
         self.counters.increment(f"genasync.posts.{input_reference or '-'}")
-        refusal, content = self._read_detail(detail, input_reference, _addressed_to(request), blob, unreadable)
+        refusal, content = self._read_detail(detail, input_reference, addressed_to(request), blob, unreadable)
+        tack = self._new_tack(request, input_reference, refusal)
+        reference = tack.reference
+        with self._lock:
+            mailbox = self._mailbox(payload)
+            mailbox.tacks.append(tack)
+            if not refusal:
+                duplicate = content[20:34].decode("latin-1") in mailbox.zone_204s
+                mailbox.zone_204s.add(content[20:34].decode("latin-1"))
+                mailbox.pending.append(_Posted(input_reference, reference, content, is_test, self._now(), duplicate))
+        log.info("genasync post %s: %s, reference %s", input_reference, "refused" if refusal else "accepted",
+                 reference)
+        return _post_response(tack)
+
+    def _new_tack(self, request: SoapRequest, input_reference: str, refusal: str | None) -> _Tack:
+        """The TAck of a post (success, or failure with ``refusal``), with a fresh reference and its XAdES-T."""
         reference = self._references.next()
         major = TACK_FAILURE if refusal else TACK_SUCCESS
         attributes = {"Issuer": ISSUER, "AppliesTo": APPLIES_TO_PREFIX + input_reference, "ResultMajor": major,
@@ -228,20 +253,8 @@ class GenAsyncService:
         if refusal:
             attributes["ResultMinor"] = "urn:nip:tack:result:minor:invalid:content"
             attributes["ResultMessage"] = refusal
-        tack_content = hmac.new(major.encode("utf-8"), request.raw, hashlib.sha256).digest()
-        with self._lock:
-            mailbox = self._mailbox(payload)
-            mailbox.tacks.append(_Tack(attributes, tack_content,
-                                       self._xades.sign(tack_content, f"tack-{reference}", deflated=False)))
-            if not refusal:
-                duplicate = content[20:34].decode("latin-1") in mailbox.zone_204s
-                mailbox.zone_204s.add(content[20:34].decode("latin-1"))
-                mailbox.pending.append(_Posted(input_reference, reference, content, is_test, self._now(), duplicate))
-        log.info("genasync post %s: %s, reference %s", input_reference, "refused" if refusal else "accepted",
-                 reference)
-        response = etree.Element(_g("postResponse"), nsmap={"ga": GENASYNC_NS})
-        response.append(_tack_element(_g("return"), attributes, tack_content))
-        return response
+        content = hmac.new(major.encode("utf-8"), request.raw, hashlib.sha256).digest()
+        return _Tack(attributes, content, self._xades.sign(content, f"tack-{reference}", deflated=False))
 
     def _read_detail(self, detail: etree._Element, input_reference: str, to: str | None, content: bytes,
                      unreadable: str | None) -> tuple[str | None, bytes]:
@@ -263,9 +276,9 @@ class GenAsyncService:
 
     def get(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
-        _check_mailbox_address(request, "get")
+        check_mailbox_address(request, "get")
         payload = request.payload
-        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
+        self._check_access(request, payload)
         now = self._now()
         message_query = payload.find(_g("MsgQuery"))
         tack_query = payload.find(_g("TAckQuery"))
@@ -273,18 +286,19 @@ class GenAsyncService:
         with self._lock:
             mailbox = self._mailbox(payload)
             if mailbox.last_get is not None and (now - mailbox.last_get).total_seconds() < self.min_get_interval:
-                self.counters.increment("genasync.throttled")
+                self.counters.increment(f"{self.counter_prefix}.throttled")
                 wait = self.min_get_interval - (now - mailbox.last_get).total_seconds()
-                raise _throttled(wait)
+                raise throttled(wait)
             mailbox.last_get = now
-            self.counters.increment("genasync.answered")
+            self.counters.increment(f"{self.counter_prefix}.answered")
             self._produce_due(mailbox, now)
-            messages = [m for m in mailbox.messages if m.due <= now and (not names or MESSAGE_NAMES[m.code] in names)]
-            messages = messages[:_max(message_query)] if _included(message_query) else []
-            tacks = mailbox.tacks[:_max(tack_query)] if _included(tack_query) else []
+            messages = [m for m in mailbox.messages if m.due <= now and (not names or m.name in names)]
+            messages = messages[:max_items(message_query)] if included(message_query) else []
+            tacks = mailbox.tacks[:max_items(tack_query)] if included(tack_query) else []
             for item in (*messages, *tacks):
                 item.deliveries += 1
-                self.counters.increment("genasync.redelivered" if item.deliveries > 1 else "genasync.delivered")
+                again = "redelivered" if item.deliveries > 1 else "delivered"
+                self.counters.increment(f"{self.counter_prefix}.{again}")
         response = etree.Element(_g("getResponse"), nsmap={"ga": GENASYNC_NS, "c": COMMON_NS})
         result = etree.SubElement(response, _g("return"), MsgCount=str(len(messages)), TAckCount=str(len(tacks)))
         for message in messages:
@@ -293,8 +307,9 @@ class GenAsyncService:
             etree.SubElement(output, _c("InputReference")).text = message.input_reference
             etree.SubElement(output, _c("NIPReference")).text = message.nip_reference
             etree.SubElement(output, _c("OutputReference")).text = message.reference
-            blob = etree.SubElement(node, _g("Detail"), ContentType="text/plain", ContentEncoding="deflate",
-                                    MessageName=MESSAGE_NAMES[message.code], Id=f"blob-{message.reference}",
+            blob = etree.SubElement(node, _g("Detail"), ContentType=message.content_type,
+                                    ContentEncoding=message.encoding, MessageName=message.name,
+                                    Id=f"blob-{message.reference}",
                                     HashValue=base64.b64encode(message.hash_value).decode("ascii"),
                                     Reference=message.reference)
             blob.text = base64.b64encode(message.deflated).decode("ascii")
@@ -391,9 +406,9 @@ class GenAsyncService:
 
     def confirm(self, request: SoapRequest) -> etree._Element:
         self._schema.check(request.payload)
-        _check_mailbox_address(request, "confirm")
+        check_mailbox_address(request, "confirm")
         payload = request.payload
-        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
+        self._check_access(request, payload)
         hashes = {base64.b64decode(v) for v in (payload.findtext(_g("MsgHashValues")) or "").split()}
         message_refs = set((payload.findtext(_g("MsgRefValues")) or "").split())
         tack_contents = {base64.b64decode(v) for v in (payload.findtext(_g("TAckContents")) or "").split()}
@@ -406,11 +421,14 @@ class GenAsyncService:
             tacks = [t for t in mailbox.tacks if t.content not in tack_contents and t.reference not in tack_refs]
             confirmed_tacks = len(mailbox.tacks) - len(tacks)
             mailbox.tacks = tacks
-        self.counters.increment("genasync.confirmed.messages", confirmed)
-        self.counters.increment("genasync.confirmed.tacks", confirmed_tacks)
+        self.counters.increment(f"{self.counter_prefix}.confirmed.messages", confirmed)
+        self.counters.increment(f"{self.counter_prefix}.confirmed.tacks", confirmed_tacks)
         return etree.Element(_g("confirmResponse"), nsmap={"ga": GENASYNC_NS})
 
     # -- helpers --
+
+    def _check_access(self, request: SoapRequest, payload: etree._Element) -> None:
+        refuse_without_access(request.context.get("caller"), _care_provider_nihii(payload))
 
     def pending_messages(self) -> int:
         """Messages produced and not confirmed, over all mailboxes (for tests)."""
@@ -455,44 +473,13 @@ def _deflate(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
+def _post_response(tack: _Tack) -> etree._Element:
+    response = etree.Element(_g("postResponse"), nsmap={"ga": GENASYNC_NS})
+    response.append(_tack_element(_g("return"), tack.attributes, tack.content))
+    return response
+
+
 def _tack_element(tag: str, attributes: dict[str, str], content: bytes) -> etree._Element:
     node = etree.Element(tag, attrib=attributes)
     node.text = base64.b64encode(content).decode("ascii")
     return node
-
-
-def _addressed_to(request: SoapRequest) -> str | None:
-    if request.header is None:
-        return None
-    node = request.header.find(f"{{{WSA_NS}}}To")
-    return node.text.strip() if node is not None and node.text else None
-
-
-def _check_mailbox_address(request: SoapRequest, operation: str) -> None:
-    """A get or confirm concerns the whole mailbox: addressed to MULTICAST, as the official connector does,
-    or to nobody (freehealth-connector leaves ``To`` empty); a federation or a URL is refused."""
-    to = _addressed_to(request)
-    if to is not None and to != MULTICAST:
-        raise SoapFault.client(MALFORMED_CONTENT, f"The WS-Addressing To of a {operation} is {to!r}: a {operation} "
-                                                  f"concerns the whole mailbox and is addressed to {MULTICAST}.")
-
-
-def _included(query: etree._Element | None) -> bool:
-    return query is not None and query.get("Include", "true") in ("true", "1")
-
-
-def _max(query: etree._Element | None) -> int:
-    text = query.findtext(_g("Max")) if query is not None else None
-    return int(text) if text and text.strip().isdigit() else 100
-
-
-def _throttled(wait: float) -> SoapFault:
-    message = f"Not enough time between two get calls: wait {max(wait, 0.1):.1f} s before asking again."
-    detail = etree.Element(_g("fault"), nsmap={"ga": GENASYNC_NS, "t": TYPES_NS})
-    etree.SubElement(detail, _t("FaultCode")).text = "NOT_ENOUGH_TIME"
-    etree.SubElement(detail, _t("FaultSource")).text = "MyCareNet"
-    text = etree.SubElement(detail, _t("Message"))
-    text.set(f"{{{XML_NS}}}lang", "en")
-    text.text = message
-    etree.SubElement(detail, _t("Details"))
-    return SoapFault("Client", "NOT_ENOUGH_TIME", message, detail=detail)

@@ -276,26 +276,35 @@ class MemberDataService:
 
     def consult(self, request: SoapRequest) -> etree._Element:
         question = Question.read(request.payload)
+        encryption = self.encryption_for(request)
+        reference = self._references.next()
+        return self._writer.envelope_payload(question, reference, self.answer(question, encryption, reference))
+
+    def encryption_for(self, request: SoapRequest) -> x509.Certificate:
+        """The caller's encryption certificate at the key depot, or the fault ``SIM-SEC-25``."""
         caller = request.context.get("caller")
         encryption = self.directory.find(caller.certificate) if caller is not None else None
         if encryption is None:
             raise SoapFault.client(NO_ENCRYPTION_KEY, "The caller has no encryption certificate at the eHealth key "
                                                       "depot: MemberData answers are encrypted for it.")
-        reference = self._references.next()
+        return encryption
+
+    def answer(self, question: Question, encryption: x509.Certificate, reference: str) -> etree._Element:
+        """The SAML ``Response`` to one question: a refusal, or the assertions encrypted for ``encryption``
+        (the sync service and the asynchronous MDA answer alike)."""
         subject = read_subject(question, self._today())
         outcome = subject if isinstance(subject, SamlFault) else self._decide(subject)
         if isinstance(outcome, SamlFault):
-            saml = self._writer.fault(question.query, outcome)
             log.info("memberdata %s: %s (%s)", reference, outcome.fault_code, outcome.detail_code)
-        else:
-            saml = self._writer.insurability(question.query, subject, outcome)
-            for assertion in list(saml.iterfind("saml:Assertion", _NS)):
-                wrapper = etree.Element(f"{{{SAML_NS}}}EncryptedAssertion")
-                wrapper.append(encrypt_element(assertion, encryption))
-                saml.replace(assertion, wrapper)
-            log.info("memberdata %s: %s insured, %d period(s)", reference, mask_ssin(outcome.beneficiary.ssin),
-                     len(outcome.items))
-        return self._writer.envelope_payload(question, reference, saml)
+            return self._writer.fault(question.query, outcome)
+        saml = self._writer.insurability(question.query, subject, outcome)
+        for assertion in list(saml.iterfind("saml:Assertion", _NS)):
+            wrapper = etree.Element(f"{{{SAML_NS}}}EncryptedAssertion")
+            wrapper.append(encrypt_element(assertion, encryption))
+            saml.replace(assertion, wrapper)
+        log.info("memberdata %s: %s insured, %d period(s)", reference, mask_ssin(outcome.beneficiary.ssin),
+                 len(outcome.items))
+        return saml
 
     def _decide(self, subject: Subject) -> SamlFault | Insurability:
         if subject.ssin:

@@ -21,6 +21,7 @@ from unified_messaging.mycarenet.wsse import sign_with_certificate
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.genasync import GENASYNC_PATH, ContentRules, FeedbackTimings, GenAsyncService
 from unified_messaging.simulator.memberdata import EncryptionDirectory, MemberDataService
+from unified_messaging.simulator.memberdata_async import MemberDataAsyncService
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.xmlsafe import parse_xml
@@ -84,6 +85,10 @@ def build_platform(
     simulator.genasync.register(simulator)
     simulator.memberdata = MemberDataService(key_depot(pki), today=today or date.today, now=now)
     simulator.memberdata.register(simulator)
+    simulator.memberdata_async = MemberDataAsyncService(  # answers due after the GenAsync acknowledgement delay
+        simulator.memberdata, now=now, delay=genasync_timings.acknowledgement,
+        min_get_interval=genasync_min_get_interval, signing_entry=sts_entry, trusted_ca=pki.ca_certificate())
+    simulator.memberdata_async.register(simulator)
     simulator.interceptors.append(
         SecurityCheck(pki.ca_certificate(), sts.certificate, licences=licences, now=now,
                       counters=simulator.counters, **skew)

@@ -15,7 +15,8 @@ It serves, under one address:
   returns the simulator's counters as JSON, e.g. ``genasync.posts.<InputReference>`` (how many
   times a sending was posted: the proof of exactly-once), ``genasync.delivered``,
   ``genasync.redelivered``, ``genasync.confirmed.messages``, plus ``pending_messages`` (feedback
-  produced and not confirmed yet).  It shows no patient data and no secret;
+  produced and not confirmed yet) and ``pending_mda_answers`` (MDA answers not confirmed yet).
+  It shows no patient data and no secret;
 * ``/_simulator/faults``: a **test** endpoint (not part of MyCareNet) for upstream chaos
   (``simulator/chaos.py``): ``GET`` returns the fault of each service and what was injected so far,
   ``POST ?service=genins&mode=html-502[&count=3]`` sets one (``mode=none`` lifts it).
@@ -24,11 +25,12 @@ The keys come from the demo PKI in ``<data folder>/demo-pki`` (made on first use
 uses ``demo-pki/lab.p12`` as ``[identity] keystore`` (password ``devpki.DEFAULT_PASSWORD``, see
 ``manifest.json``) and ``demo-pki/ca.pem`` as ``[upstream] platform_ca`` and ``ehealth_ca``.
 
-``holds`` delay a GenAsync operation's request *before* the platform handles it (a slow network on
-the way in), whereas ``latency_ms`` delays every answer *after* it was handled (the platform did the
-work, the answer is slow to come back).  Together they let a test stop the gateway at a chosen
-point of an exchange by watching the gateway's own state, without hooks in the gateway.  A held
-request is counted when it arrives (``held.post``, ``held.get``, ``held.confirm`` in the counters).
+``holds`` delay a GenAsync operation's request (eFact's mailbox or MDA's) *before* the platform
+handles it (a slow network on the way in), whereas ``latency_ms`` delays every answer *after* it was
+handled (the platform did the work, the answer is slow to come back).  Together they let a test stop
+the gateway at a chosen point of an exchange by watching the gateway's own state, without hooks in
+the gateway.  A held request is counted when it arrives (``held.post``, ``held.get``,
+``held.confirm`` in the counters).
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ from unified_messaging.serving import RunningServer, start_server
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.chaos import DEFAULT_SLOW_SECONDS, SERVICES
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
+from unified_messaging.simulator.memberdata import MEMBERDATA_PATH
+from unified_messaging.simulator.memberdata_async import MEMBERDATA_ASYNC_PATH
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,9 @@ class StandaloneApp:
         genasync = getattr(self.simulator, "genasync", None)
         if genasync is not None:
             values["pending_messages"] = genasync.pending_messages()
+        memberdata_async = getattr(self.simulator, "memberdata_async", None)
+        if memberdata_async is not None:
+            values["pending_mda_answers"] = memberdata_async.pending()
         return values
 
     def faults(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -119,7 +126,8 @@ class StandaloneApp:
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                       ("Cache-Control", "no-store")])
             return [body]
-        if self._holds and path == GENASYNC_PATH and environ.get("REQUEST_METHOD") == "POST":
+        mailbox = path in (GENASYNC_PATH, MEMBERDATA_ASYNC_PATH)
+        if self._holds and mailbox and environ.get("REQUEST_METHOD") == "POST":
             action = (environ.get("HTTP_SOAPACTION") or "").strip().strip('"')
             hold = self._holds.get(action)
             if hold:
@@ -178,6 +186,8 @@ class StandaloneSimulator:
             f"  STS:                 {url}{STS_PATH}",
             f"  GenericInsurability: {url}{Simulator.GENERICINSURABILITY_PATH}",
             f"  GenAsync:            {url}{GENASYNC_PATH}",
+            f"  MemberData:          {url}{MEMBERDATA_PATH}",
+            f"  GenAsync MemberData: {url}{MEMBERDATA_ASYNC_PATH}",
             f"  counters (test/diagnostic, JSON): {url}{COUNTERS_PATH}",
             f"  fault injection (tests only): {url}{FAULTS_PATH}",
             f"demo PKI: {pki.folder} (platform CA {pki.ca_certificate_path.name}, lab keystore "
