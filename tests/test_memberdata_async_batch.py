@@ -233,7 +233,7 @@ memberdata_async_min_lines = 50
         'genasync_url = "', f'insurability_service = "memberdata"\nmemberdata_url = "{base}{MEMBERDATA_PATH}"\n'
         f'memberdata_async_url = "{base}{MEMBERDATA_ASYNC_PATH}"\ngenasync_url = "', 1)
     config.write_text(text, encoding="utf-8")
-    gateway = start_gateway(tmp_path, config)
+    gateway = start_gateway(tmp_path, config, "--workers", "1")  # one process: the kill is a crash
     output = folder / "out" / "patients.result.csv"
     try:
         write_batch(folder / "in", "patients.csv", 120)
@@ -241,7 +241,7 @@ memberdata_async_min_lines = 50
         gateway.kill()
         checked(folder, simulator_counters(simulator))
 
-        gateway = start_gateway(tmp_path, config)
+        gateway = start_gateway(tmp_path, config, "--workers", "1")
         wait_for(output.exists, timeout=90, what="the output after the restart")
         wait_for(lambda: simulator_counters(simulator).get("pending_mda_answers", 1) == 0, timeout=30,
                  what="every MDA answer confirmed")
