@@ -104,6 +104,8 @@ def children(parent: etree._Element, tag: str) -> list[etree._Element]:
     return [child for child in parent if child.tag == tag]
 
 
+@lru_cache(maxsize=64)
 def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    """The SHA-256 fingerprint of a certificate, in hexadecimal."""
+    """The SHA-256 fingerprint of a certificate, in hexadecimal (remembered: the token cache asks
+    for its certificate's on every call)."""
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
