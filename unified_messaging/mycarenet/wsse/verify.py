@@ -296,17 +296,3 @@ def check_certificate(certificate: x509.Certificate, trusted_ca: x509.Certificat
     problem = verify_chain(certificate, trusted_ca, now)
     if problem:
         raise SecurityRefusal(RefusalCode.CERTIFICATE_UNTRUSTED, mask_ssins_in_text(problem))
-        return
-    who = describe_certificate(certificate)
-    valid = f"valid from {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}"
-    if now > certificate.not_valid_after_utc:
-        raise SecurityRefusal(RefusalCode.CERTIFICATE_EXPIRED,
-                              f"The certificate of {who} expired on {certificate.not_valid_after_utc:%Y-%m-%d} "
-                              f"({valid}; it is now {format_instant(now)}).")
-    if now < certificate.not_valid_before_utc:
-        raise SecurityRefusal(RefusalCode.CERTIFICATE_EXPIRED,
-                              f"The certificate of {who} is not valid yet ({valid}; it is now {format_instant(now)}): "
-                              "check this computer's clock.")
-    problem = verify_chain(certificate, trusted_ca, now)
-    if problem:
-        raise SecurityRefusal(RefusalCode.CERTIFICATE_UNTRUSTED, mask_ssins_in_text(problem))
