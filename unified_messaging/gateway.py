@@ -60,6 +60,12 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _interactive(path: str) -> bool:
+    """Mybox's pages, health and metrics: served before the SOAP calls waiting for a thread, so that
+    a person (or a health check) does not queue behind a burst of machine calls."""
+    return not path.startswith(PREFIXES)
+
+
 def server_limits(config: Config) -> ServerLimits:
     server = config.server
     return ServerLimits(connection_limit=server.connection_limit,
@@ -361,7 +367,7 @@ class Gateway:
                                   name="um-gateway", limits=server_limits(cfg),
                                   proxy=ProxyTrust(cfg.server.trusted_proxy, cfg.server.trusted_proxy_headers,
                                                    cfg.server.trusted_proxy_count), oversized=router.too_large,
-                                  sock=sock)
+                                  sock=sock, urgent=_interactive)
         self._servers.append(self._main)
 
     def _start_singletons(self, service: InsurabilityService, jobs: list[BatchJob]) -> None:

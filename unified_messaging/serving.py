@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import waitress
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import RequestEntityTooLarge
 from waitress.server import BaseWSGIServer
 
@@ -152,6 +152,36 @@ def _apply_limits(server: BaseWSGIServer, limits: ServerLimits, oversized: Overs
     server.maintenance = maintenance
 
 
+class _UrgentFirst(ThreadedTaskDispatcher):
+    """waitress's worker threads, taking the requests ``urgent(path)`` says are urgent before the others.
+
+    waitress queues every complete request for its threads in arrival order. Under a SOAP load
+    that keeps every thread busy, a Mybox page (a few ms of work) would wait behind all the calls
+    queued before it: hundreds of ms at 32 clients. Urgent requests go before the queued others
+    (in their own arrival order); the others keep theirs. A request already being served is never
+    interrupted, so an urgent one waits at most for the first thread to finish its call.
+    """
+
+    def __init__(self, urgent: Callable[[str], bool]) -> None:
+        super().__init__()
+        self._urgent = urgent
+
+    def _is_urgent(self, channel: object) -> bool:
+        requests = getattr(channel, "requests", None)
+        return bool(requests) and self._urgent(getattr(requests[0], "path", "") or "")
+
+    def add_task(self, task: object) -> None:
+        if not self._is_urgent(task):
+            super().add_task(task)
+            return
+        with self.lock:
+            place = 0
+            while place < len(self.queue) and self._is_urgent(self.queue[place]):
+                place += 1
+            self.queue.insert(place, task)
+            self.queue_cv.notify()
+
+
 @dataclass
 class RunningServer:
     server: BaseWSGIServer
@@ -177,11 +207,17 @@ class RunningServer:
 
 def start_server(app: Callable, host: str, port: int, *, threads: int, max_body: int, name: str,
                  limits: ServerLimits = ServerLimits(), proxy: ProxyTrust = ProxyTrust(),
-                 oversized: OversizedAnswer | None = None, sock: socket.socket | None = None) -> RunningServer:
+                 oversized: OversizedAnswer | None = None, sock: socket.socket | None = None,
+                 urgent: Callable[[str], bool] | None = None) -> RunningServer:
     """Serve ``app`` on ``host:port``, or on ``sock`` when given (a socket a supervisor bound once
-    and handed to each of its worker processes)."""
+    and handed to each of its worker processes). ``urgent(path)``: the requests served before
+    the others queued (see ``_UrgentFirst``)."""
     raise_open_file_limit(limits.connection_limit + 256)
-    where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
+    where: dict[str, object] = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
+    if urgent is not None:
+        dispatcher = _UrgentFirst(urgent)
+        dispatcher.set_thread_count(threads)
+        where["_dispatcher"] = dispatcher  # waitress's own hook for a dispatcher of the caller's
     server = waitress.create_server(
         app, **where, threads=threads, ident="unified-messaging",
         max_request_body_size=max_body, clear_untrusted_proxy_headers=True,

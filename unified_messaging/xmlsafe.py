@@ -5,6 +5,8 @@ external-entity trick gets a clear ``UnsafeXml`` error instead of being resolved
 """
 from __future__ import annotations
 
+import threading
+
 from lxml import etree
 
 
@@ -26,10 +28,22 @@ def _parser() -> etree.XMLParser:
     )
 
 
+_local = threading.local()
+
+
+def _thread_parser() -> etree.XMLParser:
+    """This thread's parser, built once: an lxml parser may not be used by two threads at a time,
+    and building one per call cost more than parsing a small SOAP message."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _parser()
+    return parser
+
+
 def parse_xml(data: bytes) -> etree._Element:
     """Parse untrusted bytes; refuse any document with a DOCTYPE (where entities hide)."""
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=_thread_parser())
     except etree.XMLSyntaxError as exc:
         raise UnsafeXml(f"The XML is not well-formed: {exc}") from None
     docinfo = root.getroottree().docinfo

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -121,6 +121,11 @@ class BatchFileRun:
     reason: str | None = None
 
 
+_CONSULTATION_COLUMNS = tuple(f.name for f in fields(Consultation))
+_INSERT_CONSULTATION = (f"INSERT INTO consultations ({', '.join(_CONSULTATION_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(_CONSULTATION_COLUMNS))})")
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -205,8 +210,16 @@ class Journal(SqliteFile):
         return database
 
     def record_consultation(self, consultation: Consultation) -> int:
-        with self.write():
-            return int(self.db["consultations"].insert(asdict(consultation)).last_pk)
+        """One row per call, committed before this returns (the caller answers after it).
+
+        A plain prepared INSERT (sqlite3 caches the statement per connection): sqlite-utils' insert
+        reads the table's columns and builds the SQL again on every call. The commit does not wait
+        for the disk: the journal is in WAL mode with ``synchronous=NORMAL`` (``SqliteFile``), so a
+        committed row survives a crash of the process, not a power loss (see README).
+        """
+        values = [getattr(consultation, name) for name in _CONSULTATION_COLUMNS]
+        with self.write() as conn:
+            return int(conn.execute(_INSERT_CONSULTATION, values).lastrowid)
 
     def consultations(self, *, limit: int = 100, outcome: str | None = None) -> list[dict]:
         """The latest consultations, newest first."""

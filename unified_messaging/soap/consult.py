@@ -7,9 +7,10 @@ contract XSD with lxml and the answer is built with lxml, so the wire format can
 from __future__ import annotations
 
 import logging
+import math
 import re
 
-from spyne import AnyXml, Application, ServiceBase, rpc
+from spyne import AnyXml, Application, ServiceBase, const, rpc
 from spyne.error import Fault
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
@@ -31,6 +32,12 @@ for _noisy in ("spyne.application.client", "spyne.protocol.soap.soap11.invalid",
 # Spyne says "Initializing application" once per Application, that is once per SOAP version: we say it
 # once ourselves (build_soap_apps).
 logging.getLogger("spyne.application").setLevel(logging.WARNING)
+# Spyne runs a full gc.collect() at the end of a call when the last one is more than a second old,
+# "to return file descriptors in a timely manner" (its file attachments; we have none). With the
+# gateway's heap (zeep and XSD schemas, lxml trees) each collection holds the GIL for tens of ms:
+# about a quarter of the front's CPU under load (py-spy, tests/benchmarks/README.md). Python's own
+# generational collector still runs as usual.
+const.MIN_GC_INTERVAL = math.inf
 
 
 class _DeliberateFaults(logging.Filter):

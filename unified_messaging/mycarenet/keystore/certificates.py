@@ -1,6 +1,8 @@
 """What a certificate says and allows: a log-safe description, key usages, CA flag, issuer, public key."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -34,8 +36,12 @@ def is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
+@lru_cache(maxsize=256)
 def is_issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """``issuer`` is named as the certificate's issuer and its key verifies the certificate's signature."""
+    """``issuer`` is named as the certificate's issuer and its key verifies the certificate's signature.
+
+    Remembered per pair (the answer is the same every time): every signed answer's certificate is
+    checked against the same CA."""
     if certificate.issuer != issuer.subject:
         return False
     try:

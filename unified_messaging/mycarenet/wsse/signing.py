@@ -17,6 +17,7 @@ import re
 import uuid
 from copy import deepcopy
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
@@ -68,8 +69,7 @@ def sign_envelope(envelope: etree._Element, *, assertion_xml: bytes, key: Privat
     the result parsed again; nothing is moved after that, and serialising the result writes the
     assertion as it came.
     """
-    assertion = _parse_assertion(assertion_xml)
-    _check_credential(key, certificate, assertion)
+    assertion_id, assertion_bytes = _checked_assertion(assertion_xml, key, certificate)
     prepared = deepcopy(envelope)
     security = security_header(prepared)
     if children(security, f"{{{DS_NS}}}Signature"):
@@ -83,14 +83,27 @@ def sign_envelope(envelope: etree._Element, *, assertion_xml: bytes, key: Privat
     security.insert(security.index(timestamp) + 1, marker)
     serialised = etree.tostring(prepared, encoding="UTF-8")
     spliced = serialised.replace(etree.tostring(marker, encoding="UTF-8", with_tail=False),
-                                 _assertion_bytes(assertion_xml, assertion), 1)
+                                 assertion_bytes, 1)
     signed = etree.fromstring(spliced, parser=_OWN_XML_PARSER)
     _, _, body = soap_parts(signed)
     security = security_header(signed)
     timestamp = children(security, f"{{{WSU_NS}}}Timestamp")[0]
     sign_elements(security, [(body.get(WSU_ID), body), (timestamp.get(WSU_ID), timestamp)], key=key,
-                  key_info=assertion_reference(assertion.get("AssertionID")), signature_id=new_id("SIG"))
+                  key_info=assertion_reference(assertion_id), signature_id=new_id("SIG"))
     return signed
+
+
+@lru_cache(maxsize=32)
+def _checked_assertion(assertion_xml: bytes, key: PrivateKeyTypes, certificate: x509.Certificate) -> tuple[str, bytes]:
+    """The assertion's ID and the bytes to splice, once per token and key rather than once per call.
+
+    A token serves every call of its certificate for its lifetime: parsing it, comparing the key
+    with the certificate and reading the holder-of-key certificate again on each call gave the
+    same answer each time. A refusal (``ValueError``) is not cached: it is raised on every call.
+    """
+    assertion = _parse_assertion(assertion_xml)
+    _check_credential(key, certificate, assertion)
+    return assertion.get("AssertionID"), _assertion_bytes(assertion_xml, assertion)
 
 
 # Re-reads what this module has just written (the assertion in it was checked by ``parse_xml``):

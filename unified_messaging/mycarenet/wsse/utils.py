@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -84,8 +85,13 @@ def certificate_base64(certificate: x509.Certificate) -> str:
     return base64.b64encode(certificate.public_bytes(Encoding.DER)).decode("ascii")
 
 
+@lru_cache(maxsize=64)
 def certificate_from_base64(text: str | None) -> x509.Certificate:
-    """A certificate from base64 DER (line breaks allowed); ``ValueError`` when it is none."""
+    """A certificate from base64 DER (line breaks allowed); ``ValueError`` when it is none.
+
+    Remembered (certificates are immutable): the same token's and the platform's certificates
+    come back in every message, and reading one costs more than the rest of the lookup.
+    """
     try:
         der = base64.b64decode("".join((text or "").split()), validate=True)
         return x509.load_der_x509_certificate(der)
@@ -98,6 +104,8 @@ def children(parent: etree._Element, tag: str) -> list[etree._Element]:
     return [child for child in parent if child.tag == tag]
 
 
+@lru_cache(maxsize=64)
 def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    """The SHA-256 fingerprint of a certificate, in hexadecimal."""
+    """The SHA-256 fingerprint of a certificate, in hexadecimal (remembered: the token cache asks
+    for its certificate's on every call)."""
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()

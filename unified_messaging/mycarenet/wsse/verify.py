@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from cryptography import x509
 from lxml import etree
@@ -86,13 +87,21 @@ def verify_envelope(envelope_bytes: bytes, *, trusted_ca: x509.Certificate, now:
     saml = None
     if assertion is not None:
         saml = verify_assertion(assertion, sts_certificate=sts_certificate, now=moment, max_clock_skew=max_clock_skew)
-    try:
-        identity = Identity.from_certificate(certificate)
-    except KeystoreError:
-        identity = None
-    logger.debug("Signed message from %s verified", describe_certificate(certificate))
+    identity = _identity(certificate)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("Signed message from %s verified", describe_certificate(certificate))
     return VerifiedCaller(certificate=certificate, identity=identity, assertion=saml, token=token,
                           envelope=envelope, body=structure.body, created=created, expires=expires)
+
+
+@lru_cache(maxsize=64)
+def _identity(certificate: x509.Certificate) -> Identity | None:
+    """Who a certificate names (None: no eHealth identity), read once per certificate: the
+    platform signs every answer with the same one."""
+    try:
+        return Identity.from_certificate(certificate)
+    except KeystoreError:
+        return None
 
 
 def _parse_envelope(envelope_bytes: bytes) -> etree._Element:
@@ -271,13 +280,16 @@ def _check_timestamp(timestamp: etree._Element, now: datetime, skew: timedelta) 
 
 
 def check_certificate(certificate: x509.Certificate, trusted_ca: x509.Certificate, now: datetime) -> None:
-    who = describe_certificate(certificate)
-    valid = f"valid from {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}"
-    if now > certificate.not_valid_after_utc:
-        raise SecurityRefusal(RefusalCode.CERTIFICATE_EXPIRED,
-                              f"The certificate of {who} expired on {certificate.not_valid_after_utc:%Y-%m-%d} "
-                              f"({valid}; it is now {format_instant(now)}).")
-    if now < certificate.not_valid_before_utc:
+    """The certificate is valid at ``now`` and chains to ``trusted_ca`` (the refusals name it: its
+    description is only made for them, as this runs for every answer)."""
+    before, after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if not before <= now <= after:
+        who = describe_certificate(certificate)
+        valid = f"valid from {before:%Y-%m-%d} to {after:%Y-%m-%d}"
+        if now > after:
+            raise SecurityRefusal(RefusalCode.CERTIFICATE_EXPIRED,
+                                  f"The certificate of {who} expired on {after:%Y-%m-%d} "
+                                  f"({valid}; it is now {format_instant(now)}).")
         raise SecurityRefusal(RefusalCode.CERTIFICATE_EXPIRED,
                               f"The certificate of {who} is not valid yet ({valid}; it is now {format_instant(now)}): "
                               "check this computer's clock.")
