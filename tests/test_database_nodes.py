@@ -16,21 +16,16 @@ from tests.test_cli_serve import _start
 from tests.web_support import PASSWORDS, USERS, csrf_of
 from unified_messaging.secrets import master_keys
 from unified_messaging.securespace.crypto import PasswordHasher
-from unified_messaging.securespace.store import SecureSpaceStore
+from unified_messaging.securespace.store import STORE_FILE, SecureSpaceStore
 from unified_messaging.web.sessions import STATE_FILE
 
 pytestmark = pytest.mark.postgres
 
 
 def _node(folder: Path, url: str) -> Path:
-    """A data folder with the same users as the other node's, and its configuration file."""
+    """A data folder on the database of ``url``, and its configuration file."""
     data = folder / "um-data"
-    store = SecureSpaceStore.in_data_folder(data, master_keys(data), hasher=PasswordHasher(cost=2 ** 12))
-    try:
-        for login, (name, ssin, roles) in USERS.items():
-            store.add_user(login, name, ssin, roles, PASSWORDS[login])
-    finally:
-        store.close()
+    folder.mkdir(parents=True, exist_ok=True)
     conf = folder / "um.toml"
     conf.write_text(f'[server]\nport = 0\nworkers = 1\n[data]\nfolder = "{data}"\n[database]\nurl = "{url}"\n'
                     '[invoicing]\nenabled = false\n[folders]\ninsurability = false\n'
@@ -48,7 +43,14 @@ def _try_login(base: str, user: str, password: str) -> requests.Response:
 def test_a_mybox_session_made_on_one_node_is_valid_on_the_other(postgres_url, tmp_path):
     migrated = subprocess.run([CLI, "db", "migrate", "--config", str(_node(tmp_path / "a", postgres_url))],
                               capture_output=True, text=True, timeout=120)
-    assert migrated.returncode == 0 and "applied migration 1" in migrated.stdout, migrated.stderr
+    assert migrated.returncode == 0 and "applied migration 2" in migrated.stdout, migrated.stderr
+    store = SecureSpaceStore.open(postgres_url, tmp_path / "a" / "um-data", master_keys(tmp_path / "a" / "um-data"),
+                                  hasher=PasswordHasher(cost=2 ** 12))
+    try:  # the users, once, in the secure space both nodes share
+        for login, (name, ssin, roles) in USERS.items():
+            store.add_user(login, name, ssin, roles, PASSWORDS[login])
+    finally:
+        store.close()
     nodes = []
     try:
         for name in ("a", "b"):
@@ -86,12 +88,13 @@ def test_a_mybox_session_made_on_one_node_is_valid_on_the_other(postgres_url, tm
             process.terminate()
             process.communicate(timeout=30)
     assert all(process.returncode == 0 for process, _ in nodes)
-    assert not any((tmp_path / name / "um-data" / STATE_FILE).exists() for name in ("a", "b"))
+    assert not any((tmp_path / name / "um-data" / file).exists() for name in ("a", "b")
+                   for file in (STATE_FILE, STORE_FILE))
 
 
 def test_serve_refuses_a_database_not_migrated_yet_and_says_what_to_run(postgres_url, tmp_path):
     conf = _node(tmp_path, postgres_url)
     refused = subprocess.run([CLI, "serve", "--config", str(conf)], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1
-    assert "the schema lacks migration 1" in refused.stderr and "run 'unified-messaging db migrate'" in refused.stderr
+    assert "the schema lacks migrations 1, 2" in refused.stderr and "run 'unified-messaging db migrate'" in refused.stderr
     assert postgres_url.split(":")[2].split("@")[0] not in refused.stderr  # the password is never shown

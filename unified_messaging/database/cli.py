@@ -4,9 +4,9 @@ from __future__ import annotations
 import click
 
 from unified_messaging.config import ConfigError, load_config
-from unified_messaging.database import MYBOX, DatabaseError, connect
-from unified_messaging.database.migrations import applied, migrate
-from unified_messaging.database.schema import MIGRATIONS, SQLITE_FILES
+from unified_messaging.database import MYBOX, DatabaseError, connect, migrate_store
+from unified_messaging.database.migrations import applied
+from unified_messaging.database.schema import SQLITE_FILES
 
 
 @click.group("db")
@@ -30,7 +30,7 @@ def migrate_command(config_path: str | None) -> None:
         for store in stores:
             database = connect(url, config.data_folder, store=store)
             try:
-                ran = migrate(database, MIGRATIONS)
+                ran = migrate_store(database)
                 version = max(applied(database), default=0)
             finally:
                 database.close()
