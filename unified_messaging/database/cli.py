@@ -40,3 +40,45 @@ def migrate_command(config_path: str | None) -> None:
             click.echo(f"{database.describe()}: {state} migration {version}{'' if ran else ', nothing to do'}")
     except (ConfigError, DatabaseError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@db.command("copy")
+@click.option("--to", "target_url", required=True, help="The postgresql:// URL of an empty database.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file of the SQLite install to copy (its [database] url empty).")
+def copy_command(target_url: str, config_path: str | None) -> None:
+    """Copy the SQLite install's Mybox state and secure space into an empty PostgreSQL database.
+
+    The target is migrated first, refused if a table already holds rows, then filled one store per
+    transaction; the counts per table are printed. Then set [database] url to it.
+    """
+    from unified_messaging.database.copy import check_empty, copy_store
+
+    try:
+        config = load_config(config_path)
+        if config.database.url:
+            raise click.ClickException("db copy copies an install on SQLite: this configuration's [database] url "
+                                       "is set already")
+        if not target_url.startswith(("postgresql://", "postgres://")):
+            raise click.ClickException(f"--to {target_url!r}: expected a postgresql:// URL")
+        target = connect(target_url, config.data_folder)
+        try:
+            for migration in migrate_store(target):
+                click.echo(f"{target.describe()}: applied migration {migration}")
+            check_empty(target)
+            for store, file in SQLITE_FILES.items():
+                if not (config.data_folder / file).exists():
+                    click.echo(f"{store}: no {config.data_folder / file}, nothing to copy")
+                    continue
+                source = connect("", config.data_folder, store=store)
+                try:
+                    migrate_store(source)
+                    counts = copy_store(source, target, store)
+                finally:
+                    source.close()
+                click.echo(f"{store}: copied from {source.describe()}: "
+                           + ", ".join(f"{table} {count}" for table, count in counts.items()))
+        finally:
+            target.close()
+    except (ConfigError, DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from None
