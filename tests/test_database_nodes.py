@@ -2,7 +2,8 @@
 worker each), each with its own data folder, on one PostgreSQL database.  A login made on one node
 is served by the other, a form read on one is accepted by the other and its message shown by the
 first, failed logins on both lock the login on both, and logging out on one ends the session on
-both.  Nothing of it is written to a ``mybox.sqlite``."""
+both; a mandate proposed by the CLI (a third process) on the same database is listed at once by both
+nodes' Mybox.  Nothing of it is written to a ``mybox.sqlite`` or a ``securespace.sqlite``."""
 from __future__ import annotations
 
 import subprocess
@@ -15,6 +16,7 @@ from tests.support import CLI
 from tests.test_cli_serve import _start
 from tests.web_support import PASSWORDS, USERS, csrf_of
 from unified_messaging.secrets import master_keys
+from unified_messaging.simulator.devpki import GROUP_NUMBER, NURSE_NIHII
 from unified_messaging.securespace.crypto import PasswordHasher
 from unified_messaging.securespace.store import STORE_FILE, SecureSpaceStore
 from unified_messaging.web.sessions import STATE_FILE
@@ -46,7 +48,8 @@ def test_a_mybox_session_made_on_one_node_is_valid_on_the_other(postgres_url, tm
     assert migrated.returncode == 0 and "applied migration 2" in migrated.stdout, migrated.stderr
     store = SecureSpaceStore.open(postgres_url, tmp_path / "a" / "um-data", master_keys(tmp_path / "a" / "um-data"),
                                   hasher=PasswordHasher(cost=2 ** 12))
-    try:  # the users, once, in the secure space both nodes share
+    try:  # the space and its users, once, in the secure space both nodes share
+        store.create_space("Shared space", USERS["admin"][0], USERS["admin"][1], USERS["admin"][0], USERS["admin"][1])
         for login, (name, ssin, roles) in USERS.items():
             store.add_user(login, name, ssin, roles, PASSWORDS[login])
     finally:
@@ -72,6 +75,14 @@ def test_a_mybox_session_made_on_one_node_is_valid_on_the_other(postgres_url, tm
         assert changed.status_code in (302, 303), changed.text[:300]
         assert 'class="flash ok"' in browser.get(one + "/account", timeout=30).text  # its message, on the first
         assert 'class="flash ok"' not in browser.get(other + "/account", timeout=30).text  # shown once
+        proposed = subprocess.run(  # a third process, the CLI, on the same database
+            [CLI, "mandates", "--config", str(tmp_path / "b" / "um.toml"), "propose", "--mandant", f"NIHII={NURSE_NIHII}",
+             "--mandataire", f"NIHII={GROUP_NUMBER}", "--service", "INSURABILITY", "--from", "2020-01-01",
+             "--by", "admin"], capture_output=True, text=True, timeout=120)
+        assert proposed.returncode == 0, proposed.stderr
+        for base in (one, other):  # both nodes' Mybox show it at once
+            listed = browser.get(base + "/mandates", timeout=30)
+            assert listed.status_code == 200 and GROUP_NUMBER in listed.text and NURSE_NIHII in listed.text
         for base in (one, other, one):  # three wrong passwords over the two nodes lock the login on both
             assert _try_login(base, "office", "wrong-password").status_code == 401
         for base in (one, other):
