@@ -195,9 +195,10 @@ NURSE = Party(PartyKind.NIHII, NURSE_NIHII)
 GROUP = Party(PartyKind.NIHII, GROUP_NUMBER)
 
 
-def new_store(folder: Path, **options) -> SecureSpaceStore:
-    """A secure space in ``folder`` with its administrator "admin" and the user "ann" (fast hashing)."""
-    store = SecureSpaceStore.in_data_folder(folder, MASTER, hasher=PasswordHasher(cost=16), **options)
+def new_store(folder: Path, url: str = "", **options) -> SecureSpaceStore:
+    """A secure space in ``folder`` (or on the migrated PostgreSQL of ``url``) with its administrator
+    "admin" and the user "ann" (fast hashing)."""
+    store = SecureSpaceStore.open(url, folder, MASTER, hasher=PasswordHasher(cost=16), **options)
     store.create_space("Dev space", "Olivia Owner", OWNER_SSIN, "Rita Responsible", OWNER_SSIN)
     store.add_user("admin", "Olivia Owner", OWNER_SSIN, ["administrator"], ADMIN_PASSWORD)
     store.add_user("ann", "Ann Clerk", NURSE_SSIN, ["administrative", "clinical"], "ann-password-123")

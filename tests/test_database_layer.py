@@ -15,6 +15,8 @@ from unified_messaging.database import DatabaseError, connect, open_store
 from unified_messaging.database.migrations import Migration, applied, migrate, pending
 from unified_messaging.database.postgres import masked_url, pyformat
 from unified_messaging.database.schema import MIGRATIONS
+from unified_messaging.securespace.crypto import PasswordHasher
+from unified_messaging.securespace.store import STORE_FILE, SecureSpaceStore
 from unified_messaging.web.sessions import STATE_FILE, WebState
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -159,7 +161,7 @@ def test_an_unreachable_postgresql_stops_start_up_without_showing_the_password()
 def test_a_postgresql_schema_behind_the_gateway_is_refused_until_db_migrate(postgres_url, tmp_path):
     with pytest.raises(DatabaseError) as caught:
         open_store(postgres_url, tmp_path)
-    assert "lacks migration 1 (Mybox sessions and failed-login counters): run" in str(caught.value)
+    assert "lacks migrations 1, 2 (Mybox sessions and failed-login counters; the secure space: " in str(caught.value)
     assert "run 'unified-messaging db migrate'" in str(caught.value) and "***" in str(caught.value)
     db = connect(postgres_url, tmp_path)
     try:
@@ -193,3 +195,22 @@ def test_without_the_postgresql_binaries_the_postgres_tests_skip_saying_what_to_
     monkeypatch.setattr(tests.postgres, "binaries", lambda: None)
     with pytest.raises(pytest.skip.Exception, match=r"^PostgreSQL binaries not found: apt-get install postgresql$"):
         tests.postgres.start_cluster()
+
+
+def test_a_secure_space_file_made_before_migrations_and_mybox_is_adopted_with_its_rows(tmp_path):
+    old = sqlite3.connect(tmp_path / STORE_FILE)
+    old.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE users (login TEXT PRIMARY KEY, name TEXT NOT NULL, ssin TEXT NOT NULL, roles TEXT NOT NULL,
+            password_hash TEXT NOT NULL, created_at TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        INSERT INTO users VALUES ('admin', 'Ada', '85073003328', 'administrator', 'scrypt$x', '2024-01-01');""")
+    old.commit()
+    old.close()
+    store = SecureSpaceStore.in_data_folder(tmp_path, b"0123456789abcdef0123456789abcdef", hasher=PasswordHasher(16))
+    try:
+        assert [(u.login, u.language) for u in store.users()] == [("admin", "en")]  # the column added, rows kept
+        assert store.set_language("admin", "nl").language == "nl"
+        assert store.mandates() == [] and applied(store.db) == {2}
+    finally:
+        store.close()

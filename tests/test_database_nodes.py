@@ -2,7 +2,8 @@
 worker each), each with its own data folder, on one PostgreSQL database.  A login made on one node
 is served by the other, a form read on one is accepted by the other and its message shown by the
 first, failed logins on both lock the login on both, and logging out on one ends the session on
-both.  Nothing of it is written to a ``mybox.sqlite``."""
+both; a mandate proposed by the CLI (a third process) on the same database is listed at once by both
+nodes' Mybox.  Nothing of it is written to a ``mybox.sqlite`` or a ``securespace.sqlite``."""
 from __future__ import annotations
 
 import subprocess
@@ -15,22 +16,18 @@ from tests.support import CLI
 from tests.test_cli_serve import _start
 from tests.web_support import PASSWORDS, USERS, csrf_of
 from unified_messaging.secrets import master_keys
+from unified_messaging.simulator.devpki import GROUP_NUMBER, NURSE_NIHII
 from unified_messaging.securespace.crypto import PasswordHasher
-from unified_messaging.securespace.store import SecureSpaceStore
+from unified_messaging.securespace.store import STORE_FILE, SecureSpaceStore
 from unified_messaging.web.sessions import STATE_FILE
 
 pytestmark = pytest.mark.postgres
 
 
 def _node(folder: Path, url: str) -> Path:
-    """A data folder with the same users as the other node's, and its configuration file."""
+    """A data folder on the database of ``url``, and its configuration file."""
     data = folder / "um-data"
-    store = SecureSpaceStore.in_data_folder(data, master_keys(data), hasher=PasswordHasher(cost=2 ** 12))
-    try:
-        for login, (name, ssin, roles) in USERS.items():
-            store.add_user(login, name, ssin, roles, PASSWORDS[login])
-    finally:
-        store.close()
+    folder.mkdir(parents=True, exist_ok=True)
     conf = folder / "um.toml"
     conf.write_text(f'[server]\nport = 0\nworkers = 1\n[data]\nfolder = "{data}"\n[database]\nurl = "{url}"\n'
                     '[invoicing]\nenabled = false\n[folders]\ninsurability = false\n'
@@ -48,7 +45,15 @@ def _try_login(base: str, user: str, password: str) -> requests.Response:
 def test_a_mybox_session_made_on_one_node_is_valid_on_the_other(postgres_url, tmp_path):
     migrated = subprocess.run([CLI, "db", "migrate", "--config", str(_node(tmp_path / "a", postgres_url))],
                               capture_output=True, text=True, timeout=120)
-    assert migrated.returncode == 0 and "applied migration 1" in migrated.stdout, migrated.stderr
+    assert migrated.returncode == 0 and "applied migration 2" in migrated.stdout, migrated.stderr
+    store = SecureSpaceStore.open(postgres_url, tmp_path / "a" / "um-data", master_keys(tmp_path / "a" / "um-data"),
+                                  hasher=PasswordHasher(cost=2 ** 12))
+    try:  # the space and its users, once, in the secure space both nodes share
+        store.create_space("Shared space", USERS["admin"][0], USERS["admin"][1], USERS["admin"][0], USERS["admin"][1])
+        for login, (name, ssin, roles) in USERS.items():
+            store.add_user(login, name, ssin, roles, PASSWORDS[login])
+    finally:
+        store.close()
     nodes = []
     try:
         for name in ("a", "b"):
@@ -70,6 +75,14 @@ def test_a_mybox_session_made_on_one_node_is_valid_on_the_other(postgres_url, tm
         assert changed.status_code in (302, 303), changed.text[:300]
         assert 'class="flash ok"' in browser.get(one + "/account", timeout=30).text  # its message, on the first
         assert 'class="flash ok"' not in browser.get(other + "/account", timeout=30).text  # shown once
+        proposed = subprocess.run(  # a third process, the CLI, on the same database
+            [CLI, "mandates", "--config", str(tmp_path / "b" / "um.toml"), "propose", "--mandant", f"NIHII={NURSE_NIHII}",
+             "--mandataire", f"NIHII={GROUP_NUMBER}", "--service", "INSURABILITY", "--from", "2020-01-01",
+             "--by", "admin"], capture_output=True, text=True, timeout=120)
+        assert proposed.returncode == 0, proposed.stderr
+        for base in (one, other):  # both nodes' Mybox show it at once
+            listed = browser.get(base + "/mandates", timeout=30)
+            assert listed.status_code == 200 and GROUP_NUMBER in listed.text and NURSE_NIHII in listed.text
         for base in (one, other, one):  # three wrong passwords over the two nodes lock the login on both
             assert _try_login(base, "office", "wrong-password").status_code == 401
         for base in (one, other):
@@ -86,12 +99,13 @@ def test_a_mybox_session_made_on_one_node_is_valid_on_the_other(postgres_url, tm
             process.terminate()
             process.communicate(timeout=30)
     assert all(process.returncode == 0 for process, _ in nodes)
-    assert not any((tmp_path / name / "um-data" / STATE_FILE).exists() for name in ("a", "b"))
+    assert not any((tmp_path / name / "um-data" / file).exists() for name in ("a", "b")
+                   for file in (STATE_FILE, STORE_FILE))
 
 
 def test_serve_refuses_a_database_not_migrated_yet_and_says_what_to_run(postgres_url, tmp_path):
     conf = _node(tmp_path, postgres_url)
     refused = subprocess.run([CLI, "serve", "--config", str(conf)], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1
-    assert "the schema lacks migration 1" in refused.stderr and "run 'unified-messaging db migrate'" in refused.stderr
+    assert "the schema lacks migrations 1, 2" in refused.stderr and "run 'unified-messaging db migrate'" in refused.stderr
     assert postgres_url.split(":")[2].split("@")[0] not in refused.stderr  # the password is never shown

@@ -33,7 +33,7 @@ def test_users_passwords_are_hashed_slowly_and_checked(store):
         with pytest.raises(Refusal) as caught:
             store.authenticate(login, password)
         assert caught.value.code == "SS-WRONG-PASSWORD"
-    row = store._rows("SELECT password_hash FROM users WHERE login = 'ann'")[0][0]
+    row = store._rows("SELECT password_hash FROM users WHERE login = 'ann'")[0]["password_hash"]
     assert row.startswith("scrypt$16$8$1$") and "ann-password" not in row
     store.set_password("ann", "another-password-456")
     assert store.authenticate("ann", "another-password-456")

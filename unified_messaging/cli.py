@@ -141,7 +141,7 @@ def _no_user_yet(config: Config) -> bool:
     from unified_messaging.secrets import master_keys
     from unified_messaging.securespace.store import SecureSpaceStore
 
-    store = SecureSpaceStore.in_data_folder(config.data_folder, master_keys(config.data_folder))
+    store = SecureSpaceStore.open(config.database.url, config.data_folder, master_keys(config.data_folder))
     try:
         return not store.users()
     finally:

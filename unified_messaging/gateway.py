@@ -155,13 +155,14 @@ class Gateway:
 
     def _securespace_store(self) -> SecureSpaceStore:
         if self.securespace is None:
-            self.securespace = SecureSpaceStore.in_data_folder(self.config.data_folder,
-                                                               master_keys(self.config.data_folder), clock=self.clock)
+            self.securespace = SecureSpaceStore.open(self.config.database.url, self.config.data_folder,
+                                                     master_keys(self.config.data_folder), clock=self.clock)
         return self.securespace
 
     def _recorded_licence(self) -> Licence | None:
         """The licence recorded in the secure space, if one exists (never creating the secure space)."""
-        if self.securespace is None and not (self.config.data_folder / STORE_FILE).exists():
+        if self.securespace is None and not self.config.database.url and \
+                not (self.config.data_folder / STORE_FILE).exists():
             return None
         return self._securespace_store().licence()
 

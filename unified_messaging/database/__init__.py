@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from unified_messaging.database.engine import POSTGRESQL, SQLITE, Database, DatabaseError, Transaction
-from unified_messaging.database.migrations import migrate, require_current
-from unified_messaging.database.schema import MIGRATIONS, MYBOX, SQLITE_FILES
+from unified_messaging.database.migrations import Migration, migrate, require_current
+from unified_messaging.database.schema import MIGRATIONS, MYBOX, SECURESPACE, SQLITE_FILES, adopt_sqlite
 
-__all__ = ["Database", "DatabaseError", "Transaction", "SQLITE", "POSTGRESQL", "MYBOX", "connect", "open_store"]
+__all__ = ["Database", "DatabaseError", "Transaction", "SQLITE", "POSTGRESQL", "MYBOX", "SECURESPACE", "connect",
+           "open_store", "migrate_store"]
 
 
 def connect(url: str, data_folder: Path, *, store: str = MYBOX) -> Database:
@@ -34,10 +35,17 @@ def open_store(url: str, data_folder: Path, *, store: str = MYBOX) -> Database:
     db = connect(url, data_folder, store=store)
     try:
         if db.engine == SQLITE:
-            migrate(db, MIGRATIONS)
+            migrate_store(db)
         else:
             require_current(db, MIGRATIONS)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def migrate_store(db: Database) -> list[Migration]:
+    """Create or upgrade ``db``'s schema (on SQLite, its store's file, adopted first when it is older
+    than the migrations); the migrations that ran now."""
+    store = db.store
+    return migrate(db, MIGRATIONS, before=(lambda tx: adopt_sqlite(tx, store)) if db.engine == SQLITE else None)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import click
 
 from unified_messaging.config import ConfigError, load_config
-from unified_messaging.database import MYBOX, DatabaseError, connect
-from unified_messaging.database.migrations import applied, migrate
-from unified_messaging.database.schema import MIGRATIONS, SQLITE_FILES
+from unified_messaging.database import MYBOX, DatabaseError, connect, migrate_store
+from unified_messaging.database.migrations import applied
+from unified_messaging.database.schema import SQLITE_FILES
 
 
 @click.group("db")
@@ -30,7 +30,7 @@ def migrate_command(config_path: str | None) -> None:
         for store in stores:
             database = connect(url, config.data_folder, store=store)
             try:
-                ran = migrate(database, MIGRATIONS)
+                ran = migrate_store(database)
                 version = max(applied(database), default=0)
             finally:
                 database.close()
@@ -38,5 +38,47 @@ def migrate_command(config_path: str | None) -> None:
                 click.echo(f"{database.describe()}: applied migration {migration}")
             state = "now at" if ran else "up to date at"
             click.echo(f"{database.describe()}: {state} migration {version}{'' if ran else ', nothing to do'}")
+    except (ConfigError, DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@db.command("copy")
+@click.option("--to", "target_url", required=True, help="The postgresql:// URL of an empty database.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file of the SQLite install to copy (its [database] url empty).")
+def copy_command(target_url: str, config_path: str | None) -> None:
+    """Copy the SQLite install's Mybox state and secure space into an empty PostgreSQL database.
+
+    The target is migrated first, refused if a table already holds rows, then filled one store per
+    transaction; the counts per table are printed. Then set [database] url to it.
+    """
+    from unified_messaging.database.copy import check_empty, copy_store
+
+    try:
+        config = load_config(config_path)
+        if config.database.url:
+            raise click.ClickException("db copy copies an install on SQLite: this configuration's [database] url "
+                                       "is set already")
+        if not target_url.startswith(("postgresql://", "postgres://")):
+            raise click.ClickException(f"--to {target_url!r}: expected a postgresql:// URL")
+        target = connect(target_url, config.data_folder)
+        try:
+            for migration in migrate_store(target):
+                click.echo(f"{target.describe()}: applied migration {migration}")
+            check_empty(target)
+            for store, file in SQLITE_FILES.items():
+                if not (config.data_folder / file).exists():
+                    click.echo(f"{store}: no {config.data_folder / file}, nothing to copy")
+                    continue
+                source = connect("", config.data_folder, store=store)
+                try:
+                    migrate_store(source)
+                    counts = copy_store(source, target, store)
+                finally:
+                    source.close()
+                click.echo(f"{store}: copied from {source.describe()}: "
+                           + ", ".join(f"{table} {count}" for table, count in counts.items()))
+        finally:
+            target.close()
     except (ConfigError, DatabaseError) as exc:
         raise click.ClickException(str(exc)) from None

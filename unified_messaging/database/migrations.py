@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from unified_messaging.database.engine import POSTGRESQL, SQLITE, Database, DatabaseError, Transaction
 
@@ -68,11 +68,17 @@ def pending(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
     return [m for m in wanted(db, migrations) if m.number not in done]
 
 
-def migrate(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
-    """Create or upgrade the schema; the migrations that ran now (none when it was up to date)."""
+def migrate(db: Database, migrations: Sequence[Migration], *,
+            before: Callable[[Transaction], None] | None = None) -> list[Migration]:
+    """Create or upgrade the schema; the migrations that ran now (none when it was up to date).
+
+    ``before`` runs first in the same transaction (a SQLite file made before the migrations is
+    brought to what they expect)."""
     check_list(migrations)
     ran = []
     with db.transaction(lock=LOCK) as tx:
+        if before is not None:
+            before(tx)
         tx.execute(_TABLE)
         done = {row["version"] for row in tx.query("SELECT version FROM schema_migrations")}
         for migration in wanted(db, migrations):

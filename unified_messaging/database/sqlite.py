@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from unified_messaging.database.engine import SQLITE, Database, Params, Row
+from unified_messaging.database.schema import SQLITE_PRAGMAS
 from unified_messaging.journal.sqlite import SqliteFile
 
 
@@ -36,6 +37,7 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path, store: str) -> None:
         self.path, self.store = Path(path), store
         self._file = _RowsFile(self.path)
+        self._file.extra_pragmas = SQLITE_PRAGMAS.get(store, ())
 
     @contextmanager
     def transaction(self, *, lock: str | None = None) -> Iterator[_SqliteTransaction]:

@@ -1,52 +1,79 @@
-"""What every part of the secure space store shares: the SQLite file, the clock, the hasher, the sealer.
+"""What every part of the secure space store shares: its database, the clock, the hasher, the sealer.
 
-Same conventions as the journal: WAL mode, one connection per thread, every writing transaction
-opened with ``BEGIN IMMEDIATE``; ``secure_delete`` is on so that a removed row is overwritten.
+The database is the layer's (``unified_messaging.database``): by default the SQLite file
+``<data folder>/securespace.sqlite`` (WAL, one connection per thread, ``BEGIN IMMEDIATE`` writers,
+``foreign_keys`` and ``secure_delete`` on, so that a removed row is overwritten), or the PostgreSQL
+database of ``[database] url``.  One SQL text per query serves both, with ``:name`` parameters.
+
+Every writing transaction takes the ``securespace`` lock: SQLite serialises writers anyway, and on
+PostgreSQL it keeps the read-check-write of a change (is this login free, may this mandate be
+accepted) as atomic as it is on SQLite, whichever node makes it.
 """
 from __future__ import annotations
 
-import sqlite3
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-from unified_messaging.journal.sqlite import SqliteFile
+from unified_messaging.database import SECURESPACE, Database, Transaction, migrate_store
+from unified_messaging.database.engine import Params, Row
+from unified_messaging.database.sqlite import SqliteDatabase
 from unified_messaging.securespace.crypto import PasswordHasher, Sealer
-from unified_messaging.securespace.schema import create_schema, migrate
+
+WRITE_LOCK = "securespace"
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class StoreBase(SqliteFile):
-    """Thread-safe access to the secure space file; each thread gets its own connection.
+class StoreBase:
+    """Thread-safe access to the secure space's database.
 
+    ``target`` is a database opened for the secure space (``database.open_store``: PostgreSQL is
+    checked, not migrated, there), or the path of a SQLite file (created and migrated here).
     ``master_secret`` is the installation's master key, or its keys during a rotation
-    (``secrets.master_keys``: each opens, the newest seals); ``hasher`` may be
-    given a lower cost in tests; ``clock`` stamps the rows and is "now" for validity checks.
+    (``secrets.master_keys``: each opens, the newest seals); ``hasher`` may be given a lower cost
+    in tests; ``clock`` stamps the rows and is "now" for validity checks.
     """
 
-    extra_pragmas = ("foreign_keys=ON", "secure_delete=ON")
-
-    def __init__(self, path: Path, master_secret: bytes | Sequence[bytes], *, hasher: PasswordHasher | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
-        super().__init__(path)
+    def __init__(self, target: Database | Path, master_secret: bytes | Sequence[bytes], *,
+                 hasher: PasswordHasher | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+        if isinstance(target, Database):
+            self.db = target
+        else:
+            self.db = SqliteDatabase(Path(target), SECURESPACE)
+            try:
+                migrate_store(self.db)
+            except BaseException:
+                self.db.close()
+                raise
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self._sealer = Sealer(master_secret)
-        create_schema(self._connection())
-        with self.write() as db:
-            migrate(db)
 
-    def _configure(self, conn: sqlite3.Connection) -> None:
-        conn.row_factory = sqlite3.Row
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None on PostgreSQL."""
+        return getattr(self.db, "path", None)
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, list(params)).fetchall()
+    def describe(self) -> str:
+        """Where the secure space is, for people (a file, or the URL without its password)."""
+        return self.db.describe()
+
+    def _rows(self, sql: str, params: Params = None) -> list[Row]:
+        return self.db.query(sql, params)
+
+    def write(self) -> AbstractContextManager[Transaction]:
+        """A writing transaction, serialised with every other writer of the secure space."""
+        return self.db.transaction(lock=WRITE_LOCK)
 
     def _stamp(self) -> str:
         return self.clock().isoformat(timespec="seconds")
+
+    def close(self) -> None:
+        self.db.close()
 
 
 def iso(value: date | None) -> str | None:

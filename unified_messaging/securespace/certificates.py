@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from unified_messaging.database import Transaction
 from unified_messaging.mycarenet.keystore import Keystore, KeystoreError, TrustedCa, load_keystore, verify_chain
 from unified_messaging.securespace import rules
 from unified_messaging.securespace.catalogue import Refusal
@@ -52,26 +53,30 @@ class CertificateStore(UserStore, SpaceStore):
         owner = self.user_by_ssin(space.owner_ssin) if space else None
         stamp = self._stamp()
         with self.write() as db:
-            if db.execute("SELECT 1 FROM certificates WHERE fingerprint = ?", [print_]).fetchone():
+            if db.query("SELECT 1 AS found FROM certificates WHERE fingerprint = :fingerprint", {"fingerprint": print_}):
                 raise Refusal("SS-BAD-KEYSTORE", "This certificate is already in the secure space.")
-            cursor = db.execute(
-                "INSERT INTO certificates(label, holder_name, kind, value, identifier_type, quality, ssin, nihii, "
+            certificate_id = db.query(
+                "INSERT INTO certificates (label, holder_name, kind, value, identifier_type, quality, ssin, nihii, "
                 "nihii11, cbe, not_before, not_after, fingerprint, responsible_login, added_at, keystore, "
-                "keystore_password) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [label or identity.name or identity.identifier_type, identity.name, identity.kind.value,
-                 identity.value, identity.identifier_type, identity.quality, identity.ssin, identity.nihii, nihii11,
-                 identity.cbe, identity.not_before.isoformat(), identity.not_after.isoformat(), print_,
-                 responsible_login, stamp, sealed, sealed_password])
-            certificate_id = cursor.lastrowid
+                "keystore_password) VALUES (:label, :holder_name, :kind, :value, :identifier_type, :quality, :ssin, "
+                ":nihii, :nihii11, :cbe, :not_before, :not_after, :fingerprint, :responsible_login, :added_at, "
+                ":keystore, :keystore_password) RETURNING id",
+                {"label": label or identity.name or identity.identifier_type, "holder_name": identity.name,
+                 "kind": identity.kind.value, "value": identity.value, "identifier_type": identity.identifier_type,
+                 "quality": identity.quality, "ssin": identity.ssin, "nihii": identity.nihii, "nihii11": nihii11,
+                 "cbe": identity.cbe, "not_before": identity.not_before.isoformat(),
+                 "not_after": identity.not_after.isoformat(), "fingerprint": print_,
+                 "responsible_login": responsible_login, "added_at": stamp, "keystore": sealed,
+                 "keystore_password": sealed_password})[0]["id"]
             for login in dict.fromkeys([responsible_login] + ([owner.login] if owner else [])):
-                db.execute("INSERT OR IGNORE INTO access VALUES (?, ?, 'automatic', ?)", [certificate_id, login, stamp])
+                _grant(db, certificate_id, login, "automatic", stamp)
         record = self.certificate(certificate_id)
         logger.info("certificate %s added, valid until %s, responsible %s", record.describe(),
                     record.not_after.date(), responsible_login)
         return record
 
     def certificate(self, certificate_id: int) -> CertificateRecord:
-        rows = self._rows(f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE id = ?", [certificate_id])
+        rows = self._rows(f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE id = :id", {"id": certificate_id})
         if not rows:
             raise Refusal("SS-UNKNOWN-CERTIFICATE", f"Number {certificate_id}.")
         return _certificate(rows[0])
@@ -81,13 +86,13 @@ class CertificateStore(UserStore, SpaceStore):
 
     def open_keystore(self, certificate_id: int) -> Keystore:
         """Decrypt the certificate's keystore, in memory only."""
-        rows = self._rows("SELECT fingerprint, keystore, keystore_password FROM certificates WHERE id = ?",
-                          [certificate_id])
+        rows = self._rows("SELECT fingerprint, keystore, keystore_password FROM certificates WHERE id = :id",
+                          {"id": certificate_id})
         if not rows:
             raise Refusal("SS-UNKNOWN-CERTIFICATE", f"Number {certificate_id}.")
         print_ = rows[0]["fingerprint"]
-        p12 = self._sealer.open(rows[0]["keystore"], f"keystore:{print_}")
-        password = self._sealer.open(rows[0]["keystore_password"], f"keystore-password:{print_}").decode("utf-8")
+        p12 = self._sealer.open(bytes(rows[0]["keystore"]), f"keystore:{print_}")
+        password = self._sealer.open(bytes(rows[0]["keystore_password"]), f"keystore-password:{print_}").decode("utf-8")
         try:
             return load_keystore(p12, password)
         except KeystoreError as exc:
@@ -96,15 +101,16 @@ class CertificateStore(UserStore, SpaceStore):
     def remove_certificate(self, certificate_id: int) -> None:
         record = self.certificate(certificate_id)
         with self.write() as db:
-            db.execute("DELETE FROM certificates WHERE id = ?", [certificate_id])
+            db.execute("DELETE FROM certificates WHERE id = :id", {"id": certificate_id})
         logger.info("certificate %s removed", record.describe())
 
     def set_certificate_responsible(self, certificate_id: int, login: str, *, by: str) -> CertificateRecord:
         """Hand the responsibility over; only the current responsible person may."""
         self._check_may_change_access(certificate_id, by, login)
         with self.write() as db:
-            db.execute("UPDATE certificates SET responsible_login = ? WHERE id = ?", [login, certificate_id])
-            db.execute("INSERT OR IGNORE INTO access VALUES (?, ?, ?, ?)", [certificate_id, login, by, self._stamp()])
+            db.execute("UPDATE certificates SET responsible_login = :login WHERE id = :id",
+                       {"login": login, "id": certificate_id})
+            _grant(db, certificate_id, login, by, self._stamp())
         return self.certificate(certificate_id)
 
     # ---------------------------------------------------------------- access lists
@@ -112,18 +118,20 @@ class CertificateStore(UserStore, SpaceStore):
     def access_list(self, certificate_id: int) -> list[dict[str, str]]:
         self.certificate(certificate_id)
         return [dict(row) for row in self._rows(
-            "SELECT login, granted_by, granted_at FROM access WHERE certificate_id = ? ORDER BY login", [certificate_id])]
+            "SELECT login, granted_by, granted_at FROM access WHERE certificate_id = :id ORDER BY login",
+            {"id": certificate_id})]
 
     def grant(self, certificate_id: int, login: str, *, by: str) -> None:
         self._check_may_change_access(certificate_id, by, login)
         with self.write() as db:
-            db.execute("INSERT OR IGNORE INTO access VALUES (?, ?, ?, ?)", [certificate_id, login, by, self._stamp()])
+            _grant(db, certificate_id, login, by, self._stamp())
         logger.info("user %s granted certificate #%d by %s", login, certificate_id, by)
 
     def revoke(self, certificate_id: int, login: str, *, by: str) -> None:
         self._check_may_change_access(certificate_id, by)
         with self.write() as db:
-            db.execute("DELETE FROM access WHERE certificate_id = ? AND login = ?", [certificate_id, login])
+            db.execute("DELETE FROM access WHERE certificate_id = :id AND login = :login",
+                       {"id": certificate_id, "login": login})
         logger.info("user %s removed from certificate #%d by %s", login, certificate_id, by)
 
     def _check_may_change_access(self, certificate_id: int, by: str, login: str | None = None) -> None:
@@ -150,6 +158,12 @@ _CERTIFICATE_COLUMNS = ("id, label, holder_name, kind, value, identifier_type, q
                         "not_before, not_after, fingerprint, responsible_login, added_at")
 
 
+def _grant(db: Transaction, certificate_id: int, login: str, by: str, at: str) -> None:
+    """Put ``login`` on the certificate's access list (nothing when it is on it already)."""
+    db.execute("INSERT INTO access (certificate_id, login, granted_by, granted_at) VALUES (:id, :login, :by, :at) "
+               "ON CONFLICT DO NOTHING", {"id": certificate_id, "login": login, "by": by, "at": at})
+
+
 def _check_valid_at_upload(not_before: datetime, not_after: datetime, now: datetime) -> None:
     """A certificate checked against the eHealth CA must also be usable now."""
     if now > not_after:
@@ -169,7 +183,7 @@ def _nihii11(certificate_nihii: str | None, given: str | None) -> str | None:
     return certificate_nihii if certificate_nihii and len(certificate_nihii) == 11 else None
 
 
-def _certificate(row: sqlite3.Row) -> CertificateRecord:
+def _certificate(row: dict[str, Any]) -> CertificateRecord:
     return CertificateRecord(
         id=row["id"], label=row["label"], holder_name=row["holder_name"], kind=row["kind"], value=row["value"],
         identifier_type=row["identifier_type"], quality=row["quality"], ssin=row["ssin"], nihii=row["nihii"],

@@ -21,7 +21,7 @@ StoreFactory = Callable[[Config], SecureSpaceStore]
 def default_store(config: Config) -> SecureSpaceStore:
     from unified_messaging.secrets import master_keys
 
-    return SecureSpaceStore.in_data_folder(config.data_folder, master_keys(config.data_folder))
+    return SecureSpaceStore.open(config.database.url, config.data_folder, master_keys(config.data_folder))
 
 
 class Context:

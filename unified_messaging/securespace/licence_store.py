@@ -18,7 +18,10 @@ class LicenceStore(StoreBase):
     def set_licence(self, username: str, password: str) -> None:
         sealed = self._sealer.seal(password.encode("utf-8"), f"licence-password:{username}")
         with self.write() as db:
-            db.execute("INSERT OR REPLACE INTO licence VALUES (1, ?, ?, ?)", [username, sealed, self._stamp()])
+            db.execute("INSERT INTO licence (id, username, password, updated_at) VALUES (1, :username, :password, :at) "
+                       "ON CONFLICT (id) DO UPDATE SET username = excluded.username, password = excluded.password, "
+                       "updated_at = excluded.updated_at",
+                       {"username": username, "password": sealed, "at": self._stamp()})
         logger.info("MyCareNet licence %s recorded", username)
 
     def licence(self) -> Licence | None:
@@ -26,7 +29,7 @@ class LicenceStore(StoreBase):
         if not rows:
             return None
         username = rows[0]["username"]
-        return Licence(username, self._sealer.open(rows[0]["password"], f"licence-password:{username}").decode("utf-8"))
+        return Licence(username, self._sealer.open(bytes(rows[0]["password"]), f"licence-password:{username}").decode("utf-8"))
 
     def licence_username(self) -> str | None:
         rows = self._rows("SELECT username FROM licence")

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import date
+from typing import Any
 
+from unified_messaging.database import Transaction
 from unified_messaging.securespace import rules
 from unified_messaging.securespace.base import StoreBase, day, iso
 from unified_messaging.securespace.catalogue import Refusal
@@ -67,7 +68,7 @@ class MandateStore(StoreBase):
         return self.mandate(new_id)
 
     def mandate(self, mandate_id: int) -> Mandate:
-        return self._load_mandate(self._connection(), mandate_id)
+        return self._load_mandate(self.db, mandate_id)
 
     def mandates(self, *, mandant: Party | None = None, mandataire: Party | None = None,
                  service: Service | None = None) -> list[Mandate]:
@@ -80,8 +81,9 @@ class MandateStore(StoreBase):
     def mandate_history(self, mandate_id: int) -> list[MandateEvent]:
         """The events of the mandate and of every mandate it was transferred from or to."""
         chain = self._chain(mandate_id)
-        marks = ",".join("?" for _ in chain)
-        rows = self._rows(f"SELECT * FROM mandate_events WHERE mandate_id IN ({marks}) ORDER BY id", chain)
+        marks = ", ".join(f":m{n}" for n in range(len(chain)))
+        rows = self._rows(f"SELECT * FROM mandate_events WHERE mandate_id IN ({marks}) ORDER BY id",
+                          {f"m{n}": mandate_id for n, mandate_id in enumerate(chain)})
         return [MandateEvent(r["mandate_id"], r["at"], r["action"],
                              MandateState(r["from_state"]) if r["from_state"] else None,
                              MandateState(r["to_state"]), r["by"], r["note"]) for r in rows]
@@ -106,44 +108,49 @@ class MandateStore(StoreBase):
         logger.info("mandate #%d: %s by %s (now %s)", mandate_id, action, by, state.value)
         return self.mandate(mandate_id)
 
-    def _complete_transfer(self, db: sqlite3.Connection, new: Mandate, by: str) -> None:
+    def _complete_transfer(self, db: Transaction, new: Mandate, by: str) -> None:
         old = self._load_mandate(db, new.transferred_from)
-        db.execute("UPDATE mandates SET transferred_to = ? WHERE id = ?", [new.id, old.id])
+        db.execute("UPDATE mandates SET transferred_to = :new WHERE id = :old", {"new": new.id, "old": old.id})
         if old.state is not MandateState.STOPPED:
             self._set_state(db, old, MandateState.STOPPED, "transferred", by, f"to mandate #{new.id} ({new.mandataire})")
         logger.info("mandate #%d transferred to mandate #%d (%s)", old.id, new.id, new.mandataire)
 
-    def _insert_mandate(self, db: sqlite3.Connection, mandant: Party, mandataire: Party, service: Service,
+    def _insert_mandate(self, db: Transaction, mandant: Party, mandataire: Party, service: Service,
                         valid_from: date, valid_to: date | None, state: MandateState,
                         transferred_from: int | None) -> int:
-        cursor = db.execute(
-            "INSERT INTO mandates(mandant_kind, mandant_value, mandataire_kind, mandataire_value, service, "
-            "valid_from, valid_to, state, transferred_from, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [mandant.kind.value, mandant.value, mandataire.kind.value, mandataire.value, service.value,
-             valid_from.isoformat(), iso(valid_to), state.value, transferred_from, self._stamp()])
-        return int(cursor.lastrowid)
+        added = db.query(
+            "INSERT INTO mandates (mandant_kind, mandant_value, mandataire_kind, mandataire_value, service, "
+            "valid_from, valid_to, state, transferred_from, created_at) VALUES (:mandant_kind, :mandant_value, "
+            ":mandataire_kind, :mandataire_value, :service, :valid_from, :valid_to, :state, :transferred_from, "
+            ":created_at) RETURNING id",
+            {"mandant_kind": mandant.kind.value, "mandant_value": mandant.value,
+             "mandataire_kind": mandataire.kind.value, "mandataire_value": mandataire.value,
+             "service": service.value, "valid_from": valid_from.isoformat(), "valid_to": iso(valid_to),
+             "state": state.value, "transferred_from": transferred_from, "created_at": self._stamp()})
+        return int(added[0]["id"])
 
-    def _set_state(self, db: sqlite3.Connection, mandate: Mandate, state: MandateState, action: str, by: str,
+    def _set_state(self, db: Transaction, mandate: Mandate, state: MandateState, action: str, by: str,
                    note: str = "") -> None:
-        db.execute("UPDATE mandates SET state = ? WHERE id = ?", [state.value, mandate.id])
+        db.execute("UPDATE mandates SET state = :state WHERE id = :id", {"state": state.value, "id": mandate.id})
         self._event(db, mandate.id, action, mandate.state, state, by, note)
 
-    def _event(self, db: sqlite3.Connection, mandate_id: int, action: str, from_state: MandateState | None,
+    def _event(self, db: Transaction, mandate_id: int, action: str, from_state: MandateState | None,
                to_state: MandateState, by: str, note: str) -> None:
-        db.execute("INSERT INTO mandate_events(mandate_id, at, action, from_state, to_state, by, note) "
-                   "VALUES (?,?,?,?,?,?,?)",
-                   [mandate_id, self._stamp(), action, from_state.value if from_state else None, to_state.value,
-                    by, note])
+        db.execute('INSERT INTO mandate_events (mandate_id, at, action, from_state, to_state, "by", note) '
+                   "VALUES (:mandate_id, :at, :action, :from_state, :to_state, :by, :note)",
+                   {"mandate_id": mandate_id, "at": self._stamp(), "action": action,
+                    "from_state": from_state.value if from_state else None, "to_state": to_state.value,
+                    "by": by, "note": note})
 
     @staticmethod
-    def _load_mandate(db: sqlite3.Connection, mandate_id: int | None) -> Mandate:
-        row = db.execute("SELECT * FROM mandates WHERE id = ?", [mandate_id]).fetchone()
-        if row is None:
+    def _load_mandate(db: Transaction, mandate_id: int | None) -> Mandate:
+        rows = db.query("SELECT * FROM mandates WHERE id = :id", {"id": mandate_id})
+        if not rows:
             raise Refusal("SS-UNKNOWN-MANDATE", f"Number {mandate_id}.")
-        return _mandate(row)
+        return _mandate(rows[0])
 
 
-def _mandate(row: sqlite3.Row) -> Mandate:
+def _mandate(row: dict[str, Any]) -> Mandate:
     return Mandate(
         id=row["id"],
         mandant=Party(PartyKind(row["mandant_kind"]), row["mandant_value"]),

@@ -6,9 +6,9 @@ columns hold sealed values and under which purpose each was sealed.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Callable, Iterator
 
+from unified_messaging.database import Transaction
 from unified_messaging.securespace.base import StoreBase
 from unified_messaging.securespace.crypto import Sealer
 
@@ -19,14 +19,14 @@ def _no_checkpoint(step: str) -> None:
     """The default checkpoint: nothing (tests pass one that stops the process at a given step)."""
 
 
-def _sealed_values(db: sqlite3.Connection) -> Iterator[tuple[str, str, str, object, bytes]]:
+def _sealed_values(db: Transaction) -> Iterator[tuple[str, str, str, object, bytes]]:
     """(table, column, purpose, row key, sealed blob) of every sealed value, in a stable order."""
-    for row in db.execute("SELECT id, fingerprint, keystore, keystore_password FROM certificates ORDER BY id"):
-        yield "certificates", "keystore", f"keystore:{row['fingerprint']}", row["id"], row["keystore"]
+    for row in db.query("SELECT id, fingerprint, keystore, keystore_password FROM certificates ORDER BY id"):
+        yield "certificates", "keystore", f"keystore:{row['fingerprint']}", row["id"], bytes(row["keystore"])
         yield ("certificates", "keystore_password", f"keystore-password:{row['fingerprint']}", row["id"],
-               row["keystore_password"])
-    for row in db.execute("SELECT id, username, password FROM licence"):
-        yield "licence", "password", f"licence-password:{row['username']}", row["id"], row["password"]
+               bytes(row["keystore_password"]))
+    for row in db.query("SELECT id, username, password FROM licence"):
+        yield "licence", "password", f"licence-password:{row['username']}", row["id"], bytes(row["password"])
 
 
 class ResealStore(StoreBase):
@@ -34,7 +34,7 @@ class ResealStore(StoreBase):
 
     def count_sealed(self) -> int:
         """Open every sealed value with the store's secrets; ``Refusal`` SS-CERT-UNREADABLE if one fails."""
-        values = list(_sealed_values(self._connection()))
+        values = list(_sealed_values(self.db))
         for _, _, purpose, _, blob in values:
             self._sealer.open(blob, purpose)
         return len(values)
@@ -50,7 +50,7 @@ class ResealStore(StoreBase):
             values = list(_sealed_values(db))
             for done, (table, column, purpose, key, blob) in enumerate(values, 1):
                 clear = self._sealer.open(blob, purpose)
-                db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [new.seal(clear, purpose), key])
+                db.execute(f"UPDATE {table} SET {column} = :sealed WHERE id = :id", {"sealed": new.seal(clear, purpose), "id": key})
                 checkpoint(f"resealed-{done}")
         checkpoint("resealed-committed")
         self._sealer = new

@@ -20,10 +20,14 @@ class SpaceStore(StoreBase):
         rules.check_ssin(owner_ssin)
         rules.check_ssin(responsible_ssin)
         with self.write() as db:
-            if db.execute("SELECT 1 FROM space").fetchone():
+            if db.query("SELECT 1 AS found FROM space"):
                 raise Refusal("SS-SECURE-SPACE-EXISTS")
-            db.execute("INSERT INTO space VALUES (1, ?, ?, ?, ?, ?, ?)",
-                       [name, owner_name, owner_ssin, responsible_name, responsible_ssin, self._stamp()])
+            db.execute("INSERT INTO space (id, name, owner_name, owner_ssin, responsible_name, responsible_ssin, "
+                       "created_at) VALUES (1, :name, :owner_name, :owner_ssin, :responsible_name, "
+                       ":responsible_ssin, :at)",
+                       {"name": name, "owner_name": owner_name, "owner_ssin": owner_ssin,
+                        "responsible_name": responsible_name, "responsible_ssin": responsible_ssin,
+                        "at": self._stamp()})
         logger.info("secure space '%s' created, owner SSIN %s", name, mask_ssin(owner_ssin))
         return self.space()
 
@@ -36,8 +40,8 @@ class SpaceStore(StoreBase):
         self.space()
         if changes:
             with self.write() as db:
-                db.execute("UPDATE space SET " + ", ".join(f"{k} = ?" for k in changes) + " WHERE id = 1",
-                           list(changes.values()))
+                db.execute("UPDATE space SET " + ", ".join(f"{k} = :{k}" for k in changes) + " WHERE id = 1",
+                           changes)
         return self.space()
 
     def space(self) -> SecureSpace:

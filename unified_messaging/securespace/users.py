@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
-from typing import Iterable
+from typing import Any, Iterable
 
 from unified_messaging.identifiers import mask_ssin
 from unified_messaging.securespace import rules
@@ -24,15 +23,17 @@ class UserStore(StoreBase):
         rules.check_password_strength(password)
         password_hash = self.hasher.hash(password)
         with self.write() as db:
-            if db.execute("SELECT 1 FROM users WHERE login = ?", [login]).fetchone():
+            if db.query("SELECT 1 AS found FROM users WHERE login = :login", {"login": login}):
                 raise Refusal("SS-USER-EXISTS", f"Login '{login}'.")
-            db.execute("INSERT INTO users(login, name, ssin, roles, password_hash, created_at) VALUES (?,?,?,?,?,?)",
-                       [login, name, ssin, _roles_text(role_set), password_hash, self._stamp()])
+            db.execute("INSERT INTO users (login, name, ssin, roles, password_hash, created_at) "
+                       "VALUES (:login, :name, :ssin, :roles, :hash, :at)",
+                       {"login": login, "name": name, "ssin": ssin, "roles": _roles_text(role_set),
+                        "hash": password_hash, "at": self._stamp()})
         logger.info("user %s added (%s, SSIN %s)", login, _roles_text(role_set), mask_ssin(ssin))
         return self.user(login)
 
     def user(self, login: str) -> User:
-        rows = self._rows("SELECT * FROM users WHERE login = ?", [login])
+        rows = self._rows("SELECT * FROM users WHERE login = :login", {"login": login})
         if not rows:
             raise Refusal("SS-UNKNOWN-USER", f"Login '{login}'.")
         return _user(rows[0])
@@ -41,12 +42,12 @@ class UserStore(StoreBase):
         return [_user(row) for row in self._rows("SELECT * FROM users ORDER BY login")]
 
     def user_by_ssin(self, ssin: str) -> User | None:
-        rows = self._rows("SELECT * FROM users WHERE ssin = ? ORDER BY login", [ssin])
+        rows = self._rows("SELECT * FROM users WHERE ssin = :ssin ORDER BY login", {"ssin": ssin})
         return _user(rows[0]) if rows else None
 
     def authenticate(self, login: str, password: str) -> User:
         """The user when the password is right, else ``SS-WRONG-PASSWORD`` (same for an unknown login)."""
-        rows = self._rows("SELECT * FROM users WHERE login = ?", [login])
+        rows = self._rows("SELECT * FROM users WHERE login = :login", {"login": login})
         if not rows:
             self.hasher.dummy_verify(password)
             raise Refusal("SS-WRONG-PASSWORD")
@@ -60,13 +61,14 @@ class UserStore(StoreBase):
         rules.check_password_strength(password)
         password_hash = self.hasher.hash(password)
         with self.write() as db:
-            db.execute("UPDATE users SET password_hash = ? WHERE login = ?", [password_hash, login])
+            db.execute("UPDATE users SET password_hash = :hash WHERE login = :login", {"hash": password_hash, "login": login})
         logger.info("password of user %s changed", login)
 
     def set_roles(self, login: str, roles: Iterable[str | Role]) -> User:
         self.user(login)
         with self.write() as db:
-            db.execute("UPDATE users SET roles = ? WHERE login = ?", [_roles_text(_roles(roles)), login])
+            db.execute("UPDATE users SET roles = :roles WHERE login = :login",
+                       {"roles": _roles_text(_roles(roles)), "login": login})
         return self.user(login)
 
     def set_language(self, login: str, language: str) -> User:
@@ -75,14 +77,14 @@ class UserStore(StoreBase):
         if language not in LANGUAGES:
             raise Refusal("SS-BAD-LANGUAGE", f"'{language}' was given.")
         with self.write() as db:
-            db.execute("UPDATE users SET language = ? WHERE login = ?", [language, login])
+            db.execute("UPDATE users SET language = :language WHERE login = :login", {"language": language, "login": login})
         return self.user(login)
 
     def remove_user(self, login: str) -> None:
         self.user(login)
         with self.write() as db:
-            db.execute("DELETE FROM access WHERE login = ?", [login])
-            db.execute("DELETE FROM users WHERE login = ?", [login])
+            db.execute("DELETE FROM access WHERE login = :login", {"login": login})
+            db.execute("DELETE FROM users WHERE login = :login", {"login": login})
         logger.info("user %s removed", login)
 
 
@@ -102,7 +104,7 @@ def _roles_text(roles: frozenset[Role]) -> str:
     return ",".join(sorted(r.value for r in roles))
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: dict[str, Any]) -> User:
     return User(row["login"], row["name"], row["ssin"],
                 frozenset(Role(r) for r in row["roles"].split(",") if r), row["created_at"], row["language"])
 

@@ -1,0 +1,39 @@
+"""``db copy``: the stores on the layer moved from the SQLite files of a data folder into an empty,
+migrated PostgreSQL database, one transaction per store, their row numbers kept (and PostgreSQL's
+sequences set after them, so the next row gets the next number)."""
+from __future__ import annotations
+
+from unified_messaging.database.engine import Database, DatabaseError, Transaction
+from unified_messaging.database.schema import IDENTITIES, TABLES
+
+
+def check_empty(target: Database) -> None:
+    """Refuse a target one of whose tables already holds rows, naming the table."""
+    for tables in TABLES.values():
+        for table in tables:
+            if target.query(f"SELECT 1 AS found FROM {table} LIMIT 1"):
+                raise DatabaseError(f"{target.describe()}: the table {table} already holds rows; db copy only "
+                                    "fills an empty database (nothing was copied)")
+
+
+def copy_store(source: Database, target: Database, store: str) -> dict[str, int]:
+    """Every row of ``store``'s tables from ``source`` into ``target``, in one transaction; rows per table."""
+    counts = {}
+    with target.transaction(lock=f"db-copy-{store}") as tx:
+        for table in TABLES[store]:
+            rows = source.query(f"SELECT * FROM {table}")
+            for row in rows:
+                _insert(tx, table, row)
+            counts[table] = len(rows)
+        for table in IDENTITIES.get(store, ()):
+            tx.query(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+                     f"AS next FROM {table}")
+    return counts
+
+
+def _insert(tx: Transaction, table: str, row: dict) -> None:
+    names = list(row)
+    columns = ", ".join(f'"{name}"' for name in names)
+    values = ", ".join(f":c{n}" for n in range(len(names)))
+    tx.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})",
+               {f"c{n}": row[name] for n, name in enumerate(names)})
