@@ -21,6 +21,15 @@ def _config(config_path: str | None) -> Config:
         raise click.ClickException(str(exc)) from None
 
 
+def _sqlite_only(config: Config, what: str, instead: str) -> None:
+    """Refuse ``what`` on an install whose secure space and Mybox state are in PostgreSQL: the command
+    only knows the data folder's files, and would miss (or, for the master key, strand) those rows."""
+    if config.database.url:
+        raise click.ClickException(
+            f"[database] url puts the secure space and Mybox's state in PostgreSQL; '{what}' only covers the "
+            f"SQLite files of the data folder and is refused here ({instead}).")
+
+
 @click.command("backup")
 @click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
 @_CONFIG
@@ -30,8 +39,10 @@ def backup(destination: Path, config_path: str | None, include_master_key: bool)
     """Copy the install (databases, folders, demo PKI) into the new folder DESTINATION, while it serves."""
     from unified_messaging.operations.backup import Backup, BackupError
 
+    config = _config(config_path)
+    _sqlite_only(config, "backup", "back PostgreSQL up with pg_dump, the data folder with a file copy")
     try:
-        report = Backup(_config(config_path), destination, include_master_key=include_master_key).run()
+        report = Backup(config, destination, include_master_key=include_master_key).run()
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     for line in report.lines():
@@ -47,8 +58,10 @@ def restore(source: Path, config_path: str | None, force: bool) -> None:
     from unified_messaging.operations.instance import InstanceBusy
     from unified_messaging.operations.restore import Restore, RestoreError
 
+    config = _config(config_path)
+    _sqlite_only(config, "restore", "restore PostgreSQL with pg_restore or psql")
     try:
-        report = Restore(_config(config_path), source, force=force).run()
+        report = Restore(config, source, force=force).run()
     except (RestoreError, InstanceBusy) as exc:
         raise click.ClickException(str(exc)) from None
     for line in report.lines():
@@ -71,6 +84,8 @@ def rotate_master_key(config_path: str | None, extra_files: tuple[Path, ...]) ->
     from unified_messaging.operations.rotation import MasterKeyRotation, RotationError
 
     config = _config(config_path)
+    _sqlite_only(config, "rotate-master-key", "the rows in PostgreSQL would stay sealed under the old key; "
+                 "keep the current key until rotation covers PostgreSQL")
     files = [] if config.source == "built-in defaults" else [Path(config.source)]
     files += [p for p in extra_files if p.resolve() not in {f.resolve() for f in files}]
     try:
