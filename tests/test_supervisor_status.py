@@ -8,7 +8,6 @@ saying so, elsewhere). The status board is also checked on its own, between two 
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
@@ -18,12 +17,12 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from tests.support import wait_for
 from tests.test_folder_insurability import request_xml, requests_file
+from tests.test_storage_faults import fill
 from tests.test_supervisor import Served, children_of
 from unified_messaging.monitoring.board import StatusBoard
 from unified_messaging.monitoring.metrics import ServiceState
@@ -50,18 +49,6 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write ``folder/.filler`` until the file system is full; returns it."""
-    filler = folder / ".filler"
-    with open(filler, "wb", buffering=0) as out:
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-    return filler
 
 
 def test_a_front_worker_reports_the_singletons_storage_fault_until_the_disk_recovers(tmp_path, small_disk):
