@@ -21,6 +21,7 @@ from typing import Callable
 import sqlite_utils
 
 from unified_messaging.identifiers import mask_ssins_in_text
+from unified_messaging.journal import search
 from unified_messaging.journal.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ class Journal(SqliteFile):
             # after the added columns: a journal older than upstream_service gets it first
             db.execute("CREATE INDEX IF NOT EXISTS consultations_service_id ON consultations(upstream_service, id)")
             _fill_upstream_service(db)
+            search.create_sqlite_index(db, _TEXT_COLUMNS)
             db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
@@ -232,8 +234,7 @@ class Journal(SqliteFile):
         return self.db[table].count
 
     # ------------------------------------------------------------------ consultations, for the UI
-    @staticmethod
-    def _consultation_filters(outcome: str | None, month: str | None, text: str | None,
+    def _consultation_filters(self, outcome: str | None, month: str | None, text: str | None,
                               interface: str | None, service: str | None = None) -> tuple[str, list[str]]:
         clauses: list[str] = []
         args: list[str] = []
@@ -253,6 +254,7 @@ class Journal(SqliteFile):
             args.extend(month_range(month))
         text = (text or "").strip()
         if text:
+            first = len(args)
             matches = [f"{column} LIKE ? ESCAPE '\\'" for column in _TEXT_COLUMNS]
             args.extend([_like_pattern(text)] * len(_TEXT_COLUMNS))
             if _MASKED_NUMBER.search(text):
@@ -263,6 +265,12 @@ class Journal(SqliteFile):
                 matches.append("patient LIKE ? ESCAPE '\\'")
                 args.append(_like_pattern(masked))
             clauses.append("(" + " OR ".join(matches) + ")")
+            # the rows the text index finds, the conditions above still deciding; a month is a range of the at index
+            narrowed = None if month else search.narrowing(self._connection(), text, [masked] if masked != text else [],
+                                                           clauses[-1], args[first:])
+            if narrowed:
+                clauses.append(narrowed[0])
+                args.extend(narrowed[1])
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def find_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
