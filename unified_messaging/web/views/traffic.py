@@ -274,7 +274,10 @@ def consultations(page: Page) -> Response:
                "interface": interface if interface in ("soap", "folder", "batch") else None,
                "service": service if service in (*UPSTREAM_SERVICES, NO_UPSTREAM) else None}
     pages = _pages(page, journal.count_consultations(**filters))
-    rows = journal.find_consultations(**filters, limit=pages["size"], offset=pages["offset"])
+    # No more rows than the count left for this page: a scan for a rare text stops at its last row, not
+    # at the oldest consultation (and no match asks nothing more), so that scan is not paid twice.
+    rows = journal.find_consultations(**filters, limit=min(pages["size"], pages["total"] - pages["offset"]),
+                                      offset=pages["offset"])
     return page.render("consultations.html", rows=rows, filters=filters, pages=pages, outcomes=OUTCOMES,
                        months=journal.consultation_months(), services=SERVICE_NAMES, no_service=NO_UPSTREAM)
 
