@@ -35,6 +35,7 @@ from unified_messaging.securespace.catalogue import Refusal
 from unified_messaging.securespace.models import User
 from unified_messaging.web.views import ROUTE_MODULES
 from unified_messaging.web.context import PREFIX, MyboxServices, Page, preferred_language
+from unified_messaging.web.figures import DashboardFigures
 from unified_messaging.web.first_run import PATH as FIRST_RUN_PATH, FirstRun, first_run
 from unified_messaging.web.i18n import Translator
 from unified_messaging.web.permissions import ALLOWED, allowed
@@ -80,6 +81,7 @@ class Mybox:
         folder = resources.files("unified_messaging.web").joinpath("static")
         self.static = {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
         self.first_run = FirstRun(services.securespace)  # the one-time page, while no user exists
+        self.figures = DashboardFigures(services.clock)  # the dashboard's, kept where they cannot change
 
     def close(self) -> None:
         self.state.close()

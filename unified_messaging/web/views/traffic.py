@@ -29,6 +29,7 @@ from unified_messaging.invoicing.store import SHOWN_STATUSES
 from unified_messaging.journal.store import NO_UPSTREAM, UPSTREAM_SERVICES
 from unified_messaging.web.charts import Series, horizontal_bars, stacked_columns
 from unified_messaging.web.context import Page
+from unified_messaging.web.figures import DELAY_BUCKETS
 from unified_messaging.web.permissions import Permission
 from unified_messaging.web.routing import route
 
@@ -41,8 +42,6 @@ FEEDBACK_NAMES = {"931000": "acknowledgement", "920098": "detailed check (accept
                   "920099": "detailed check (refused)", "920999": "reception refusal", "920900": "settlement"}
 PENDING_STATUSES = ("WAITING", "OK", "ONGOING")  # MyCareNet still has something to say
 ERROR_CODES = ("920098", "920099", "920999")  # a 920900 repeats its 920098's errors: not counted twice
-DELAY_BUCKETS = ((3600, "< 1 h"), (6 * 3600, "1–6 h"), (24 * 3600, "6–24 h"), (3 * 86400, "1–3 d"),
-                 (7 * 86400, "3–7 d"), (None, "> 7 d"))
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -106,19 +105,15 @@ def _invoicing_charts(page: Page) -> list[dict[str, Any]]:
     months, values = _per_month(store.files_per_status_per_month(months=12), "status")
     charts = [_columns_chart("chart-files", _("Invoicing files per status and month"), _("Month"), months,
                              [Series(s.lower(), _(s)) for s in FILE_STATUSES], values, _("No data"))]
-    delays = store.feedback_delays(months=12)
-    codes = [c for c in FEEDBACK_NAMES if any(d["code"] == c for d in delays)]
-    counts: dict[tuple[str, str], int] = {}
-    for delay in delays:
-        label = _(next(label for limit, label in DELAY_BUCKETS if limit is None or delay["seconds"] < limit))
-        counts[(label, f"c{delay['code']}")] = counts.get((label, f"c{delay['code']}"), 0) + 1
+    figures = page.mybox.figures.invoicing(store, ERROR_CODES)
+    codes = [c for c in FEEDBACK_NAMES if c in figures.codes]
+    counts = {(_(label), f"c{code}"): n for (label, code), n in figures.delays.items()}
     charts.append(_columns_chart("chart-delays", _("Feedback delays after sending"), _("Delay"),
                                  [_(label) for _limit, label in DELAY_BUCKETS],
                                  [Series(f"c{code}", f"{code} {_(FEEDBACK_NAMES[code])}") for code in codes], counts,
                                  _("No data")))
-    categories = store.error_categories(months=12, codes=ERROR_CODES)
     items = sorted(((f"{key} · {_(LETTERS[key][0]) if key in LETTERS else _('header or summary zone')}", n)
-                    for key, n in categories.items() if n), key=lambda item: -item[1])
+                    for key, n in figures.categories.items() if n), key=lambda item: -item[1])
     charts.append(_bars_chart("chart-errors", _("Invoicing errors by category"), [_("Category"), _("Errors")],
                               items, "nok", _("No data")))
     return charts
@@ -126,7 +121,7 @@ def _invoicing_charts(page: Page) -> list[dict[str, Any]]:
 
 def _consultation_charts(page: Page) -> list[dict[str, Any]]:
     _, journal = page._, page.services.journal
-    months, values = _per_month(journal.consultations_per_month(months=12), "outcome")
+    months, values = _per_month(page.mybox.figures.consultations_per_month(journal), "outcome")
     codes = [(r["code"] or _("no code"), r["n"]) for r in journal.consultation_codes(months=12, top=10)]
     return [
         _columns_chart("chart-consultations", _("Insurability consultations per outcome and month"), _("Month"),
