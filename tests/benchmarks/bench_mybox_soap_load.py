@@ -22,6 +22,13 @@ machine's cores: a page's time includes waiting for a core.
 
     .venv/bin/python -m tests.benchmarks.bench_mybox_soap_load                # about 3 minutes
     .venv/bin/python -m tests.benchmarks.bench_mybox_soap_load --workers 1 --repeat 5
+    .venv/bin/python -m tests.benchmarks.bench_mybox_soap_load --profile-dir /tmp/spy   # py-spy, see below
+
+``--profile-dir`` records every front worker with py-spy during the rounds under load (``--idle``:
+every sample of every thread, waiting or not; and ``--gil``: only the thread holding the GIL) and
+prints, for the dashboard's and the consultations' requests, where their threads' samples are: in
+SQLite (the GIL released: running on a core or waiting for one), in the charts, in the template,
+or in the rest of the Python (holding the GIL or waiting for it; the ``--gil`` samples tell which).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ import argparse
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,7 +45,7 @@ from pathlib import Path
 
 from tests.benchmarks.bench_mybox import SEED, USER, CpuShare, Page, measure, pages_for, populate
 from tests.benchmarks.bench_soap_front import machine_facts, write_config
-from tests.benchmarks.bench_soap_workers import Point, run_point, start, stop
+from tests.benchmarks.bench_soap_workers import Deployment, Point, _cmdline, run_point, start, stop
 from tests.benchmarks.common import not_negative_int, positive_float, positive_int, progress
 from tests.conftest import make_config
 from tests.web_support import MyboxStack, login, start_mybox
@@ -60,7 +68,63 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=positive_int, default=365)
     parser.add_argument("--batch-runs", type=not_negative_int, default=500)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--profile-dir", type=Path, help="py-spy the front workers under load, into this folder")
     return parser.parse_args(argv)
+
+
+VIEWS = {"dashboard": "dashboard (unified_messaging/web/views/traffic.py", "consultations":
+         "consultations (unified_messaging/web/views/traffic.py"}
+# The innermost frame of a sample says where it is; py-spy shows no C frames, so a call into sqlite3 is
+# the store's frame that made it (SQLite runs with the GIL released; the --gil samples show the rest).
+PLACES = (("SQLite (a store's call)", ("journal/store.py", "journal/search.py", "invoicing/store.py")),
+          ("sqlite-utils' query (SQLite's steps, rows to dicts)", ("sqlite_utils/",)),
+          ("template", ("jinja2/", "markupsafe/", "templates/")), ("charts", ("web/charts.py",)))
+
+
+def start_profiles(deployment: Deployment, folder: Path) -> list[subprocess.Popen]:
+    """Two py-spy recordings of each front worker, until stopped: every thread's samples, and the GIL's."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    folder.mkdir(parents=True, exist_ok=True)
+    fronts = [pid for pid in deployment.gateway_pids() if " front" in _cmdline(pid)] or [deployment.gateway.pid]
+    return [subprocess.Popen([spy, "record", "--nonblocking", "--threads", *mode, "--format", "raw", "-r", "200",
+                              "-o", str(folder / f"{name}-pid{pid}.txt"), "-p", str(pid)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in fronts for name, mode in (("wall", ["--idle"]), ("gil", ["--gil"]))]
+
+
+def stop_profiles(recorders: list[subprocess.Popen]) -> None:
+    for recorder in recorders:
+        recorder.send_signal(subprocess.signal.SIGINT)  # py-spy writes its file on Ctrl-C
+    for recorder in recorders:
+        recorder.wait(timeout=60)
+
+
+def profile_report(folder: Path) -> list[str]:
+    """Per view, where its request threads' samples are: every sample (wall), and those holding the GIL."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for path in folder.glob("*-pid*.txt"):
+        kind = path.name.split("-")[0]
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, number = line.rpartition(" ")
+            view = next((v for v, frame in VIEWS.items() if frame in stack), "SOAP and the rest")
+            if not number.isdigit():
+                continue
+            leaf = stack.rsplit(";", 1)[-1]
+            place = next((name for name, marks in PLACES if any(mark in leaf for mark in marks)), "other Python")
+            counts[(view, kind, place)] = counts.get((view, kind, place), 0) + int(number)
+    lines = []
+    held_total = sum(n for (_, k, _), n in counts.items() if k == "gil")
+    for view in VIEWS:
+        for kind, what in (("wall", "every sample"), ("gil", "holding the GIL")):
+            total = sum(n for (v, k, _), n in counts.items() if v == view and k == kind)
+            if total:
+                shares = ", ".join(f"{place} {counts.get((view, kind, place), 0) / total:.0%}"
+                                   for place in [name for name, _ in PLACES] + ["other Python"])
+                lines.append(f"  {view}, {what} ({total} samples): {shares}")
+        held = sum(n for (v, k, _), n in counts.items() if v == view and k == "gil")
+        if held_total:
+            lines.append(f"  {view}: {held / held_total:.1%} of the front workers' GIL samples")
+    return lines
 
 
 def _served_config(workdir: Path, data_folder: Path) -> Path:
@@ -135,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         load.start()
         time.sleep(load_args.warmup + 5)  # the load generators started, warmed up and measuring
         progress(f"{args.repeat} rounds under SOAP load")
+        recorders = start_profiles(deployment, args.profile_dir) if args.profile_dir else []
         measure(session, served, loaded, 1, args.repeat, CpuShare())
+        stop_profiles(recorders)
         outlasted = not load.is_alive()
         load.join()
         session.close()
@@ -145,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             stop(deployment)
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"{'load average':>18}: {os.getloadavg()}")
+    if args.profile_dir:
+        print("\n".join(["py-spy under load, the request threads of:", *profile_report(args.profile_dir)]))
     return report(quiet, loaded, soap[0] if soap else None, args, outlasted)
 
 
