@@ -121,12 +121,13 @@ def narrowing(conn: sqlite3.Connection, text: str, alternatives: Sequence[str], 
 def create_postgresql_index(conn: object, columns: Sequence[str]) -> None:  # pragma: no cover - no PostgreSQL here yet
     """The PostgreSQL counterpart of ``create_sqlite_index``: one ``pg_trgm`` GIN index per column.
 
-    What remains before the PostgreSQL journal uses it: the store's conditions must be ``ILIKE``
-    (PostgreSQL's LIKE does not ignore case; ``gin_trgm_ops`` serves ILIKE) and the masked-number
-    GLOB a ``~`` regular expression (also served by ``gin_trgm_ops``); ``narrowing`` is then not
-    ANDed in, the planner combines the per-column indexes itself (a BitmapOr); ``pg_trgm`` must be
-    allowed on the server (``CREATE EXTENSION`` needs its privilege once). ``conn`` is a DB-API
-    connection in a transaction.
+    ``gin_trgm_ops`` serves the conditions the journal writes on PostgreSQL (``ILIKE`` for the
+    text, ``~`` for a masked number), so ``narrowing`` is not ANDed in there: the planner combines
+    the per-column indexes itself (a BitmapOr), and a text under 3 characters is a scan there too.
+    What remains to use it: call it from the journal's PostgreSQL migration (the index is schema,
+    made once by ``db migrate``, not at each start), with ``pg_trgm`` allowed on the server
+    (``CREATE EXTENSION`` needs its privilege once), and measure a common text there as here.
+    ``conn`` is a DB-API connection in a transaction.
     """
     cursor = conn.cursor()  # type: ignore[attr-defined]
     cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
