@@ -292,7 +292,7 @@ class Gateway:
             if rotation_pending(cfg.data_folder):
                 log.warning("a master key rotation was interrupted: both keys are accepted until it is finished; "
                             "stop the service and run 'unified-messaging secret rotate-master-key' again")
-            self.journal = Journal(cfg.journal_path)
+            self.journal = Journal.open(cfg.database.url, cfg.journal_path)
             try:
                 qualities.install(QualityTable.load(cfg.identity.qualities_file))
             except QualityTableError as exc:
