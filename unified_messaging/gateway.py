@@ -344,7 +344,7 @@ class Gateway:
             raise
         if front:
             log.info("unified-messaging listening on %s (data in %s, journal %s)",
-                     self.services_url, cfg.data_folder, cfg.journal_path)
+                     self.services_url, cfg.data_folder, self.journal.describe())
             if self.mybox is not None:
                 log.info("Mybox, the web UI: %s/", self.mybox_url)
         return self
