@@ -1,8 +1,9 @@
 """The invoicing state on PostgreSQL: the store tests of ``test_invoicing_queries`` (through its
 ``journal`` fixture) and pipeline tests of ``test_invoicing_pipeline`` (real folders, the real
 platform) run again on a throwaway PostgreSQL database, then what a shared database adds: a TAck
-or a feedback message recorded by two nodes at once is recorded once, and a real gateway's SOAP
-consultation and invoicing sample are in PostgreSQL, read by a second journal on the database."""
+or a feedback message recorded by four nodes at once is recorded once (the status never going
+back), and the metrics and the health backlog count the invoicing state there. A real gateway on
+PostgreSQL: test_database_gateway.py."""
 from __future__ import annotations
 
 import threading
@@ -91,3 +92,22 @@ def test_a_tack_and_a_feedback_recorded_by_several_nodes_at_once_are_recorded_on
     finally:
         for node in nodes:
             node.journal.close()
+
+
+def test_the_metrics_and_the_health_backlog_read_the_invoicing_state_in_postgresql(store, journal, tmp_path):
+    from unified_messaging.monitoring.collector import GatewayCollector
+    from unified_messaging.monitoring.health import Sources
+
+    claim(store, "FAC-WAITING.txt", "20250301000081")
+    done = claim(store, "FAC-SENT.txt", "20250301000082")
+    store.record_tack(tack_key="tack-82", file_id=done, input_reference="20250301000082", reference="REF82",
+                      success=True, message=None, probative_name=None, file_changes={"state": "sent"})
+    store.record_feedback(message_key="msg-82", file_id=done, zone_204="20250301000082", code="931000",
+                          nip_reference=None, output_reference=None, received_name="r", probative_name=None,
+                          status="ONGOING")
+    sources = Sources(journal=journal, data_folder=tmp_path, invoicing_root=tmp_path / "invoicing")
+    families = {family.name: {tuple(s.labels.values()): s.value for s in family.samples}
+                for family in GatewayCollector(sources).collect()}
+    assert families["um_invoicing_files"] == {("WAITING",): 1, ("ONGOING",): 1}
+    assert families["um_invoicing_feedback_messages"] == {("931000",): 1}
+    assert sources.invoicing_waiting() == 1  # claimed, not posted; toSend is empty

@@ -19,7 +19,9 @@ from tests.test_journal_queries import (
     test_only_ok_consultations_have_no_codes, test_outcome, test_pages, test_per_month_and_outcome,
     test_percent_and_underscore_in_the_text_are_plain_characters,
     test_text_is_found_in_each_searched_column_ignoring_case, test_the_rows_are_the_journal_columns, year)
-from unified_messaging.database import DatabaseError
+from unified_messaging.database import DatabaseError, connect, migrate_store
+from unified_messaging.database.migrations import migrate
+from unified_messaging.database.schema import MIGRATIONS
 from unified_messaging.journal import Journal
 from unified_messaging.monitoring.health import journal_problem
 
@@ -81,6 +83,17 @@ def test_a_month_is_a_range_of_the_at_index(year):
     assert year.count_consultations(month="2026-12") == 5
 
 
-def test_a_database_without_the_journal_migration_is_refused(postgres_url, tmp_path):
-    with pytest.raises(DatabaseError, match="db migrate"):
+def test_a_database_migrated_by_the_previous_release_is_refused_until_db_migrate(postgres_url, tmp_path):
+    previous = connect(postgres_url, tmp_path)
+    try:
+        migrate(previous, MIGRATIONS[:2])  # Mybox and the secure space: what the previous release made
+    finally:
+        previous.close()
+    with pytest.raises(DatabaseError, match=r"lacks migration 3 \(the journal .*'unified-messaging db migrate'"):
         Journal.open(postgres_url, tmp_path / "journal.sqlite")
+    current = connect(postgres_url, tmp_path)
+    try:
+        assert [m.number for m in migrate_store(current)] == [3]
+    finally:
+        current.close()
+    Journal.open(postgres_url, tmp_path / "journal.sqlite").close()
