@@ -32,11 +32,11 @@ def ids(journal: Journal, **filters: object) -> tuple[int, list[int]]:
 
 def statements(journal: Journal, call) -> list[str]:
     seen: list[str] = []
-    journal.db.conn.set_trace_callback(seen.append)
+    journal.db.connection().set_trace_callback(seen.append)
     try:
         call()
     finally:
-        journal.db.conn.set_trace_callback(None)
+        journal.db.connection().set_trace_callback(None)
     return seen
 
 
@@ -107,15 +107,16 @@ def test_the_index_follows_inserts_updates_and_deletes(tmp_path):
         first = add(journal, reference="FIRST-ONE")
         add(journal, reference="SECOND-ONE")
         assert ids(journal, text="first-one") == (1, [first])
-        with journal.write() as conn:
-            conn.execute("UPDATE consultations SET reference = 'RENAMED-ONE' WHERE id = ?", [first])
+        with journal.write() as tx:
+            tx.execute("UPDATE consultations SET reference = 'RENAMED-ONE' WHERE id = :id", {"id": first})
         assert ids(journal, text="first-one") == (0, [])
         assert ids(journal, text="renamed") == (1, [first])
-        with journal.write() as conn:
-            conn.execute("DELETE FROM consultations WHERE id = ?", [first])
+        with journal.write() as tx:
+            tx.execute("DELETE FROM consultations WHERE id = :id", {"id": first})
         assert ids(journal, text="renamed") == (0, [])
         assert ids(journal, text="-ONE")[0] == 1
-        assert journal.db.execute("INSERT INTO consultations_text(consultations_text) VALUES ('integrity-check')")
+        with journal.write() as tx:  # FTS5 raises if the index and the table disagree
+            tx.execute("INSERT INTO consultations_text(consultations_text) VALUES ('integrity-check')")
     finally:
         journal.close()
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 import time
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
+
+from unified_messaging.database import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ COMMON_SHARE = 0.1
 _MASKED_NUMBER = re.compile(r"([0-9]{6})\*{5}")  # as journal.store: 6 digits shown, 5 hidden
 
 
-def create_sqlite_index(db: sqlite3.Connection, columns: Sequence[str]) -> None:
+def create_sqlite_index(tx: Transaction, columns: Sequence[str]) -> None:
     """The FTS5 trigram index over ``consultations(columns)`` and its triggers; idempotent.
 
     Called inside the journal's opening write transaction: a journal made before the index gets it
@@ -41,22 +42,22 @@ def create_sqlite_index(db: sqlite3.Connection, columns: Sequence[str]) -> None:
     transaction as the table, so that a crash during the fill leaves no half-filled index. Each
     consultation journaled then costs about 85 us more CPU (inside SQLite, the GIL released).
     """
-    existed = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [TABLE]).fetchone()
+    existed = tx.query("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = :name", {"name": TABLE})
     listed = ", ".join(columns)
     new, old = (", ".join(f"{row}.{column}" for column in columns) for row in ("new", "old"))
-    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5({listed}, content='consultations', "
+    tx.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5({listed}, content='consultations', "
                "content_rowid='id', tokenize='trigram case_sensitive 0', detail=none)")
     remove = f"INSERT INTO {TABLE}({TABLE}, rowid, {listed}) VALUES ('delete', old.id, {old});"
     add = f"INSERT INTO {TABLE}(rowid, {listed}) VALUES (new.id, {new});"
-    db.execute(f"CREATE TRIGGER IF NOT EXISTS {TABLE}_insert AFTER INSERT ON consultations BEGIN {add} END")
-    db.execute(f"CREATE TRIGGER IF NOT EXISTS {TABLE}_delete AFTER DELETE ON consultations BEGIN {remove} END")
-    db.execute(f"CREATE TRIGGER IF NOT EXISTS {TABLE}_update AFTER UPDATE OF id, {listed} ON consultations "
+    tx.execute(f"CREATE TRIGGER IF NOT EXISTS {TABLE}_insert AFTER INSERT ON consultations BEGIN {add} END")
+    tx.execute(f"CREATE TRIGGER IF NOT EXISTS {TABLE}_delete AFTER DELETE ON consultations BEGIN {remove} END")
+    tx.execute(f"CREATE TRIGGER IF NOT EXISTS {TABLE}_update AFTER UPDATE OF id, {listed} ON consultations "
                f"BEGIN {remove} {add} END")
     if existed:
         return
     started = time.perf_counter()
-    db.execute(f"INSERT INTO {TABLE}({TABLE}) VALUES ('rebuild')")
-    rows = db.execute("SELECT count(*) FROM consultations").fetchone()[0]
+    tx.execute(f"INSERT INTO {TABLE}({TABLE}) VALUES ('rebuild')")
+    rows = tx.query("SELECT count(*) AS n FROM consultations")[0]["n"]
     log.info("journal: text search index built over %d consultation(s) in %.1f s", rows,
              time.perf_counter() - started)
 
@@ -98,24 +99,26 @@ def match_query(text: str, alternatives: Iterable[str] = ()) -> str | None:
     return " OR ".join(options)
 
 
-def narrowing(conn: sqlite3.Connection, text: str, alternatives: Sequence[str], condition: str,
-              arguments: Sequence[object]) -> tuple[str, list[str]] | None:
-    """The WHERE fragment (and its argument) limiting a consultations query to the rows the index
-    finds for ``text``, ANDed with the store's own ``condition`` (its ``arguments``); None when the
+def narrowing(count: Callable[[str], int], text: str, alternatives: Sequence[str], condition: str) -> str | None:
+    """The FTS5 query that limits a consultations query to the rows the index finds for ``text``
+    (``indexed`` puts it in the WHERE, ANDed with the store's own ``condition``); None when the
     index would not help: a text too short, or one that the newest ``SAMPLE_ROWS`` consultations
-    show to be common (``COMMON_SHARE`` of them or more match ``condition``). A common text costs
-    the index more than the scan: on bench_mybox.py's year, a NIHII in 72 % of the rows took 50 ms
-    to count and 23 ms for a page through the index, 33 ms and 1 ms by the scan, which finds a
-    page of it at once.
+    show to be common (``COMMON_SHARE`` of them or more match ``condition``; ``count(sql)`` runs the
+    sample with the store's parameters). A common text costs the index more than the scan: on
+    bench_mybox.py's year, a NIHII in 72 % of the rows took 50 ms to count and 23 ms for a page
+    through the index, 33 ms and 1 ms by the scan, which finds a page of it at once.
     """
     query = match_query(text, alternatives)
     if query is None:
         return None
-    hits = conn.execute(f"SELECT count(*) FROM (SELECT {condition} AS hit FROM consultations ORDER BY id DESC "
-                        f"LIMIT {SAMPLE_ROWS}) WHERE hit", list(arguments)).fetchone()[0]
-    if hits >= SAMPLE_ROWS * COMMON_SHARE:
-        return None
-    return f"id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH ?)", [query]
+    hits = count(f"SELECT count(*) AS n FROM (SELECT {condition} AS hit FROM consultations ORDER BY id DESC "
+                 f"LIMIT {SAMPLE_ROWS}) WHERE hit")
+    return None if hits >= SAMPLE_ROWS * COMMON_SHARE else query
+
+
+def indexed(placeholder: str) -> str:
+    """The WHERE fragment for ``narrowing``'s query, given as ``placeholder`` (``:p3``)."""
+    return f"id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH {placeholder})"
 
 
 def create_postgresql_index(conn: object, columns: Sequence[str]) -> None:  # pragma: no cover - no PostgreSQL here yet

@@ -79,8 +79,8 @@ class DashboardFigures:
     def invoicing(self, store: InvoicingStore, codes: tuple[str, ...]) -> InvoicingFigures:
         """The feedback delays and the error categories (of the messages with ``codes``), kept until a row
         is added to the invoicing tables or the period moves."""
-        version = (f"{self._clock():%Y-%m}", codes, *store.journal.db.execute(
-            "SELECT " + ", ".join(f"(SELECT max(rowid) FROM {table})" for table in _ADDED_ONLY)).fetchone())
+        version = (f"{self._clock():%Y-%m}", codes, *store.journal.query(
+            "SELECT " + ", ".join(f"(SELECT max(id) FROM {table}) AS {table}" for table in _ADDED_ONLY))[0].values())
         with self._lock:
             kept = self._invoicing
         if kept is not None and kept[0] == version:
