@@ -40,9 +40,11 @@ def dump(path: Path) -> dict[str, list[tuple]]:
     """Every row of every table of a SQLite file, in order."""
     conn = sqlite3.connect(path)
     try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall() for t in tables}
+        tables = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                              "AND name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()
+        # a WITHOUT ROWID table (the text index's shadow tables) is read in its primary key's order
+        return {t: conn.execute(f'SELECT * FROM "{t}"' + ("" if "WITHOUT ROWID" in (sql or "").upper()
+                                                          else " ORDER BY rowid")).fetchall() for t, sql in tables}
     finally:
         conn.close()
 
