@@ -73,6 +73,7 @@ class Leadership:
         self._leading = False
         self._lease_until = 0.0
         self._known_leader: str | None = None
+        self._unreachable = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._changes = threading.Condition()
@@ -81,7 +82,7 @@ class Leadership:
 
     @property
     def leading(self) -> bool:
-        """Whether this node runs the singletons now (they were started and not stopped)."""
+        """Whether this node runs the singletons now (from the moment it won until it stops them)."""
         return self._leading
 
     def holds(self) -> bool:
@@ -135,6 +136,7 @@ class Leadership:
     def _try(self) -> None:
         conn = self._connection()
         began = self.clock()
+        self._unreachable = False
         won = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_SINGLETONS)).fetchone()[0]
         if not won:
             leader = self._holder(conn)
@@ -146,12 +148,16 @@ class Leadership:
         self._lease_until = began + self.lease
         self._known_leader = self.node
         log.info("this node now runs the singletons (leader): %s on %s", self.node, masked_url(self.url))
+        self._set_leading(True)  # before they start: their first pass may act
         try:
             self.on_lead()
         except BaseException:
+            self._set_leading(False)
+            self._lease_until = 0.0
+            self.on_lose()  # what did start stops
             self._close()  # the lock goes with the session: another node may do better
             raise
-        self._set_leading(True)
+        self._check()  # their start took time: the lease is renewed (or lost, if it took too long)
 
     def _check(self) -> None:
         """The holder's regular check: the session is alive and still holds the lock."""
@@ -178,9 +184,10 @@ class Leadership:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if self._leading:
             self._lose(reason=f"its connection to PostgreSQL was lost ({reason})")
-        else:
-            log.warning("standby: cannot reach PostgreSQL %s (%s); trying again in %.1f s", masked_url(self.url),
+        elif not self._unreachable:  # once per outage, not at every try
+            log.warning("standby: cannot reach PostgreSQL %s (%s); trying again every %.1f s", masked_url(self.url),
                         reason, self.interval)
+        self._unreachable = True
         self._close()
 
     def _lose(self, *, reason: str | None) -> None:

@@ -22,12 +22,9 @@ so markers missed on a network share are still found (``polling=True`` uses watc
 observer there).  One worker thread does all the work, so the send and poll steps never race
 each other.
 
-**Several nodes** on one shared invoicing root (``[database] url``): one node at a time runs the
-pipeline (``database/leader.py``).  The claim is one ``os.replace`` of the marker, which one node
-only can win (the others find it gone and leave the file); whatever lies in ``.work`` is the queue
-of the leader, whichever node claimed it, so a new leader goes on with a dead one's claims.  A
-node that may have lost its leadership without noticing yet (``may_act`` false) takes no further
-step: it checks before each claim, record, post and get.
+**Several nodes** on one shared root: the leader only runs it (``database/leader.py``); the claim's
+rename of the marker is won by one node; ``.work`` is the leader's queue, whoever claimed it; and
+``may_act`` false (the leadership may be lost) stops it before each claim, record, post and get.
 """
 from __future__ import annotations
 
@@ -193,10 +190,7 @@ class InvoicingPipeline:
 
     def _fenced(self) -> bool:
         """This node may have lost the leadership (another node may run the pipeline): no next step."""
-        if self._may_act():
-            return False
-        log.debug("invoicing: this node does not hold the leadership now; no step taken")
-        return True
+        return not self._may_act()
 
     def _today(self):
         return self._clock().date()
