@@ -14,7 +14,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.invoicing_support import (
-    drop_file,
+    drop_sending,
     received_codes,
     simulator_counters,
     start_gateway,
@@ -22,7 +22,6 @@ from tests.invoicing_support import (
     wait_for,
 )
 from tests.test_leader_nodes import TAKEOVER, leader, migrate, node_config, time_to_lead
-from unified_messaging.simulator.sending_writer import build_sending, spec_for_size, write_sending
 
 pytestmark = pytest.mark.postgres
 
@@ -102,13 +101,7 @@ def test_the_leader_killed_at_each_step_the_other_node_sends_once_and_reaches_do
     try:
         nodes["b"] = start_gateway(tmp_path / "b", configs["b"], "--workers", "1")
         assert leader(nodes["a"]) is True and leader(nodes["b"]) is False
-        if big:
-            with open(tmp_path / name, "wb") as stream:
-                write_sending(stream, spec_for_size(30 * 1024 * 1024, zone_204=ref))
-            (tmp_path / name).rename(root / "toSend" / name)
-            (root / "toSend" / f"{name}.ok").write_bytes(b"")
-        else:
-            drop_file(root / "toSend", name, build_sending(zone_204=ref))
+        drop_sending(root / "toSend", name, ref, big=big)
         wait_for(lambda: reached(postgres_url, root, simulator, name), timeout=30, every=0.01, what=step)
         nodes["a"].kill()
         assert reached(postgres_url, root, simulator, name), f"killed after {step}, not at it"
