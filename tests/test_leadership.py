@@ -76,8 +76,8 @@ def test_the_lease_runs_out_when_the_checks_stop(postgres_url):
     now = [1000.0]
     frozen = threading.Event()
     node = Node(postgres_url, "node-one", clock=lambda: now[0])
-    node.leadership._check = lambda: frozen.wait()  # the checks stop, as in a frozen process
     node.leadership.start()
+    node.leadership._check = lambda: frozen.wait()  # from now on the checks stop, as in a frozen process
     try:
         assert node.leadership.holds()
         now[0] += node.leadership.lease - 0.01
