@@ -69,7 +69,7 @@ def bytes_read_elsewhere(path: Path) -> bytes:
 
     Opening and closing the file here would release this process's SQLite locks on it (POSIX
     locks belong to the process, not to the descriptor): another process closing the file next
-    would delete the WAL still in use here (see ``unified_messaging.journal.sqlite``).
+    would delete the WAL still in use here (see ``unified_messaging.database.sqlite_file``).
     """
     reader = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
     return subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True, check=True,

@@ -164,3 +164,16 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The postgresql:// URL of a fresh empty database, for one test."""
     return postgres_server.new_database()
+
+
+@pytest.fixture()
+def migrated_postgres_url(postgres_url: str, tmp_path: Path) -> str:
+    """``postgres_url`` with every store's tables created (what ``db migrate`` does)."""
+    from unified_messaging.database import connect, migrate_store
+
+    database = connect(postgres_url, tmp_path)
+    try:
+        migrate_store(database)
+    finally:
+        database.close()
+    return postgres_url

@@ -33,10 +33,16 @@ def status_of(pipeline: InvoicingPipeline, name: str) -> dict:
 
 
 @pytest.fixture()
-def pipeline(tmp_path, pki, platform):
+def journal(tmp_path):
+    """The pipeline's journal (test_database_invoicing.py gives a PostgreSQL one instead)."""
+    return Journal(tmp_path / "journal.sqlite")
+
+
+@pytest.fixture()
+def pipeline(tmp_path, pki, platform, journal):
     url = platform.url
-    pipe = InvoicingPipeline(tmp_path / "invoicing", Journal(tmp_path / "journal.sqlite"),
-                             lambda: client_for(pki, url), poll_interval=0.1, rescan_seconds=0.2)
+    pipe = InvoicingPipeline(tmp_path / "invoicing", journal, lambda: client_for(pki, url), poll_interval=0.1,
+                             rescan_seconds=0.2)
     yield pipe
     pipe.stop()
 

@@ -29,7 +29,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     for t in threads:
         t.join()
     assert journal.count("consultations") == 400
-    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal.db.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     latest = journal.consultations(limit=1)[0]
     assert latest["patient"] == "850730*****"
     # a second journal on the same file sees the same data
@@ -67,12 +67,12 @@ def test_a_journal_made_readable_by_an_older_version_is_made_private(tmp_path):
 def test_a_forked_child_writes_with_connections_of_its_own(tmp_path):
     journal = Journal(tmp_path / "journal.sqlite")
     journal.record_consultation(_consultation(1))
-    parent_connection = journal._connection()
+    parent_connection = journal.db.connection()
     pid = os.fork()
     if pid == 0:  # the child: exit status 0 only if it wrote with a new connection
         ok = False
         try:
-            ok = journal._connection() is not parent_connection
+            ok = journal.db.connection() is not parent_connection
             journal.record_consultation(_consultation(2))
             journal.close()
         finally:
@@ -81,5 +81,5 @@ def test_a_forked_child_writes_with_connections_of_its_own(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     journal.record_consultation(_consultation(3))
     assert journal.count("consultations") == 3
-    assert journal._connection() is parent_connection
-    assert journal.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert journal.db.connection() is parent_connection
+    assert journal.db.query("PRAGMA integrity_check")[0]["integrity_check"] == "ok"

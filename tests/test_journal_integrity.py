@@ -62,7 +62,7 @@ def work(journal, thread):
         os._exit(3)  # a failing thread fails its process: the test sees it
 
 def write(journal, thread):
-    journal.db.execute("PRAGMA wal_autocheckpoint=20")  # many checkpoints (and WAL resets) to be killed in
+    journal.db.connection().execute("PRAGMA wal_autocheckpoint=20")  # many checkpoints (and WAL resets) to be killed in
     i = 0
     while True:
         record(journal, f"{name}-{thread}-{i}", i)
@@ -72,7 +72,7 @@ def write(journal, thread):
             if os.path.exists(stop):
                 return
             journal = Journal(path)
-            journal.db.execute("PRAGMA wal_autocheckpoint=20")
+            journal.db.connection().execute("PRAGMA wal_autocheckpoint=20")
 
 journal = Journal(path)
 if threads == 1:

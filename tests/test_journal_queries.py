@@ -230,7 +230,7 @@ def test_only_ok_consultations_have_no_codes(journal):
 def test_month_filters_and_figures_use_an_index(year):
     """EXPLAIN QUERY PLAN of every statement the queries run: no full scan of the consultations."""
     statements: list[str] = []
-    year.db.conn.set_trace_callback(statements.append)
+    year.db.connection().set_trace_callback(statements.append)
     year.find_consultations(month="2026-12")
     year.count_consultations(month="2026-12")
     year.find_consultations(month="2026-12", outcome="ERROR")
@@ -240,7 +240,7 @@ def test_month_filters_and_figures_use_an_index(year):
     year.consultation_months()
     year.consultations_per_month()
     year.consultation_codes()
-    year.db.conn.set_trace_callback(None)
+    year.db.connection().set_trace_callback(None)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) > 9
     conn = sqlite3.connect(year.path)
@@ -279,7 +279,7 @@ def test_an_existing_journal_gets_the_new_table_and_indexes(tmp_path):
     journal = Journal(path)
     try:
         assert refs(journal.find_consultations(month="2026-01")) == ["OLD"]
-        names = {r[0] for r in journal.db.conn.execute("SELECT name FROM sqlite_master")}
+        names = {r[0] for r in journal.db.connection().execute("SELECT name FROM sqlite_master")}
         assert {"batch_files", "consultations_outcome_id", "batch_files_job", "batch_files_status",
                 "consultations_service_id"} <= names
         assert refs(journal.find_consultations(service="genins")) == ["OLD"]  # sent before MemberData existed
@@ -353,9 +353,8 @@ def test_a_batch_run_stores_no_full_ssin(gateway, tmp_path):
         assert ssin.encode() not in file.read_bytes(), file
 
 
-def test_a_masked_number_finds_the_full_numbers_it_may_stand_for(tmp_path):
+def test_a_masked_number_finds_the_full_numbers_it_may_stand_for(journal):
     """Mybox searches with what it shows (``812345*****``); a care provider's NIHII is kept in full."""
-    journal = Journal(tmp_path / "journal.sqlite")
     for nihii, patient in (("81234530000", "850730*****"), ("19876543210", "812345*****"), ("81234630000", "-")):
         journal.record_consultation(Consultation(
             at="2026-11-02T10:00:00.000+00:00", interface="soap", care_provider=nihii, quality="labo",

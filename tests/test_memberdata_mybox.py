@@ -184,9 +184,9 @@ def test_memberdata_journal_filter_by_service_uses_its_index(tmp_path):
         assert journal.consultation(journal.find_consultations(service="none")[0]["id"])["reference"] == "R2"
         assert journal.consultation(12345) is None
         statements: list[str] = []
-        journal.db.conn.set_trace_callback(statements.append)
+        journal.db.connection().set_trace_callback(statements.append)
         journal.find_consultations(service="memberdata", offset=1)
-        journal.db.conn.set_trace_callback(None)
+        journal.db.connection().set_trace_callback(None)
         [sql] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
         conn = sqlite3.connect(journal.path)
         plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
@@ -216,7 +216,7 @@ def test_memberdata_consultations_journaled_before_the_column_were_genericinsura
         services = {r["reference"]: r["upstream_service"] for r in journal.consultations()}
         assert services == {"OK": "genins", "ERROR": "genins", "FAULT": "genins", "UNAVAILABLE": "genins",
                             "REJECTED": None}
-        journal.db.conn.execute("UPDATE consultations SET upstream_service = NULL WHERE reference = 'OK'")
+        journal.db.connection().execute("UPDATE consultations SET upstream_service = NULL WHERE reference = 'OK'")
     finally:
         journal.close()
     again = Journal(path)  # opened again: nothing is filled a second time

@@ -136,6 +136,26 @@ def test_a_value_invalid_for_its_element_is_still_a_schema_fault(soap_lite, idio
     assert "xsi:type" not in answer["faultstring"]
 
 
+@both
+def test_an_undef_optional_value_is_read_as_absent(soap_lite, idiom, version):
+    """SOAP::Lite sends a Perl undef as an empty element marked xsi:nil="true": the old services read it
+    as absent, so does UM where the contract makes the element optional."""
+    insured = patient("insured")
+    answer = soap_lite(idiom, version, "GetInsurability", **_consultation(
+        Ssin=insured.ssin, PeriodEnd="~undef", Reference="~undef", ContactType="~undef"))
+    assert answer.get("Status") == "OK", answer
+    assert answer["Patient/Ssin"] == insured.ssin
+    assert "Reference" not in answer
+
+
+@pytest.mark.parametrize("idiom", IDIOMS)
+def test_an_undef_required_value_is_refused_naming_it(soap_lite, idiom):
+    answer = soap_lite(idiom, "1.1", "GetInsurability", **_consultation(Ssin=patient("insured").ssin,
+                                                                          PeriodStart="~undef"))
+    assert answer["faultcode"].endswith("Client.SchemaValidation"), answer
+    assert "PeriodStart" in answer["faultstring"], answer
+
+
 def test_a_too_long_ssin_is_still_refused(soap_lite):
     answer = soap_lite("default_ns", "1.1", "GetInsurability", **_consultation(Ssin="1" * 41))
     assert answer["faultcode"].endswith("Client.SchemaValidation")

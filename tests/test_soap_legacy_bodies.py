@@ -128,3 +128,22 @@ def test_the_folder_interface_names_namespaces_too():
         f'<Quality xmlns="">labo</Quality></CareProvider><PeriodStart>2024-01-01</PeriodStart></InsurabilityRequest>')
     assert ContractSchema().request_error(request) == (
         f"Element Quality has no namespace; expected {{{TNS}}}Quality: put it in the namespace '{TNS}'.")
+
+
+@pytest.mark.parametrize("nil", ['xsi:nil="true"/>', 'xsi:nil="1"></tns:PeriodEnd>'])
+def test_an_empty_nil_optional_value_is_absent(gateway, nil):
+    """Axis, .NET and SOAP::Lite (for undef) send a null optional field as an empty xsi:nil element."""
+    insured = patient("insured")
+    status, doc = _post(gateway, insurability_body(insured.ssin, extra=f"<tns:PeriodEnd {nil}"))
+    assert status == 200, etree.tostring(doc)
+    assert doc.findtext(f".//{{{TNS}}}Patient/{{{TNS}}}LastName") == insured.last_name
+
+
+def test_a_nil_value_with_content_or_a_nil_required_value_is_still_refused(gateway):
+    insured = patient("insured")
+    status, doc = _post(gateway, insurability_body(insured.ssin, extra='<tns:Reference xsi:nil="true">R</tns:Reference>'))
+    assert status == 500 and "Reference" in _fault(doc)[1]
+    today = f"<tns:PeriodStart>{dt.date.today().isoformat()}</tns:PeriodStart>"
+    status, doc = _post(gateway, insurability_body(insured.ssin).replace(today, '<tns:PeriodStart xsi:nil="true"/>'))
+    code, text = _fault(doc)
+    assert status == 500 and code.endswith("Client.SchemaValidation") and "PeriodStart" in text, text

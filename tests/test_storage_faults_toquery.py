@@ -51,7 +51,7 @@ def folders(service, tmp_path):
 
 
 def consultations(gateway) -> int:
-    return gateway.journal.db.execute("SELECT COUNT(*) FROM consultations").fetchone()[0]
+    return gateway.journal.count("consultations")
 
 
 WRITES = {

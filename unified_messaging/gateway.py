@@ -296,7 +296,7 @@ class Gateway:
             if rotation_pending(cfg.data_folder):
                 log.warning("a master key rotation was interrupted: both keys are accepted until it is finished; "
                             "stop the service and run 'unified-messaging secret rotate-master-key' again")
-            self.journal = Journal(cfg.journal_path)
+            self.journal = Journal.open(cfg.database.url, cfg.journal_path)
             try:
                 qualities.install(QualityTable.load(cfg.identity.qualities_file))
             except QualityTableError as exc:
@@ -349,7 +349,7 @@ class Gateway:
             raise
         if front:
             log.info("unified-messaging listening on %s (data in %s, journal %s)",
-                     self.services_url, cfg.data_folder, cfg.journal_path)
+                     self.services_url, cfg.data_folder, self.journal.describe())
             if self.mybox is not None:
                 log.info("Mybox, the web UI: %s/", self.mybox_url)
         return self

@@ -9,8 +9,8 @@ The target (the issue): "Pages stay fast with a year of traffic in the journal (
 consultations and 2,000 files): each list page answers in under 200 ms on this machine".
 
 1. A fresh data folder's journal (``<data folder>/journal.sqlite``, the file the gateway opens) is
-   filled with a synthetic but realistic year, through the real schema (``Journal(path)`` and
-   ``InvoicingStore(journal)`` create the tables and indexes first), with ``executemany`` in one
+   filled with a synthetic but realistic year, through the real schema (``Journal(path)`` creates the
+   journal's and the invoicing tables and indexes first, by its migration), with ``executemany`` in one
    transaction and a fixed random seed:
 
    * ``--consultations`` insurability consultations (default 100,000) over the last ``--days``
@@ -412,9 +412,9 @@ def populate(data_folder: Path, invoicing_root: Path, journal_path: Path, args: 
     files, feedback, tacks = invoicing_rows(args.files, args.days, now, rng, folders.received, year)
     batches = batch_rows(args.batch_runs, args.days, now, rng, year)
     journal = Journal(journal_path)
-    InvoicingStore(journal)  # the invoicing tables, their added columns and indexes
     try:
-        with journal.write() as conn:
+        with journal.write():
+            conn = journal.db.connection()  # executemany: SQLite's own bulk load, in the transaction
             conn.executemany(
                 "INSERT INTO consultations (at, interface, care_provider, quality, patient, period_start, period_end, "
                 "outcome, code, audit_reference, reference, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -607,7 +607,7 @@ def time_queries(page: Page, repeat: int) -> None:
 
 def explain(journal: Journal, page: Page) -> list[str]:
     """EXPLAIN QUERY PLAN of every statement the page's queries run (seen through a trace callback)."""
-    conn = journal._connection()
+    conn = journal.db.connection()
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
     try:

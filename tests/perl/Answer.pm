@@ -7,7 +7,8 @@ use Encode qw(decode);
 use SOAP::Lite;
 our @EXPORT_OK = qw(request_data print_answer);
 
-# Echo message=... ; GetInsurability Nihii=... Quality=... Ssin=... PeriodStart=... (any order)
+# Echo message=... ; GetInsurability Nihii=... Quality=... Ssin=... PeriodStart=... (any order);
+# a value "~undef" sends the element as Perl's undef (SOAP::Lite writes it xsi:nil="true")
 sub request_data {
     my ($operation, @fields) = @_;
     my %f = map { split /=/, decode('UTF-8', $_), 2 } @fields;  # text, as a Perl program holds it
@@ -15,7 +16,8 @@ sub request_data {
     my @provider = map { SOAP::Data->name($_ => delete $f{$_}) } qw(Nihii Quality);
     my @request = (SOAP::Data->name(CareProvider => \SOAP::Data->value(@provider)));
     for my $name (qw(Ssin Mutuality RegistrationNumber PeriodStart PeriodEnd ContactType RequestType Reference)) {
-        push @request, SOAP::Data->name($name => $f{$name}) if defined $f{$name};
+        next unless defined $f{$name};
+        push @request, SOAP::Data->name($name => $f{$name} eq '~undef' ? undef : $f{$name});
     }
     return SOAP::Data->name(request => \SOAP::Data->value(@request));
 }

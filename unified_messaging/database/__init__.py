@@ -13,10 +13,10 @@ from pathlib import Path
 
 from unified_messaging.database.engine import POSTGRESQL, SQLITE, Database, DatabaseError, Transaction
 from unified_messaging.database.migrations import Migration, migrate, require_current
-from unified_messaging.database.schema import MIGRATIONS, MYBOX, SECURESPACE, SQLITE_FILES, adopt_sqlite
+from unified_messaging.database.schema import JOURNAL, MIGRATIONS, MYBOX, SECURESPACE, SQLITE_FILES, adopt_sqlite
 
-__all__ = ["Database", "DatabaseError", "Transaction", "SQLITE", "POSTGRESQL", "MYBOX", "SECURESPACE", "connect",
-           "open_store", "migrate_store"]
+__all__ = ["Database", "DatabaseError", "Transaction", "SQLITE", "POSTGRESQL", "MYBOX", "SECURESPACE", "JOURNAL",
+           "connect", "open_store", "migrate_store"]
 
 
 def connect(url: str, data_folder: Path, *, store: str = MYBOX) -> Database:

@@ -3,10 +3,23 @@ from __future__ import annotations
 
 import click
 
-from unified_messaging.config import ConfigError, load_config
-from unified_messaging.database import MYBOX, DatabaseError, connect, migrate_store
+from pathlib import Path
+
+from unified_messaging.config import Config, ConfigError, load_config
+from unified_messaging.database import JOURNAL, MYBOX, Database, DatabaseError, connect, migrate_store
 from unified_messaging.database.migrations import applied
 from unified_messaging.database.schema import SQLITE_FILES
+
+
+def _sqlite_file(config: Config, store: str) -> Path:
+    """A store's SQLite file: in the data folder, the journal where ``[journal] path`` puts it."""
+    return config.journal_path if store == JOURNAL else config.data_folder / SQLITE_FILES[store]
+
+
+def _sqlite(config: Config, store: str) -> Database:
+    from unified_messaging.database.sqlite import SqliteDatabase
+
+    return SqliteDatabase(_sqlite_file(config, store), store)
 
 
 @click.group("db")
@@ -28,7 +41,7 @@ def migrate_command(config_path: str | None) -> None:
         url = config.database.url
         stores = list(SQLITE_FILES) if not url else [MYBOX]  # PostgreSQL: one database holds every store
         for store in stores:
-            database = connect(url, config.data_folder, store=store)
+            database = _sqlite(config, store) if not url else connect(url, config.data_folder, store=store)
             try:
                 ran = migrate_store(database)
                 version = max(applied(database), default=0)
@@ -47,7 +60,8 @@ def migrate_command(config_path: str | None) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Configuration file of the SQLite install to copy (its [database] url empty).")
 def copy_command(target_url: str, config_path: str | None) -> None:
-    """Copy the SQLite install's Mybox state and secure space into an empty PostgreSQL database.
+    """Copy the SQLite install's Mybox state, secure space and journal (with the invoicing state)
+    into an empty PostgreSQL database.
 
     The target is migrated first, refused if a table already holds rows, then filled one store per
     transaction; the counts per table are printed. Then set [database] url to it.
@@ -66,11 +80,11 @@ def copy_command(target_url: str, config_path: str | None) -> None:
             for migration in migrate_store(target):
                 click.echo(f"{target.describe()}: applied migration {migration}")
             check_empty(target)
-            for store, file in SQLITE_FILES.items():
-                if not (config.data_folder / file).exists():
-                    click.echo(f"{store}: no {config.data_folder / file}, nothing to copy")
+            for store in SQLITE_FILES:
+                if not _sqlite_file(config, store).exists():
+                    click.echo(f"{store}: no {_sqlite_file(config, store)}, nothing to copy")
                     continue
-                source = connect("", config.data_folder, store=store)
+                source = _sqlite(config, store)
                 try:
                     migrate_store(source)
                     counts = copy_store(source, target, store)

@@ -1,17 +1,19 @@
 """``db copy``: the stores on the layer moved from the SQLite files of a data folder into an empty,
 migrated PostgreSQL database, one transaction per store, their row numbers kept (and PostgreSQL's
-sequences set after them, so the next row gets the next number)."""
+sequences set after them, so the next row gets the next number).  The rows of a table go in one
+``executemany`` (psycopg pipelines it), read in the source's row order: a resent invoicing file
+comes after the refused one it names."""
 from __future__ import annotations
 
-from unified_messaging.database.engine import Database, DatabaseError, Transaction
-from unified_messaging.database.schema import IDENTITIES, TABLES
+from unified_messaging.database.engine import Database, DatabaseError
+from unified_messaging.database.schema import IDENTITIES, SEEDED, TABLES
 
 
 def check_empty(target: Database) -> None:
     """Refuse a target one of whose tables already holds rows, naming the table."""
     for tables in TABLES.values():
         for table in tables:
-            if target.query(f"SELECT 1 AS found FROM {table} LIMIT 1"):
+            if table not in SEEDED and target.query(f"SELECT 1 AS found FROM {table} LIMIT 1"):
                 raise DatabaseError(f"{target.describe()}: the table {table} already holds rows; db copy only "
                                     "fills an empty database (nothing was copied)")
 
@@ -21,9 +23,9 @@ def copy_store(source: Database, target: Database, store: str) -> dict[str, int]
     counts = {}
     with target.transaction(lock=f"db-copy-{store}") as tx:
         for table in TABLES[store]:
-            rows = source.query(f"SELECT * FROM {table}")
-            for row in rows:
-                _insert(tx, table, row)
+            rows = source.query(f"SELECT * FROM {table} ORDER BY rowid")
+            if rows:
+                tx.execute_many(_insert_sql(table, list(rows[0])), rows)
             counts[table] = len(rows)
         for table in IDENTITIES.get(store, ()):
             tx.query(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
@@ -31,9 +33,12 @@ def copy_store(source: Database, target: Database, store: str) -> dict[str, int]
     return counts
 
 
-def _insert(tx: Transaction, table: str, row: dict) -> None:
-    names = list(row)
+def _insert_sql(table: str, names: list[str]) -> str:
     columns = ", ".join(f'"{name}"' for name in names)
-    values = ", ".join(f":c{n}" for n in range(len(names)))
-    tx.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})",
-               {f"c{n}": row[name] for n, name in enumerate(names)})
+    values = ", ".join(f":{name}" for name in names)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"
+    if table in SEEDED:
+        key = SEEDED[table]
+        updates = ", ".join(f'"{name}" = excluded."{name}"' for name in names if name != key)
+        sql += f' ON CONFLICT ("{key}") DO UPDATE SET {updates}'
+    return sql

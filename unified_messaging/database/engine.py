@@ -12,9 +12,11 @@ concurrency.
 """
 from __future__ import annotations
 
+import sqlite3
+import sys
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 from unified_messaging.config import ConfigError
 
@@ -30,6 +32,14 @@ class DatabaseError(ConfigError):
     says what to change; start-up stops with it."""
 
 
+def failures() -> tuple[type[Exception], ...]:
+    """What a statement raises when the database fails it (a full disk, a lost server, a pool
+    timeout), on either engine: for the callers that report it instead of failing (health, metrics).
+    psycopg's errors are only possible once psycopg is imported (a PostgreSQL store was opened)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error, DatabaseError) + ((psycopg.Error,) if psycopg is not None else ())
+
+
 class Transaction(Protocol):
     """Statements inside one transaction (committed on leaving the block, rolled back on an error)."""
 
@@ -38,6 +48,13 @@ class Transaction(Protocol):
 
     def query(self, sql: str, params: Params = None) -> list[Row]:
         """Run one query; its rows as dicts."""
+
+    def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run one statement once per row of parameters (a bulk copy)."""
+
+    def insert(self, sql: str, params: Params = None) -> int:
+        """Run one ``INSERT`` of a row into a table whose ``id`` the database numbers; that id (SQLite's
+        ``lastrowid``, cheaper than a ``RETURNING`` on a hot path; PostgreSQL adds ``RETURNING id``)."""
 
 
 class Database(ABC):

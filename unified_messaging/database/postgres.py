@@ -11,7 +11,7 @@ import os
 import re
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -65,6 +65,13 @@ class _PostgresTransaction:
         with self._conn.cursor() as cursor:
             cursor.execute(pyformat(sql), params or {})
             return cursor.fetchall()
+
+    def insert(self, sql: str, params: Params = None) -> int:
+        return int(self.query(f"{sql} RETURNING id", params)[0]["id"])
+
+    def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(pyformat(sql), rows)
 
 
 class PostgresDatabase(Database):

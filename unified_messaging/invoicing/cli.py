@@ -1,7 +1,8 @@
 """``unified-messaging invoicing``: the files' status, and sending a corrected file again.
 
-The group reads the journal and the invoicing root from ``ctx.obj`` (``journal_path`` and
-``invoicing_root``, set by the main CLI from the configuration) or from ``--journal``/``--root``.
+The group reads the journal and the invoicing root from ``ctx.obj`` (``journal_path``,
+``database_url`` and ``invoicing_root``, set from the configuration) or from ``--journal``/``--root``
+(a journal file given is read as a SQLite file).
 """
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ def _paths(ctx: click.Context, journal: Path | None, root: Path | None) -> tuple
     if journal is None:
         raise click.UsageError("no journal: give --journal or a configuration")
     return Path(journal), Path(root) if root else None
+
+
+def _store(ctx: click.Context, given: Path | None, journal_path: Path) -> InvoicingStore:
+    """The invoicing state: of ``--journal``'s file, else of the configured journal (maybe PostgreSQL)."""
+    url = "" if given else (ctx.obj if isinstance(ctx.obj, dict) else {}).get("database_url", "")
+    try:
+        return InvoicingStore(Journal.open(url, journal_path))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _rows(store: InvoicingStore) -> list[dict]:
@@ -51,7 +61,8 @@ def invoicing(ctx: click.Context, config_path: str | None) -> None:
         config = load_config(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    ctx.obj = {"journal_path": config.journal_path, "invoicing_root": config.invoicing_root}
+    ctx.obj = {"journal_path": config.journal_path, "database_url": config.database.url,
+               "invoicing_root": config.invoicing_root}
 
 
 @invoicing.command("status")
@@ -61,7 +72,7 @@ def invoicing(ctx: click.Context, config_path: str | None) -> None:
 def status(ctx: click.Context, journal: Path | None, as_json: bool) -> None:
     """Every file: status, MyCareNet reference, last feedback, and resend links."""
     journal_path, _ = _paths(ctx, journal, None)
-    rows = _rows(InvoicingStore(Journal(journal_path)))
+    rows = _rows(_store(ctx, journal, journal_path))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -93,7 +104,7 @@ def resend(ctx: click.Context, refused: str, corrected: Path, journal: Path | No
     journal_path, root_path = _paths(ctx, journal, root)
     if root_path is None:
         raise click.UsageError("no invoicing root: give --root or a configuration")
-    store = InvoicingStore(Journal(journal_path))
+    store = _store(ctx, journal, journal_path)
     rows = store.files()
     match = [r for r in rows if str(r["id"]) == refused] or [r for r in rows if r["name"] == refused]
     if not match:

@@ -1,8 +1,12 @@
-"""The journal: one SQLite file, written by the core services, read by the UI and the CLI.
+"""The journal: every consultation and batch file, written by the core services, read by the UI and
+the CLI, on the database layer (``unified_messaging.database``, the ``journal`` store).
 
-Kept behind this one small class with plain SQL so that moving to PostgreSQL later is a swap, not
-a rewrite.  SQLite rules learnt the hard way (see ENGINEERING.md): WAL mode, one connection per
-thread, and every writing transaction opened with ``BEGIN IMMEDIATE``.
+By default (``[database] url`` empty) the SQLite file ``journal.sqlite`` of the data folder (or
+``[journal] path``): WAL mode with ``synchronous=NORMAL``, one connection per thread, every writer
+``BEGIN IMMEDIATE``, mode 600 (``database/sqlite_file.py``), its schema migrated on opening (a file of an
+earlier release is adopted as it is, its added columns added). Else the PostgreSQL database every
+node shares, whose schema ``unified-messaging db migrate`` creates. One SQL text per query serves
+both; the text search's two SQLite-only operators have their PostgreSQL forms in ``_MATCH``.
 
 The read queries for the UI stay fast on a year of traffic: a month is a range on the ``at``
 index (never ``substr(at, ...)`` in a WHERE), pages are ``ORDER BY id DESC`` walks of an index
@@ -12,63 +16,18 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import sqlite_utils
-
+from unified_messaging.database import JOURNAL, POSTGRESQL, SQLITE, Database, Transaction, migrate_store, open_store
+from unified_messaging.database.engine import Params, Row
+from unified_messaging.database.sqlite import SqliteDatabase
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.journal.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-# Columns added after the first release: a journal created before them gets them at start-up.
-_ADDED_COLUMNS = (("consultations", "client", "TEXT"), ("consultations", "upstream_service", "TEXT"))
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS consultations (
-    id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    interface TEXT NOT NULL,
-    care_provider TEXT,
-    quality TEXT,
-    patient TEXT,
-    period_start TEXT,
-    period_end TEXT,
-    outcome TEXT NOT NULL,
-    code TEXT,
-    audit_reference TEXT,
-    reference TEXT,
-    duration_ms REAL NOT NULL,
-    client TEXT,
-    upstream_service TEXT  -- genins | memberdata: which MyCareNet service answered (NULL: none asked)
-);
-CREATE INDEX IF NOT EXISTS consultations_at ON consultations(at);
-DROP INDEX IF EXISTS consultations_outcome;
-CREATE INDEX IF NOT EXISTS consultations_outcome_at ON consultations(outcome, at, code);
-CREATE INDEX IF NOT EXISTS consultations_outcome_id ON consultations(outcome, id);
-CREATE TABLE IF NOT EXISTS batch_files (
-    id INTEGER PRIMARY KEY,
-    job TEXT NOT NULL,
-    input TEXT NOT NULL,
-    status TEXT NOT NULL,  -- done | rejected | stopped
-    lines INTEGER,
-    ok INTEGER,
-    errors INTEGER,
-    resumed_at INTEGER,
-    output TEXT,  -- the output file's name, without its folder
-    reason TEXT,
-    started_at TEXT NOT NULL,
-    finished_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS batch_files_job ON batch_files(job, id);
-CREATE INDEX IF NOT EXISTS batch_files_status ON batch_files(status, id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 BATCH_STATUSES = ("done", "rejected", "stopped")
 UPSTREAM_SERVICES = ("genins", "memberdata")  # consultations.upstream_service when MyCareNet was asked
@@ -123,7 +82,7 @@ class BatchFileRun:
 
 _CONSULTATION_COLUMNS = tuple(f.name for f in fields(Consultation))
 _INSERT_CONSULTATION = (f"INSERT INTO consultations ({', '.join(_CONSULTATION_COLUMNS)}) "
-                        f"VALUES ({', '.join('?' * len(_CONSULTATION_COLUMNS))})")
+                        f"VALUES ({', '.join(':' + name for name in _CONSULTATION_COLUMNS)})")
 
 
 def utc_now() -> datetime:
@@ -154,114 +113,135 @@ def _glob_literal(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
+def _number_regex(text: str) -> str:
+    """What ``_number_glob`` finds, as a PostgreSQL regular expression (``~`` is unanchored)."""
+    parts, last = [], 0
+    for match in _MASKED_NUMBER.finditer(text):
+        parts.append(re.escape(text[last:match.start()]) + match.group(1) + "[0-9]{5}")
+        last = match.end()
+    return "".join(parts) + re.escape(text[last:])
+
+
 def _like_pattern(text: str) -> str:
     """``text`` anywhere, with LIKE's wildcards (and the escape character) taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def _fill_upstream_service(db: sqlite3.Connection) -> None:
-    """Once per journal: the consultations journaled before ``upstream_service`` existed, and sent
-    (any outcome but REJECTED), were answered by GenericInsurability, the only service there was.
-    Since the column exists every consultation sent is journaled with its service."""
-    if db.execute("SELECT 1 FROM meta WHERE key = 'upstream_service_filled'").fetchone() is not None:
-        return
-    filled = db.execute("UPDATE consultations SET upstream_service = 'genins' "
-                        "WHERE upstream_service IS NULL AND outcome <> 'REJECTED'").rowcount
-    db.execute("INSERT INTO meta(key, value) VALUES ('upstream_service_filled', ?)",
-               [utc_now().isoformat(timespec="seconds")])
-    if filled:
-        log.info("journal: %d consultation(s) from before the upstream_service column marked genins", filled)
+_MATCH = {SQLITE: ("LIKE", "GLOB", _number_glob), POSTGRESQL: ("ILIKE", "~", _number_regex)}
+"""Per engine: the LIKE ignoring ASCII case (SQLite's LIKE does), and the operator and pattern of
+a search with masked numbers (SQLite's GLOB, PostgreSQL's regular expressions)."""
 
 
-def _page(limit: int, offset: int) -> list[int]:
+class _Args(dict):
+    """The named parameters of a query being built: ``add`` names each value and gives its placeholder."""
+
+    def add(self, value: object) -> str:
+        name = f"p{len(self)}"
+        self[name] = value
+        return f":{name}"
+
+
+def _page(args: _Args, limit: int, offset: int) -> str:
     if limit < 0 or offset < 0:
         raise ValueError(f"limit ({limit}) and offset ({offset}) cannot be negative.")
-    return [limit, offset]
+    return f"LIMIT {args.add(limit)} OFFSET {args.add(offset)}"
 
 
-class Journal(SqliteFile):
-    """The journal file, shared by the threads of the gateway (see ``SqliteFile``)."""
+class Journal:
+    """The journal's database, shared by the threads of the gateway (and, on PostgreSQL, by nodes).
 
-    def __init__(self, path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
-        super().__init__(path)
+    ``target`` is a database opened for the journal store (``Journal.open``: PostgreSQL is checked,
+    not migrated, there), or the path of a SQLite file (created or adopted, and migrated, here).
+    """
+
+    def __init__(self, target: Database | Path, *, clock: Callable[[], datetime] = utc_now) -> None:
+        if isinstance(target, Database):
+            self.db = target
+        else:
+            self.db = SqliteDatabase(Path(target), JOURNAL)
+            try:
+                migrate_store(self.db)
+            except BaseException:
+                self.db.close()
+                raise
         self.clock = clock
-        conn = self._connection()
-        conn.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
-        with self.write() as db:
-            for table, column, kind in _ADDED_COLUMNS:
-                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                    log.info("journal: column %s.%s added", table, column)
-            # after the added columns: a journal older than upstream_service gets it first
-            db.execute("CREATE INDEX IF NOT EXISTS consultations_service_id ON consultations(upstream_service, id)")
-            _fill_upstream_service(db)
-            db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+        self._like, self._number_operator, self._number_pattern = _MATCH[self.db.engine]
+
+    @classmethod
+    def open(cls, url: str, path: Path, *, clock: Callable[[], datetime] = utc_now) -> Journal:
+        """The configured journal: ``url`` "" = the SQLite file ``path``, else that PostgreSQL
+        (refused when ``db migrate`` has not created the journal's tables there)."""
+        if not url:
+            return cls(path, clock=clock)
+        return cls(open_store(url, Path(path).parent, store=JOURNAL), clock=clock)
 
     @property
-    def db(self) -> sqlite_utils.Database:
-        """A sqlite-utils view of this thread's connection."""
-        database = getattr(self._local, "db", None)
-        if database is None:
-            database = sqlite_utils.Database(self._connection())
-            self._local.db = database
-        return database
+    def path(self) -> Path | None:
+        """The SQLite file, or None on PostgreSQL."""
+        return getattr(self.db, "path", None)
+
+    def describe(self) -> str:
+        return self.db.describe()
+
+    def write(self, *, lock: str | None = None) -> AbstractContextManager[Transaction]:
+        """A writing transaction (``lock`` serialises a read-then-write across nodes on PostgreSQL)."""
+        return self.db.transaction(lock=lock)
+
+    def query(self, sql: str, params: Params = None) -> list[Row]:
+        return self.db.query(sql, params)
+
+    def close(self) -> None:
+        self.db.close()
 
     def record_consultation(self, consultation: Consultation) -> int:
         """One row per call, committed before this returns (the caller answers after it).
 
-        A plain prepared INSERT (sqlite3 caches the statement per connection): sqlite-utils' insert
-        reads the table's columns and builds the SQL again on every call. The commit does not wait
-        for the disk: the journal is in WAL mode with ``synchronous=NORMAL`` (``SqliteFile``), so a
-        committed row survives a crash of the process, not a power loss (see README).
+        One prepared INSERT (sqlite3 caches the statement per connection, psycopg per SQL text) and
+        SQLite's ``lastrowid`` (a ``RETURNING`` costs more there): no table introspection per call.
+        On SQLite the commit does not wait for the disk: WAL mode with ``synchronous=NORMAL``
+        (``SqliteFile``), so a committed row survives a crash of the process, not a power loss (see
+        README).
         """
-        values = [getattr(consultation, name) for name in _CONSULTATION_COLUMNS]
-        with self.write() as conn:
-            return int(conn.execute(_INSERT_CONSULTATION, values).lastrowid)
+        with self.db.transaction() as tx:
+            return tx.insert(_INSERT_CONSULTATION, consultation.__dict__)
 
     def consultations(self, *, limit: int = 100, outcome: str | None = None) -> list[dict]:
         """The latest consultations, newest first."""
-        where, args = ("WHERE outcome = ?", [outcome]) if outcome else ("", [])
-        return list(
-            self.db.query(f"SELECT * FROM consultations {where} ORDER BY id DESC LIMIT ?", [*args, limit])
-        )
+        where = "WHERE outcome = :outcome" if outcome else ""
+        return self.db.query(f"SELECT * FROM consultations {where} ORDER BY id DESC LIMIT :limit",
+                             {"outcome": outcome, "limit": limit})
 
     def count(self, table: str) -> int:
-        return self.db[table].count
+        return int(self.db.query(f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
     # ------------------------------------------------------------------ consultations, for the UI
-    @staticmethod
-    def _consultation_filters(outcome: str | None, month: str | None, text: str | None,
-                              interface: str | None, service: str | None = None) -> tuple[str, list[str]]:
+    def _consultation_filters(self, outcome: str | None, month: str | None, text: str | None,
+                              interface: str | None, service: str | None = None) -> tuple[str, _Args]:
         clauses: list[str] = []
-        args: list[str] = []
+        args = _Args()
         if outcome:
-            clauses.append("outcome = ?")
-            args.append(outcome)
+            clauses.append(f"outcome = {args.add(outcome)}")
         if interface:
-            clauses.append("interface = ?")
-            args.append(interface)
+            clauses.append(f"interface = {args.add(interface)}")
         if service == NO_UPSTREAM:
             clauses.append("upstream_service IS NULL")
         elif service:
-            clauses.append("upstream_service = ?")
-            args.append(service)
+            clauses.append(f"upstream_service = {args.add(service)}")
         if month:
-            clauses.append("at >= ? AND at < ?")
-            args.extend(month_range(month))
+            start, end = month_range(month)
+            clauses.append(f"at >= {args.add(start)} AND at < {args.add(end)}")
         text = (text or "").strip()
         if text:
-            matches = [f"{column} LIKE ? ESCAPE '\\'" for column in _TEXT_COLUMNS]
-            args.extend([_like_pattern(text)] * len(_TEXT_COLUMNS))
+            like = args.add(_like_pattern(text))
+            matches = [f"{column} {self._like} {like} ESCAPE '\\'" for column in _TEXT_COLUMNS]
             if _MASKED_NUMBER.search(text):
-                matches.extend(f"{column} GLOB ?" for column in _TEXT_COLUMNS if column != "patient")
-                args.extend([_number_glob(text)] * (len(_TEXT_COLUMNS) - 1))
+                number = args.add(self._number_pattern(text))
+                matches.extend(f"{column} {self._number_operator} {number}" for column in _TEXT_COLUMNS
+                               if column != "patient")
             masked = mask_ssins_in_text(text)
             if masked != text:  # the journal keeps patients masked: a full SSIN finds its masked form
-                matches.append("patient LIKE ? ESCAPE '\\'")
-                args.append(_like_pattern(masked))
+                matches.append(f"patient {self._like} {args.add(_like_pattern(masked))} ESCAPE '\\'")
             clauses.append("(" + " OR ".join(matches) + ")")
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 
@@ -276,41 +256,40 @@ class Journal(SqliteFile):
         or ``none`` for consultations never sent. Empty filters are no filters.
         """
         where, args = self._consultation_filters(outcome, month, text, interface, service)
-        return list(self.db.query(f"SELECT * FROM consultations {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                                  [*args, *_page(limit, offset)]))
+        page = _page(args, limit, offset)
+        return self.db.query(f"SELECT * FROM consultations {where} ORDER BY id DESC {page}", args)
 
     def count_consultations(self, *, outcome: str | None = None, month: str | None = None, text: str | None = None,
                             interface: str | None = None, service: str | None = None) -> int:
         """How many consultations ``find_consultations`` pages through with the same filters."""
         where, args = self._consultation_filters(outcome, month, text, interface, service)
-        return int(self._connection().execute(f"SELECT count(*) FROM consultations {where}", args).fetchone()[0])
+        return int(self.db.query(f"SELECT count(*) AS n FROM consultations {where}", args)[0]["n"])
 
     def consultation(self, consultation_id: int) -> dict | None:
         """One consultation by its id, or None."""
-        rows = list(self.db.query("SELECT * FROM consultations WHERE id = ?", [consultation_id]))
-        return rows[0] if rows else None
+        return self.db.query_one("SELECT * FROM consultations WHERE id = :id", {"id": consultation_id})
 
     def consultation_months(self) -> list[str]:
         """Every month (``YYYY-MM``) with at least one consultation, newest first.
 
         One index seek per month (the newest ``at`` before the month found last), not a scan.
         """
-        conn = self._connection()
         months: list[str] = []
-        latest = conn.execute("SELECT max(at) FROM consultations").fetchone()[0]
+        latest = self.db.query("SELECT max(at) AS at FROM consultations")[0]["at"]
         while latest is not None:
             months.append(latest[:7])
-            latest = conn.execute("SELECT max(at) FROM consultations WHERE at < ?", [latest[:7]]).fetchone()[0]
+            latest = self.db.query("SELECT max(at) AS at FROM consultations WHERE at < :before",
+                                   {"before": latest[:7]})[0]["at"]
         return months
 
     def consultation_outcomes(self) -> list[str]:
         """Every outcome in the journal, in name order (one index seek per outcome)."""
-        conn = self._connection()
         outcomes: list[str] = []
-        found = conn.execute("SELECT min(outcome) FROM consultations").fetchone()[0]
+        found = self.db.query("SELECT min(outcome) AS outcome FROM consultations")[0]["outcome"]
         while found is not None:
             outcomes.append(found)
-            found = conn.execute("SELECT min(outcome) FROM consultations WHERE outcome > ?", [found]).fetchone()[0]
+            found = self.db.query("SELECT min(outcome) AS outcome FROM consultations WHERE outcome > :after",
+                                  {"after": found})[0]["outcome"]
         return outcomes
 
     @staticmethod
@@ -325,14 +304,14 @@ class Journal(SqliteFile):
         Newest month first, outcomes in name order, no row where n would be 0. Each count is a
         range of the (outcome, at) index, so nothing is read but index entries.
         """
-        conn = self._connection()
         outcomes = self.consultation_outcomes()
         rows = []
         for month in self._last_months(self.consultation_months(), months):
             start, end = month_range(month)
             for outcome in outcomes:
-                n = conn.execute("SELECT count(*) FROM consultations WHERE outcome = ? AND at >= ? AND at < ?",
-                                 [outcome, start, end]).fetchone()[0]
+                n = self.db.query("SELECT count(*) AS n FROM consultations WHERE outcome = :outcome "
+                                  "AND at >= :start AND at < :end",
+                                  {"outcome": outcome, "start": start, "end": end})[0]["n"]
                 if n:
                     rows.append({"month": month, "outcome": outcome, "n": n})
         return rows
@@ -350,10 +329,12 @@ class Journal(SqliteFile):
         failed = [o for o in self.consultation_outcomes() if o != OK_OUTCOME]
         if not last or not failed:
             return []
-        return list(self.db.query(
-            f"SELECT code, count(*) AS n FROM consultations WHERE outcome IN ({', '.join('?' * len(failed))}) "
-            "AND at >= ? AND code IS NOT NULL GROUP BY code ORDER BY n DESC, code LIMIT ?",
-            [*failed, last[-1], top]))
+        args = _Args()
+        outcomes = ", ".join(args.add(outcome) for outcome in failed)
+        return self.db.query(
+            f"SELECT code, count(*) AS n FROM consultations WHERE outcome IN ({outcomes}) "
+            f"AND at >= {args.add(last[-1])} AND code IS NOT NULL GROUP BY code ORDER BY n DESC, code "
+            f"LIMIT {args.add(top)}", args)
 
     # ------------------------------------------------------------------ batch files
     def record_batch_file(self, run: BatchFileRun) -> int:
@@ -362,29 +343,28 @@ class Journal(SqliteFile):
             raise ValueError(f"status = {run.status!r}: a batch file run is one of {', '.join(BATCH_STATUSES)}.")
         row = asdict(run)
         columns, values = ", ".join(row), ", ".join(f":{name}" for name in row)
-        with self.write() as conn:
-            return int(conn.execute(f"INSERT INTO batch_files({columns}) VALUES ({values})", row).lastrowid)
+        with self.db.transaction() as tx:
+            return tx.insert(f"INSERT INTO batch_files ({columns}) VALUES ({values})", row)
 
     @staticmethod
-    def _batch_filters(job: str | None, status: str | None) -> tuple[str, list[str]]:
-        clauses, args = [], []
+    def _batch_filters(job: str | None, status: str | None) -> tuple[str, _Args]:
+        clauses, args = [], _Args()
         for column, value in (("job", job), ("status", status)):
             if value:
-                clauses.append(f"{column} = ?")
-                args.append(value)
+                clauses.append(f"{column} = {args.add(value)}")
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def batch_runs(self, *, job: str | None = None, status: str | None = None, limit: int = 50,
                    offset: int = 0) -> list[dict]:
         """One page of batch file runs, newest first."""
         where, args = self._batch_filters(job, status)
-        return list(self.db.query(f"SELECT * FROM batch_files {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                                  [*args, *_page(limit, offset)]))
+        page = _page(args, limit, offset)
+        return self.db.query(f"SELECT * FROM batch_files {where} ORDER BY id DESC {page}", args)
 
     def count_batch_runs(self, *, job: str | None = None, status: str | None = None) -> int:
         where, args = self._batch_filters(job, status)
-        return int(self._connection().execute(f"SELECT count(*) FROM batch_files {where}", args).fetchone()[0])
+        return int(self.db.query(f"SELECT count(*) AS n FROM batch_files {where}", args)[0]["n"])
 
     def batch_jobs(self) -> list[str]:
         """Every job with a recorded run, in name order."""
-        return [row[0] for row in self._connection().execute("SELECT DISTINCT job FROM batch_files ORDER BY job")]
+        return [row["job"] for row in self.db.query("SELECT DISTINCT job FROM batch_files ORDER BY job")]

@@ -9,9 +9,9 @@ the secure space's.  A certificate's label is ``gateway`` or the secure space's 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any, Iterator
 
+from unified_messaging.database.engine import failures
 from unified_messaging.monitoring.health import Sources, count_files
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class GatewayCollector:
         if s.invoicing_root is not None:
             try:
                 yield from self._invoicing()
-            except sqlite3.Error as exc:
+            except failures() as exc:
                 log.warning("metrics: the invoicing counts cannot be read (%s)", exc)
         errors = GaugeMetricFamily("um_files_in_error", "Files in an error folder (without their .reason.txt).",
                                    labels=["folder"])
@@ -52,14 +52,14 @@ class GatewayCollector:
     def _invoicing(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        db = self.sources.journal.db
+        journal = self.sources.journal
         files = GaugeMetricFamily("um_invoicing_files", "Invoicing files in the journal, by the status Mybox "
                                   "shows (WAITING, OK, ONGOING, DONE, NOK, ERROR).", labels=["status"])
-        for status, count in db.execute(f"SELECT {SHOWN_STATUS_SQL}, COUNT(*) FROM invoicing_files GROUP BY 1"):
-            files.add_metric([str(status)], count)
+        for row in journal.query(f"SELECT {SHOWN_STATUS_SQL} AS status, COUNT(*) AS n FROM invoicing_files GROUP BY 1"):
+            files.add_metric([str(row["status"])], row["n"])
         yield files
         feedback = GaugeMetricFamily("um_invoicing_feedback_messages", "Feedback messages received from the "
                                      "platform, by message type (931000, 920098, 920900...).", labels=["type"])
-        for code, count in db.execute("SELECT code, COUNT(*) FROM invoicing_feedback GROUP BY code"):
-            feedback.add_metric([str(code)], count)
+        for row in journal.query("SELECT code, COUNT(*) AS n FROM invoicing_feedback GROUP BY code"):
+            feedback.add_metric([str(row["code"])], row["n"])
         yield feedback

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from unified_messaging.database.engine import failures
 from unified_messaging.folders.files import REASON_SUFFIX
 from unified_messaging.invoicing.folders import Folders as InvoicingFolders
 from unified_messaging.insurability.folder import InsurabilityFolderLayout
@@ -83,10 +83,9 @@ class Sources:
         """Invoicing files not sent yet: dropped in toSend, or claimed and not posted."""
         if self.invoicing_root is None:
             return 0
-        row = self.journal.db.execute(
-            "SELECT COUNT(*) FROM invoicing_files WHERE status IS NULL AND state IN ('claimed', 'posting')"
-        ).fetchone()
-        return count_files(InvoicingFolders(self.invoicing_root).to_send) + int(row[0] if row else 0)
+        row = self.journal.query(
+            "SELECT COUNT(*) AS n FROM invoicing_files WHERE status IS NULL AND state IN ('claimed', 'posting')")
+        return count_files(InvoicingFolders(self.invoicing_root).to_send) + int(row[0]["n"] if row else 0)
 
 
 def count_files(folder: Path) -> int:
@@ -115,11 +114,12 @@ def folder_problem(folder: Path) -> str | None:
 def journal_problem(journal: Journal) -> str | None:
     """Why the journal cannot be written, or None: a real write (then undone) in a transaction."""
     try:
-        with journal.write() as db:
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('health_probe', ?)",
-                       [utc_now().isoformat(timespec="seconds")])
+        with journal.write() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('health_probe', :at) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       {"at": utc_now().isoformat(timespec="seconds")})
         return None
-    except sqlite3.Error as exc:
+    except failures() as exc:
         return f"not writable ({exc})"
 
 
@@ -172,6 +172,6 @@ class Readiness:
     def _backlog(self) -> int | None:
         try:
             return self.sources.invoicing_waiting()
-        except sqlite3.Error as exc:
+        except failures() as exc:
             log.warning("health: the invoicing backlog cannot be read (%s)", exc)
             return None

@@ -10,7 +10,10 @@ content as theirs.  So, inside an operation element of the contract's namespace:
 * a simple value (an element without child elements) loses its ``xsi:type``, so that the XSD
   checks its text against the type the contract declares: a lexically valid value is accepted
   whatever it was annotated with, an invalid one is refused as before.  A value annotated
-  ``xsd:base64Binary`` (SOAP::Lite's autotype for any text that is not ASCII) is decoded first.
+  ``xsd:base64Binary`` (SOAP::Lite's autotype for any text that is not ASCII) is decoded first;
+* an empty simple value marked ``xsi:nil="true"`` (what SOAP::Lite sends for ``undef``, and Axis or
+  .NET clients for a null optional field) is left out, as the old services read it: absent.  The XSD
+  then accepts it where the element is optional and says which element is missing where it is not.
 
 Everything else is left to the XSD: unknown elements, wrong nesting, an element qualified in
 another namespace, ``xsi:type`` on an element with content.  A Body element outside the contract's
@@ -28,6 +31,7 @@ from unified_messaging.insurability.contract_xml import namespace_phrase
 from unified_messaging.soap.contract import TNS
 
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 XSD = "http://www.w3.org/2001/XMLSchema"
 _BODIES = ("{http://schemas.xmlsoap.org/soap/envelope/}Body", "{http://www.w3.org/2003/05/soap-envelope}Body")
 
@@ -57,7 +61,11 @@ def accept_legacy_habits(root: etree._Element, operations: frozenset[str]) -> in
                     f"The operation element {operation.tag} {namespace_phrase(name.namespace or '')}; expected "
                     f"{{{TNS}}}{name.localname}: declare xmlns=\"{TNS}\" on it."))
             continue
-        for element in operation.iterdescendants(tag=etree.Element):
+        for element in list(operation.iterdescendants(tag=etree.Element)):
+            if _nil(element):
+                element.getparent().remove(element)
+                changed += 1
+                continue
             before = (element.tag, element.get(XSI_TYPE))
             if not namespace_of(element):
                 element.tag = f"{{{TNS}}}{element.tag}"
@@ -65,6 +73,12 @@ def accept_legacy_habits(root: etree._Element, operations: frozenset[str]) -> in
                 _plain_value(element)
             changed += before != (element.tag, element.get(XSI_TYPE))
     return changed
+
+
+def _nil(element: etree._Element) -> bool:
+    """Whether ``element`` is an empty value marked ``xsi:nil`` (one with content is left to the XSD)."""
+    return (element.get(XSI_NIL, "").strip() in ("true", "1") and not (element.text or "").strip()
+            and len(element) == 0)
 
 
 def _plain_value(element: etree._Element) -> None:

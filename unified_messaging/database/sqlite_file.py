@@ -1,8 +1,8 @@
-"""SQLite the way every store of the gateway uses it (the journal, the secure space).
+"""SQLite the way every store of the gateway uses it (the journal, the secure space, Mybox).
 
 Rules learnt the hard way (see ENGINEERING.md): WAL mode, one connection per thread, and every
 writing transaction opened with ``BEGIN IMMEDIATE`` so that concurrent writers queue up instead
-of failing with "database is locked".
+of failing with "database is locked" (``sqlite.py``'s transactions).
 
 What keeps a file that several processes write (``serve`` and ``batch run`` share the journal)
 from being corrupted, beyond SQLite's own guarantees (a SIGKILL in the middle of a write is safe):
@@ -27,9 +27,7 @@ import os
 import sqlite3
 import stat
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -101,19 +99,6 @@ class SqliteFile:
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         """A hook for subclasses (row factory...)."""
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A writing transaction, opened with BEGIN IMMEDIATE so concurrent writers queue up."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every thread's connection (in a forked child, only the child's own)."""
