@@ -6,8 +6,12 @@ that counts the posts.  The leader is killed with SIGKILL at each step of a send
 watching the shared state and the simulator's counters, the simulator slowed where needed, no hook
 in the gateway); the standby takes over within ``leader_takeover_seconds`` and finishes: the file is
 posted exactly once, each feedback message is in ``received/`` once and recorded once, the file is
-DONE and archived, nothing is left in the mailbox, ``.work``, ``toSend`` or ``error/``."""
+DONE and archived, nothing is left in the mailbox, ``.work``, ``toSend`` or ``error/``.  The leader is a
+whole ``serve --workers 1`` node, or the singletons process of a ``serve --workers 2`` node."""
 from __future__ import annotations
+
+import os
+import signal
 
 import psycopg
 import pytest
@@ -21,6 +25,7 @@ from tests.invoicing_support import (
     start_simulator,
     wait_for,
 )
+from tests.test_invoicing_gateway_crash import singletons_pid
 from tests.test_leader_nodes import TAKEOVER, leader, migrate, node_config, time_to_lead
 
 pytestmark = pytest.mark.postgres
@@ -84,10 +89,15 @@ STEPS = {
 }
 
 
+@pytest.mark.parametrize("killed", ["node", "singletons"])
 @pytest.mark.parametrize("step", list(STEPS))
-def test_the_leader_killed_at_each_step_the_other_node_sends_once_and_reaches_done(postgres_url, tmp_path, step):
+def test_the_leader_killed_at_each_step_the_other_node_sends_once_and_reaches_done(postgres_url, tmp_path, step,
+                                                                                  killed):
+    """``node``: a ``serve --workers 1`` node is SIGKILLed whole; ``singletons``: on ``serve --workers 2``
+    nodes, the leader's singletons process is (its supervisor starts a new one, which is a standby)."""
     options, big, reached = STEPS[step]
-    ref = "2024030233" + f"{list(STEPS).index(step) + 1:04d}"
+    ref = "202403023" + f"{['node', 'singletons'].index(killed) + 1}" + f"{list(STEPS).index(step) + 1:04d}"
+    workers = ("--workers", "1" if killed == "node" else "2")
     name = "FAC.txt"
     simulator = start_simulator(tmp_path / "platform", *options)
     root = tmp_path / "shared-invoicing"
@@ -97,16 +107,19 @@ def test_the_leader_killed_at_each_step_the_other_node_sends_once_and_reaches_do
         simulator.stop()
         pytest.skip("the invoicing state is not in PostgreSQL on this branch yet (helper pgj's "
                     "'invoicing store on the layer'): two nodes would each keep their own")
-    nodes = {"a": start_gateway(tmp_path / "a", configs["a"], "--workers", "1")}
+    nodes = {"a": start_gateway(tmp_path / "a", configs["a"], *workers)}
     try:
-        nodes["b"] = start_gateway(tmp_path / "b", configs["b"], "--workers", "1")
+        nodes["b"] = start_gateway(tmp_path / "b", configs["b"], *workers)
         assert leader(nodes["a"]) is True and leader(nodes["b"]) is False
         drop_sending(root / "toSend", name, ref, big=big)
         wait_for(lambda: reached(postgres_url, root, simulator, name), timeout=30, every=0.01, what=step)
-        nodes["a"].kill()
+        if killed == "node":
+            nodes["a"].kill()
+        else:
+            os.kill(singletons_pid(nodes["a"]), signal.SIGKILL)
         assert reached(postgres_url, root, simulator, name), f"killed after {step}, not at it"
         took = time_to_lead(nodes["b"], TAKEOVER * 3)
-        print(f"\n{step}: node b leads {took:.2f} s after SIGKILL of node a")
+        print(f"\n{step}: node b leads {took:.2f} s after SIGKILL of node a's {killed}")
         wait_for(lambda: any(r["name"] == name and r["status"] == "DONE" for r in files(postgres_url)), timeout=90,
                  what="DONE after the takeover")
         wait_for(lambda: simulator_counters(simulator)["pending_messages"] == 0, timeout=30,
@@ -126,3 +139,5 @@ def test_the_leader_killed_at_each_step_the_other_node_sends_once_and_reaches_do
     assert not list((root / ".work").iterdir()) and not list((root / "toSend").iterdir())
     assert not list((root / "error").iterdir())
     assert "recorded as" not in nodes["b"].output() or step == "after-claim"  # b recorded only a's unrecorded claim
+    if killed == "singletons":
+        assert "standby: node" in nodes["a"].output()  # a's new singletons process waited as a standby
