@@ -98,3 +98,22 @@ def test_an_unreachable_database_leaves_the_node_a_standby_that_says_why(caplog)
         assert "standby: cannot reach PostgreSQL" in caplog.text
     finally:
         node.leadership.stop()
+
+
+def test_singletons_that_cannot_start_release_the_lead_and_say_why(postgres_url):
+    """At start-up their error is the node's start-up error; the lock goes with the closed session."""
+    def refuse() -> None:
+        raise RuntimeError("[invoicing] care_provider_nihii refused")
+
+    lost: list[str] = []
+    failing = Leadership(postgres_url, node="node-one", takeover_seconds=TAKEOVER, on_lead=refuse,
+                         on_lose=lambda: lost.append("lose"))
+    with pytest.raises(RuntimeError, match="care_provider_nihii"):
+        failing.start()
+    assert not failing.leading and lost == ["lose"]  # what had started is stopped
+    other = Node(postgres_url, "node-two")
+    other.leadership.start()
+    try:
+        assert other.leadership.leading and other.events == ["lead"]
+    finally:
+        other.leadership.stop()

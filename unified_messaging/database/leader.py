@@ -130,7 +130,9 @@ class Leadership:
             except psycopg.Error as exc:
                 self._connection_lost(exc)
             except Exception:
-                log.exception("the singletons did not start on this node; it stays a standby")
+                log.exception("the singletons did not start on this node; it stays a standby for %.0f s, "
+                              "leaving the lead to another node", self.takeover_seconds)
+                self._stop.wait(self.takeover_seconds)
             self._stop.wait(max(0.0, self.interval - (self.clock() - began)))
 
     def _try(self) -> None:
