@@ -24,6 +24,7 @@ from unified_messaging.journal.store import Journal
 from unified_messaging.simulator.app import GENERICINSURABILITY_PATH
 from unified_messaging.simulator.devpki import DEFAULT_PASSWORD, LAB_NIHII, PLATFORM_CBE, DevPki
 from unified_messaging.simulator.genasync import GENASYNC_PATH
+from unified_messaging.simulator.sending_writer import build_sending, spec_for_size, write_sending
 from unified_messaging.simulator.platform import STS_PATH
 from unified_messaging.securespace.models import Licence
 from unified_messaging.upstream import RenewingGenAsync, UpstreamPlan, genasync_for_keystore
@@ -244,6 +245,19 @@ def drop_file(to_send: Path, name: str, data: bytes, *, marker: str | None = Non
     """What the lab software does: the file, then its .ok marker."""
     (to_send / name).write_bytes(data)
     (to_send / (marker or f"{name}.ok")).write_bytes(b"")
+
+
+def drop_sending(to_send: Path, name: str, zone_204: str, *, big: bool = False) -> None:
+    """A sending dropped as the lab software does; ``big``: 30 MB, written beside ``toSend`` then
+    renamed in, so that its record pass lasts long enough to be interrupted."""
+    if not big:
+        drop_file(to_send, name, build_sending(zone_204=zone_204))
+        return
+    beside = to_send.parent / f".{name}.writing"
+    with open(beside, "wb") as stream:
+        write_sending(stream, spec_for_size(30 * 1024 * 1024, zone_204=zone_204))
+    beside.rename(to_send / name)
+    (to_send / f"{name}.ok").write_bytes(b"")
 
 
 def received_codes(root: Path, stem: str) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.invoicing_support import (
-    drop_file,
+    drop_sending,
     invoicing_status,
     journal_feedback,
     journal_rows,
@@ -31,7 +31,6 @@ from tests.invoicing_support import (
     start_simulator,
     wait_for,
 )
-from unified_messaging.simulator.sending_writer import build_sending, spec_for_size, write_sending
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -121,13 +120,7 @@ def test_gateway_killed_at_each_step_sends_once_and_reaches_done(tmp_path, step,
     workers = ("--workers", "1" if killed == "gateway" else "2")
     gateway = start_gateway(tmp_path, config, *workers)
     try:
-        if big:
-            with open(tmp_path / name, "wb") as stream:
-                write_sending(stream, spec_for_size(30 * 1024 * 1024, zone_204=ref))
-            (tmp_path / name).rename(root / "toSend" / name)
-            (root / "toSend" / f"{name}.ok").write_bytes(b"")
-        else:
-            drop_file(root / "toSend", name, build_sending(zone_204=ref))
+        drop_sending(root / "toSend", name, ref, big=big)
         wait_for(lambda: reached(root, tmp_path, simulator, name, ref), timeout=30, every=0.01, what=step)
         if killed == "gateway":
             gateway.kill()

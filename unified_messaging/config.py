@@ -175,6 +175,7 @@ class JournalConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = _key("", _postgresql_url_or_empty)
+    leader_takeover_seconds: float = _key(10.0, _positive)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import logging
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from unified_messaging.config import Config, ConfigError
 from unified_messaging.insurability.batch import BatchScheduler
@@ -52,6 +52,9 @@ from unified_messaging.upstream import CheckProbe, RenewingGenAsync, Upstream, d
 from unified_messaging.web.app import Mybox
 from unified_messaging.web.context import PREFIX as MYBOX_PREFIX, MyboxServices
 from unified_messaging.wsgi import GatewayApp
+
+if TYPE_CHECKING:
+    from unified_messaging.database.leader import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class Gateway:
         self._instance: InstanceLock | None = None  # shared while running: restore and key rotation wait
         self._status_folder = status_folder  # serve --workers: where each process tells the others its state
         self.board: StatusBoard | None = None
+        self.leadership: "Leadership | None" = None  # [database] url: the election of the node running the singletons
 
     @property
     def port(self) -> int:
@@ -232,7 +236,7 @@ class Gateway:
             rescan_seconds=cfg.invoicing.rescan_seconds, poll_interval=cfg.invoicing.poll_interval_seconds,
             is_test=cfg.upstream.is_test, clock=self.clock, polling=cfg.invoicing.poll,
             repost_grace=cfg.invoicing.repost_grace_seconds, throttle_retries=cfg.invoicing.throttle_retries,
-            identities=self._invoicing_identities(),
+            identities=self._invoicing_identities(), may_act=self._may_act,
         ).start()
         log.info("invoicing folders in %s", cfg.invoicing_root)
 
@@ -332,7 +336,8 @@ class Gateway:
         try:
             if self._status_folder is not None:
                 self.board = StatusBoard(self._status_folder, role="front" if front else "singletons",
-                                         storage_faults=self._own_storage_faults, watch=self.watch, clock=self.clock)
+                                         storage_faults=self._own_storage_faults, watch=self.watch, clock=self.clock,
+                                         leader=self._own_leader if singletons else lambda: None)
             if front:
                 self._start_front(service, sock)
             if singletons:
@@ -360,6 +365,7 @@ class Gateway:
             cfg, self.journal, self.watch, certificate=self.upstream.entry.certificate,
             token_cache=self.token_cache, securespace=securespace, storage_faults=self.storage_faults,
             board=self.board, clock=self.clock)
+        sources.leader = self.board.leader if self.board is not None else self._own_leader
         mybox = self._mybox(sources) if cfg.web.enabled else None
         monitoring = MonitoringApp(sources)
         self._expiry = ExpiryWarnings(sources.certificates, clock=self.clock).start()
@@ -372,19 +378,53 @@ class Gateway:
         self._servers.append(self._main)
 
     def _start_singletons(self, service: InsurabilityService, jobs: list[BatchJob]) -> None:
+        """On SQLite this node is the only one: it runs them. On PostgreSQL, when elected
+        (``database/leader.py``), and only as long as it holds the leadership."""
+        cfg = self.config
+        if not cfg.database.url:
+            self._run_singletons(service, jobs)
+            return
+        from unified_messaging.database.leader import Leadership  # psycopg only when PostgreSQL is used
+
+        self.leadership = Leadership(cfg.database.url, on_lead=lambda: self._run_singletons(service, jobs),
+                                     on_lose=self._stop_singletons,
+                                     takeover_seconds=cfg.database.leader_takeover_seconds).start()
+
+    def _own_leader(self) -> bool:
+        """Whether this process runs the singletons (on SQLite: always, when it was started with them)."""
+        if self.leadership is not None:
+            return self.leadership.leading
+        return self.batch is not None
+
+    def _may_act(self) -> bool:
+        return self.leadership is None or self.leadership.holds()
+
+    def _run_singletons(self, service: InsurabilityService, jobs: list[BatchJob]) -> None:
         cfg = self.config
         if cfg.folders.insurability:
             self.folders = InsurabilityFolders(
                 service, cfg.insurability_root, schema=ContractSchema(Contract().folder),
                 max_request_file_bytes=cfg.folders.max_request_file_bytes,
                 max_parallel=cfg.folders.max_parallel, poll=cfg.folders.poll,
-                rescan_seconds=cfg.folders.rescan_seconds,
+                rescan_seconds=cfg.folders.rescan_seconds, may_act=self._may_act,
             ).start()
         self.batch = BatchScheduler(jobs, service, max_parallel=cfg.batch.max_parallel,
                                     rescan_seconds=cfg.batch.rescan_seconds, journal=self.journal,
                                     memberdata_async=self.batch_memberdata_async()).start()
         if cfg.invoicing.enabled:
             self._start_invoicing()
+
+    def _stop_singletons(self) -> None:
+        """Stop the invoicing, folder and batch interfaces (each after its work in flight)."""
+        if self.invoicing is not None:
+            self.invoicing.stop()
+            self.invoicing = None
+        if self.folders is not None:
+            self.folders.stop()
+            self.folders = None
+        if self.batch is not None:
+            self.batch.stop()
+            self.batch = None
 
     def storage_faults(self) -> dict[str, str]:
         """The folder interfaces' storage faults now (the data folder full or read-only), by interface:
@@ -393,10 +433,11 @@ class Gateway:
 
     def _own_storage_faults(self) -> dict[str, str]:
         found = {}
-        if self.folders is not None and self.folders.watcher.storage_fault:
-            found["toQuery"] = self.folders.watcher.storage_fault
-        if self.invoicing is not None and self.invoicing.storage_fault:
-            found["invoicing"] = self.invoicing.storage_fault
+        folders, invoicing = self.folders, self.invoicing  # the leadership's thread may stop them meanwhile
+        if folders is not None and folders.watcher.storage_fault:
+            found["toQuery"] = folders.watcher.storage_fault
+        if invoicing is not None and invoicing.storage_fault:
+            found["invoicing"] = invoicing.storage_fault
         return found
 
     def stop(self) -> None:
@@ -407,15 +448,10 @@ class Gateway:
         if self.board is not None:
             self.board.stop()
             self.board = None
-        if self.invoicing is not None:
-            self.invoicing.stop()
-            self.invoicing = None
-        if self.folders is not None:
-            self.folders.stop()
-            self.folders = None
-        if self.batch is not None:
-            self.batch.stop()
-            self.batch = None
+        if self.leadership is not None:
+            self.leadership.stop()  # the singletons first, then the lock is released
+            self.leadership = None
+        self._stop_singletons()
         for running in reversed(self._servers):
             running.close()
         self._servers.clear()

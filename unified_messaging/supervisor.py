@@ -6,7 +6,9 @@ the singletons, and the built-in simulator in a process of its own.
   Front workers serve SOAP, Mybox and health/metrics and keep no state of their own: Mybox's
   sessions and login counts are in the database (``web/sessions.py``), the journal is shared.
 * One **singletons** process runs what must run once: the toQuery folders, the invoicing pipeline
-  and its feedback poller, the batch scheduler.
+  and its feedback poller, the batch scheduler.  With ``[database] url`` on PostgreSQL several nodes may
+  serve one database: the singletons process of one node only runs them, elected with the others
+  (``database/leader.py``); the others' wait as standbys.
 * With the simulator as the upstream, it runs in its own process too (as the real platform
   would be remote), on a fixed local port so that a restarted simulator keeps its address.
 * A child that dies is started again within a second or so while the others go on; a child that

@@ -10,9 +10,13 @@ What ENGINEERING.md learnt about folder pickup is built in:
   shares where the kernel sees no change made by another machine;
 * a payload is ready only once its marker (``<payload name>.ok``) exists: the dropping program
   writes the payload, then the marker, so a payload without marker is never touched;
-* a ready file is **claimed** by an atomic ``os.replace`` into the working folder, then its marker
-  is removed. Files in the working folder are the queue: after a crash they are handled again at
-  start-up (the handler must make that safe: see :class:`FolderWatcher`);
+* a ready file is **claimed** by an atomic, no-clobber move into the working folder (a hard link
+  that fails if the name is taken, then the inbox's name removed), then its marker is removed: of
+  two nodes sharing the folders, one only wins, and a file of that name still being handled is
+  never replaced. Files in the working folder are the queue: after a crash they are handled again
+  at start-up (the handler must make that safe: see :class:`FolderWatcher`); with several nodes,
+  the one leading (``database/leader.py``) runs the watcher, and ``may_act`` false (it may have
+  lost the leadership) stops it before the next claim or file;
 * a marker without payload (and no claimed payload of that name) goes to the error folder with a
   reason beside it, once it is ``orphan_grace_seconds`` old;
 * a handler that raises :class:`RetryLater` leaves the file claimed; it is tried again after a
@@ -59,6 +63,7 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCE
 # What SQLite says (sqlite3.OperationalError) when the journal's disk is full or read-only.
 _SQLITE_STORAGE = ("database or disk is full", "readonly database", "unable to open database file",
                    "disk i/o error")
+_NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK})  # no hard link here
 _FINISH = "(unfinished work)"  # the backoff key of the ``finish`` step
 
 __all__ = ["MARKER", "REASON_SUFFIX", "FolderWatcher", "Rejected", "RetryLater", "WatchedFolders",
@@ -107,6 +112,43 @@ class WatchedFolders:
             folder.mkdir(parents=True, exist_ok=True)
 
 
+def claim(payload: Path, claimed: Path) -> bool:
+    """Move ``payload`` to ``claimed`` unless that name is taken; whether this call moved it.
+
+    ``os.link`` fails when ``claimed`` exists, so of two processes (two nodes on a shared folder)
+    one only wins, and a file still being handled under that name is never replaced (it is taken
+    afterwards).  A claim cut off between the link and the unlink (both names on one file) is
+    completed by the next one.  Where the file system has no hard links (some SMB shares), a
+    check then a rename, which is atomic but may replace a file claimed by another node meanwhile.
+    """
+    try:
+        os.link(payload, claimed)
+    except FileExistsError:
+        try:
+            if os.path.samefile(payload, claimed):
+                payload.unlink(missing_ok=True)  # an interrupted claim of this very file: complete it
+        except FileNotFoundError:
+            pass
+        return False
+    except FileNotFoundError:
+        return False  # another process claimed it first
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        if claimed.exists():
+            return False
+        try:
+            os.replace(payload, claimed)
+        except FileNotFoundError:
+            return False
+        return True
+    try:
+        payload.unlink()
+    except FileNotFoundError:
+        pass  # the interrupted claim was completed by another process meanwhile
+    return True
+
+
 class FolderWatcher:
     """Hand every ready file of ``folders.inbox`` to ``handle(path_in_work_folder)``, once.
 
@@ -129,10 +171,12 @@ class FolderWatcher:
         name: str = "folder",
         clock: Callable[[], float] = time.monotonic,
         finish: Callable[[], None] | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.folders = folders
         self.handle = handle
         self.finish = finish
+        self.may_act = may_act
         self.poll = poll
         self.rescan_seconds = rescan_seconds
         self.orphan_grace_seconds = orphan_grace_seconds
@@ -182,6 +226,8 @@ class FolderWatcher:
     def scan_once(self) -> int:
         """Finish what was left, claim every ready file, then handle every claimed one that is due;
         returns files handled."""
+        if not self.may_act():
+            return 0
         if self.finish is not None and self._due(_FINISH):
             try:
                 self.finish()
@@ -201,7 +247,7 @@ class FolderWatcher:
             self._storage_fault("(claiming)", exc, keep=False)
         done = 0
         for path in sorted(p for p in self.folders.work.iterdir() if self._is_payload(p)):
-            if self._stopping:
+            if self._stopping or not self.may_act():
                 break
             if self._due(path.name):
                 done += self._handle(path)
@@ -214,17 +260,15 @@ class FolderWatcher:
     def _claim_ready(self) -> None:
         inbox, work = self.folders.inbox, self.folders.work
         for marker in sorted(inbox.glob("*" + MARKER)):
-            if marker.name.startswith(".") or not marker.is_file():
+            if marker.name.startswith(".") or not marker.is_file() or not self.may_act():
                 continue
             payload = marker.with_name(marker.name[: -len(MARKER)])
             claimed = work / payload.name
             if payload.is_file():
-                if claimed.exists():
-                    continue  # a file of that name is still being handled: take this one afterwards
-                os.replace(payload, claimed)
-                fsync_folder(work)
-                marker.unlink(missing_ok=True)
-                log.info("claimed %s", payload.name)
+                if claim(payload, claimed):
+                    fsync_folder(work)
+                    marker.unlink(missing_ok=True)
+                    log.info("claimed %s", payload.name)
             elif claimed.exists():
                 marker.unlink(missing_ok=True)  # the claim was interrupted after the move
             elif self._age(marker) >= self.orphan_grace_seconds:

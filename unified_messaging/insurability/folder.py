@@ -33,6 +33,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from lxml import etree
 
@@ -188,6 +189,7 @@ class InsurabilityFolders:
         rescan_seconds: float = 30.0,
         orphan_grace_seconds: float = 5.0,
         first_backoff_seconds: float = 5.0,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.layout = InsurabilityFolderLayout(Path(root))
         self.max_request_file_bytes = max_request_file_bytes
@@ -196,7 +198,7 @@ class InsurabilityFolders:
         self.watcher = FolderWatcher(
             self.layout.watched(), self.handle, poll=poll, rescan_seconds=rescan_seconds,
             orphan_grace_seconds=orphan_grace_seconds, first_backoff_seconds=first_backoff_seconds,
-            name="toQuery", finish=self.finish_answers,
+            name="toQuery", finish=self.finish_answers, may_act=may_act,
         )
         self._unfinished: set[Path] = set()  # answers whose .ok a storage fault kept from being written
         self._unwritten: dict[tuple[str, bytes], etree._Element] = {}  # answers a storage fault kept on hold

@@ -21,6 +21,10 @@ it at once; the truth is the rescan (at start, after each event, and every ``res
 so markers missed on a network share are still found (``polling=True`` uses watchdog's polling
 observer there).  One worker thread does all the work, so the send and poll steps never race
 each other.
+
+**Several nodes** on one shared root: the leader only runs it (``database/leader.py``); the claim's
+rename of the marker is won by one node; ``.work`` is the leader's queue, whoever claimed it; and
+``may_act`` false (the leadership may be lost) stops it before each claim, record, post and get.
 """
 from __future__ import annotations
 
@@ -107,7 +111,7 @@ class InvoicingPipeline:
                  clock: Callable[[], datetime] = _utc_now, polling: bool = False,
                  checkpoint: Checkpoint | None = None, backoff: tuple[float, ...] | RetryPolicy = BACKOFF_SECONDS,
                  repost_grace: float | None = None, throttle_retries: int = 8,
-                 identities: Identities | None = None) -> None:
+                 identities: Identities | None = None, may_act: Callable[[], bool] = lambda: True) -> None:
         self.folders = Folders(Path(root))
         self.journal = journal
         self.rescan_seconds = rescan_seconds
@@ -117,6 +121,7 @@ class InvoicingPipeline:
         self._clock = clock
         self._polling = polling
         self._checkpoint = checkpoint or (lambda step: None)
+        self._may_act = may_act
         # the shared policy (unified_messaging.retry); a tuple is read as its explicit schedule
         self.storage_fault: str | None = None  # the last full/read-only data folder error, until a pass succeeds
         self._backoff = backoff if isinstance(backoff, RetryPolicy) else RetryPolicy.from_schedule(backoff)
@@ -174,12 +179,18 @@ class InvoicingPipeline:
 
     def run_once(self, *, poll: bool | None = None) -> None:
         """Recover, claim what waits in ``toSend``, post what is due, and poll when due (or when told)."""
+        if self._fenced():
+            return
         self._finish_leftovers()
         self._claim_all()
         self._send_due()
         for mailbox in self._mailboxes():
-            if poll or (poll is None and self.pacing_of(mailbox).due()):
+            if (poll or (poll is None and self.pacing_of(mailbox).due())) and not self._fenced():
                 self._poll(mailbox)
+
+    def _fenced(self) -> bool:
+        """This node may have lost the leadership (another node may run the pipeline): no next step."""
+        return not self._may_act()
 
     def _today(self):
         return self._clock().date()
@@ -221,21 +232,25 @@ class InvoicingPipeline:
 
     def _claim_all(self) -> None:
         for marker in sorted(self.folders.to_send.glob(f"*{MARKER_SUFFIX}")):
-            if marker.is_file():
+            if marker.is_file() and not self._fenced():
                 self._claim(marker)
         for marker in sorted(self.folders.work.glob(f"*{MARKER_SUFFIX}")):
-            self._record_claimed(marker)
+            if not self._fenced():
+                self._record_claimed(marker)
 
     def _claim(self, marker: Path) -> None:
         payload = self._payload_for(marker)
         token = f"{time.time_ns()}"
         payload_name = payload.name if payload is not None else marker.name[:-len(MARKER_SUFFIX)]
-        try:
+        try:  # the one atomic step: of two nodes (or two passes), one only moves the marker
             os.replace(marker, self.folders.work / f"{token}-{payload_name}{MARKER_SUFFIX}")
         except FileNotFoundError:
             return
         if payload is not None:
-            os.replace(payload, self.folders.work / f"{token}-{payload_name}")
+            try:
+                os.replace(payload, self.folders.work / f"{token}-{payload_name}")
+            except FileNotFoundError:
+                pass  # a new leader already completed this claim (``_record_claimed``)
         self._checkpoint("after-claim")
 
     def _payload_for(self, marker: Path) -> Path | None:
@@ -292,6 +307,8 @@ class InvoicingPipeline:
                            zone_204=summary.zone_204)
             return
         mailbox = acting.mailbox
+        if self._fenced() or self.store.by_work_name(work_name) is not None:
+            return  # recorded meanwhile by the node that leads now (this pass was long: a big file)
         file_id = self.store.record_file(name=name, size=checked.size, sha256=checked.sha256,
                                          zone_204=summary.zone_204, destination=destination,
                                          is_test=summary.is_test, state="claimed", work_name=work_name,
@@ -337,7 +354,11 @@ class InvoicingPipeline:
                 return
             if row["next_attempt_at"] and row["next_attempt_at"] > now:
                 continue
-            self._post(row)
+            if self._fenced():
+                return
+            row = self.store.file(row["id"])  # as it is now: a node that led meanwhile may have posted it
+            if row is not None and row["state"] == "claimed":
+                self._post(row)
 
     def _post(self, row: dict) -> None:
         payload = self.folders.work / row["work_name"]

@@ -43,6 +43,8 @@ class ProcessStatus:
     at: datetime
     storage_faults: dict[str, str]
     upstream: dict[str, ServiceState]
+    leader: bool | None = None
+    """Whether the process runs the singletons (None: it never does, a front worker)."""
 
 
 def new_folder() -> Path:
@@ -57,12 +59,13 @@ class StatusBoard:
 
     def __init__(self, folder: Path, *, role: str, storage_faults: Callable[[], dict[str, str]],
                  watch: UpstreamWatch | None, clock: Callable[[], datetime] = utc_now,
-                 period: float = PERIOD_SECONDS) -> None:
+                 period: float = PERIOD_SECONDS, leader: Callable[[], bool | None] = lambda: None) -> None:
         self.folder = Path(folder)
         self.role = role
         self.pid = os.getpid()
         self._own_faults = storage_faults
         self._watch = watch
+        self._own_leader = leader
         self.clock = clock
         self.period = period
         self._stop = threading.Event()
@@ -92,7 +95,7 @@ class StatusBoard:
     def publish(self) -> None:
         """Write this process's snapshot now (atomically: readers never see half of one)."""
         document = {"pid": self.pid, "role": self.role, "at": self.clock().isoformat(),
-                    "storage_faults": self._own_faults(),
+                    "storage_faults": self._own_faults(), "leader": self._own_leader(),
                     "upstream": {name: _state_json(state) for name, state in self._own_states().items()}}
         temporary = self.folder / f".{self.path.name}.tmp"
         try:
@@ -127,6 +130,13 @@ class StatusBoard:
             for interface, fault in status.storage_faults.items():
                 merged.setdefault(interface, fault)
         return merged
+
+    def leader(self) -> bool:
+        """Whether this node runs the singletons: this process does, or a live process of it does."""
+        own = self._own_leader()
+        if own is not None:
+            return own
+        return any(status.leader for status in self.others())
 
     def upstream_states(self) -> dict[str, ServiceState]:
         """Per upstream service: the calls of every process summed, the latest success and failure."""
@@ -193,7 +203,7 @@ def _read(path: Path) -> ProcessStatus | None:
             upstream[name] = state
         return ProcessStatus(pid=int(document["pid"]), role=str(document["role"]), at=_moment(document["at"]),
                              storage_faults={str(k): str(v) for k, v in document.get("storage_faults", {}).items()},
-                             upstream=upstream)
+                             upstream=upstream, leader=document.get("leader"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.debug("status board: %s unreadable (%s)", path, exc)
         return None

@@ -53,6 +53,8 @@ class Sources:
     upstream_states: Callable[[], dict[str, ServiceState]] | None = None
     """Per upstream service, the calls of every process (supervised); None: ``watch``'s, this process's."""
     processes: Callable[[], list[dict]] = lambda: []
+    leader: Callable[[], bool] = lambda: True
+    """Whether this node runs the singletons (on PostgreSQL one node does; on SQLite the one node)."""
     """The processes of a supervised install, for the report (empty when one process does all)."""
     clock: Callable[[], datetime] = utc_now
 
@@ -146,6 +148,7 @@ class Readiness:
         document = {
             "status": "not ready" if failing else "ready",
             "live": True,
+            "leader": s.leader(),
             "failing": failing,
             "at": iso(s.clock()),
             "journal": {"writable": journal is None, **({"problem": journal} if journal else {})},
