@@ -272,7 +272,7 @@ def check_answer_signature(envelope: etree._Element, raw: bytes, *, is_fault: bo
             return
         raise UpstreamFault("UM-ANSWER-UNSIGNED", "The answer is not signed by the platform", advice)
     try:
-        verified = verify_envelope(raw, trusted_ca=answer_ca, now=now, require_signed_token=True)
+        verified = verify_envelope(raw, trusted_ca=answer_ca, now=now, require_signed_token=True, parsed=envelope)
     except SecurityRefusal as refusal:
         raise UpstreamFault("UM-ANSWER-SIGNATURE", f"The answer's signature cannot be trusted: {refusal.message}",
                             answer_trust_advice(refusal.code, advice)) from None
