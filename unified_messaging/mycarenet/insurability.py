@@ -1,7 +1,7 @@
 """The upstream client for MyCareNet GenericInsurability v1 (``getInsurability``, XML variant).
 
-zeep reads our own WSDL once per client and serialises each request from it, so the request
-always follows the contract.  The answer is read with the hardened parser and mapped with plain
+zeep reads our own WSDL once per client and serialises the requests from it, so the request
+always follows the contract (once per shape of request: ``templates``).  The answer is read with the hardened parser and mapped with plain
 lxml: zeep 4.3 cannot deserialise the answer's ``choice`` between two sequences
 (``CareReceiverId``+``MessageFault`` or ``CareReceiverDetail``+``InsurabilityResponseDetail``).
 
@@ -45,6 +45,7 @@ from unified_messaging.domain.insurability import (
     Patient,
     Transfer,
 )
+from unified_messaging.mycarenet.templates import MessageTemplates
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
@@ -136,6 +137,7 @@ class GenericInsurabilityClient:
         self._zeep = zeep.Client(str(WSDL_PATH), transport=self._transport, plugins=list(plugins or []),
                                  settings=settings)
         self._operation = self._zeep.wsdl.bindings[BINDING].get(OPERATION)
+        self._templates = MessageTemplates(self._operation, _PREFIXES)  # zeep renders each shape once
         self._binding_options = {"address": endpoint}
         self._references = InputReferences()
 
@@ -148,8 +150,7 @@ class GenericInsurabilityClient:
 
     def create_message(self, query: InsurabilityQuery, input_reference: int) -> tuple[bytes, dict[str, str]]:
         """Build the request: the one place where a message is made (plugins, then the message hook)."""
-        envelope = self._operation.create(**self._request_values(query, input_reference)).content
-        etree.cleanup_namespaces(envelope, top_nsmap=_PREFIXES)
+        envelope = self._templates.envelope(self._request_values(query, input_reference))
         headers = {
             "Content-Type": "text/xml; charset=utf-8",
             "SOAPAction": f'"{self._operation.soapaction}"',
