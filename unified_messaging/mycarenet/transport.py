@@ -32,6 +32,7 @@ import zeep
 from requests.adapters import HTTPAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.hooks import dispatch_hook
+from requests.structures import CaseInsensitiveDict
 
 from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.mycarenet.trace import ExchangeTracer
@@ -85,6 +86,7 @@ class GatewayTransport(zeep.Transport):
         self._sessions: list[requests.Session] = []
         self._tracer = tracer
         self._environment: dict[str, dict] = {}
+        self._urls: dict[str, str] = {}  # address -> the URL as prepare() writes it
 
     @property
     def session(self) -> requests.Session:
@@ -106,9 +108,7 @@ class GatewayTransport(zeep.Transport):
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
         session = self.session
         settings = self._settings(address)
-        request = requests.PreparedRequest()
-        request.prepare(method="POST", url=address, headers={**session.headers, **headers}, data=message,
-                        cookies=session.cookies, auth=settings["auth"], hooks=session.hooks)
+        request = self._prepared(session, address, message, headers, settings["auth"])
         response = session.get_adapter(address).send(request, timeout=self.operation_timeout, verify=settings["verify"],
                                                      proxies=settings["proxies"], stream=False, cert=session.cert)
         if response.is_redirect:  # rare: the session knows how to follow one
@@ -117,6 +117,26 @@ class GatewayTransport(zeep.Transport):
         extract_cookies_to_jar(session.cookies, request, response.raw)
         response.content  # read it all: the connection goes back to the pool
         return check_answer(dispatch_hook("response", request.hooks, response))
+
+    def _prepared(self, session: requests.Session, address: str, message: bytes, headers: dict[str, str],
+                  auth: object) -> requests.PreparedRequest:
+        """The request ``PreparedRequest.prepare`` makes, without its work per call when it would only
+        repeat itself: the address is parsed and quoted once, and with no credentials and no cookie
+        to send (the usual case: WS-Security carries the caller's identity) the request is the
+        session's headers, ours, the body and its length."""
+        url = self._urls.get(address)
+        if url is None or auth is not None or len(session.cookies):
+            request = requests.PreparedRequest()
+            request.prepare(method="POST", url=address, headers={**session.headers, **headers}, data=message,
+                            cookies=session.cookies, auth=auth, hooks=session.hooks)
+            if "Authorization" not in request.headers and "Cookie" not in request.headers:
+                self._urls[address] = request.url
+            return request
+        request = requests.PreparedRequest()
+        request.method, request.url, request.body = "POST", url, message
+        request.headers = CaseInsensitiveDict({**session.headers, **headers, "Content-Length": str(len(message))})
+        request.hooks = {event: list(hooks) for event, hooks in session.hooks.items()}
+        return request
 
     def _settings(self, address: str) -> dict:
         """What ``requests`` would take from the environment for ``address`` (proxies, CA bundle,
