@@ -6,7 +6,6 @@ calls MyCareNet through the upstream client, and writes one journal line per con
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from functools import partial
 from dataclasses import dataclass
@@ -133,11 +132,6 @@ class InsurabilityService:
         self.journal = journal
         self.certificates = certificates
         self.monotonic = monotonic
-        # The journal's rows are written one at a time per process: SQLite makes a writer that finds
-        # the file locked sleep 1, 2, 5... 100 ms before it tries again (its busy handler), so 32
-        # batch lines committing at once waited tens of ms each for a commit that takes 0.1 ms.
-        # Queued on this lock, the next writer starts as soon as the previous one commits.
-        self._journal_lock = threading.Lock()
         self.observer = observer  # told (interface, outcome) of every journaled consultation: the metrics
 
     def consult(self, query: InsurabilityQuery, *, interface: str, client: str | None = None) -> InsurabilityAnswer:
@@ -224,24 +218,24 @@ class InsurabilityService:
         care_provider = nihii if nihii_problem(nihii) is None else mask_ssins_in_text(nihii)
         quality = mask_ssins_in_text(query.care_provider.quality)
         reference = mask_ssins_in_text(query.reference) if query.reference else None
-        row = Consultation(
-            at=self.journal.clock().isoformat(timespec="milliseconds"),
-            interface=interface,
-            care_provider=care_provider,
-            quality=quality,
-            patient=patient,
-            period_start=query.period_start.isoformat(),
-            period_end=query.period_end.isoformat(),
-            outcome=outcome,
-            code=code,
-            audit_reference=audit_reference,
-            reference=reference,
-            duration_ms=round(duration_ms, 2),
-            client=client,
-            upstream_service=service,
+        self.journal.record_consultation(
+            Consultation(
+                at=self.journal.clock().isoformat(timespec="milliseconds"),
+                interface=interface,
+                care_provider=care_provider,
+                quality=quality,
+                patient=patient,
+                period_start=query.period_start.isoformat(),
+                period_end=query.period_end.isoformat(),
+                outcome=outcome,
+                code=code,
+                audit_reference=audit_reference,
+                reference=reference,
+                duration_ms=round(duration_ms, 2),
+                client=client,
+                upstream_service=service,
+            )
         )
-        with self._journal_lock:
-            self.journal.record_consultation(row)
         if self.observer is not None:
             self.observer(interface, outcome)
         log.info(
