@@ -213,7 +213,7 @@ class SecureSpaceConfig:
 @dataclass(frozen=True)
 class BatchConfig:
     jobs: tuple[str, ...] = _key(())
-    max_parallel: int = _key(8, _positive)
+    max_parallel: int = _key(32, _positive)
     rescan_seconds: float = _key(60.0, _positive)
     memberdata_async_min_lines: int = _key(50, _not_negative)  # 0 = never the asynchronous MemberData
     memberdata_async_chunk: int = _key(500, _mda_chunk)

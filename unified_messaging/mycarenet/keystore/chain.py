@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cryptography import x509
 
@@ -44,8 +44,10 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datet
         return "No trusted CA certificate is configured to check it against."
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    who = describe_certificate(certificate)
-    problem = _dates_problem(certificate, at, f"The certificate of {who}")
+    def who() -> str:  # what a refusal names: described only for a problem (this runs for every answer)
+        return describe_certificate(certificate)
+
+    problem = _dates_problem(certificate, at, lambda: f"The certificate of {who()}")
     if problem:
         return problem
     current = certificate
@@ -54,29 +56,31 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datet
         if anchor is not None:
             if not is_ca(anchor):
                 return f"The trusted certificate {masked_subject(anchor)} is not a CA certificate."
-            return _dates_problem(anchor, at, f"The CA certificate {masked_subject(anchor)}")
+            return _dates_problem(anchor, at, lambda: f"The CA certificate {masked_subject(anchor)}")
         issuer = next((c for c in intermediates if c != current and is_issued_by(current, c)), None)
         if issuer is None:
             break
         if not is_ca(issuer):
-            return f"The certificate of {who} is issued by {masked_subject(issuer)}, which is not a CA."
-        problem = _dates_problem(issuer, at, f"The CA certificate {masked_subject(issuer)}")
+            return f"The certificate of {who()} is issued by {masked_subject(issuer)}, which is not a CA."
+        problem = _dates_problem(issuer, at, lambda: f"The CA certificate {masked_subject(issuer)}")
         if problem:
             return problem
         current = issuer
     trusted = " or ".join(masked_subject(ca) for ca in anchors)
     namesake = next((ca for ca in anchors if current.issuer == ca.subject), None)
     if namesake is not None:
-        return (f"The certificate of {who} names {masked_subject(namesake)} as its issuer, but its "
+        return (f"The certificate of {who()} names {masked_subject(namesake)} as its issuer, but its "
                 "signature does not match that CA's key: it was issued by another, untrusted CA.")
-    return (f"The certificate of {who} was issued by {mask_ssins_in_text(current.issuer.rfc4514_string())}, "
+    return (f"The certificate of {who()} was issued by {mask_ssins_in_text(current.issuer.rfc4514_string())}, "
             f"not by the trusted CA {trusted}.{advice}")
 
 
-def _dates_problem(certificate: x509.Certificate, at: datetime, what: str) -> str | None:
+def _dates_problem(certificate: x509.Certificate, at: datetime, what: Callable[[], str]) -> str | None:
+    """``what()`` words the certificate in the problem; it is called only when there is one (this
+    runs for every signed answer, and describing a certificate costs more than checking it)."""
     if at < certificate.not_valid_before_utc:
-        return f"{what} is not valid yet: it starts on {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC."
+        return f"{what()} is not valid yet: it starts on {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC."
     if at > certificate.not_valid_after_utc:
-        return (f"{what} expired on {certificate.not_valid_after_utc:%Y-%m-%d}. Renew it with the eHealth "
+        return (f"{what()} expired on {certificate.not_valid_after_utc:%Y-%m-%d}. Renew it with the eHealth "
                 "certificate manager and install the new keystore.")
     return None

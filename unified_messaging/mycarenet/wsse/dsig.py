@@ -150,6 +150,19 @@ def _inclusive_prefixes(method_element: etree._Element) -> list[str]:
     return (inclusive.get("PrefixList") or "").split()
 
 
+def signature_prefixes(signature: etree._Element) -> list[str]:
+    """Every prefix a signature's canonicalisations keep from the context (its SignedInfo's and its
+    references' ``InclusiveNamespaces``), sorted: canonicalising a signed element with all of them
+    captures everything its verification reads."""
+    prefixes: set[str] = set()
+    for method in signature.iterfind(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}CanonicalizationMethod"):
+        prefixes.update(_inclusive_prefixes(method))
+    for transform in signature.iterfind(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference/{{{DS_NS}}}Transforms/"
+                                        f"{{{DS_NS}}}Transform"):
+        prefixes.update(_inclusive_prefixes(transform))
+    return sorted(prefixes)
+
+
 def _only_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
     found = children(parent, tag)
     if len(found) != 1:

@@ -6,8 +6,10 @@ given) and its Conditions.  The assertion itself is never re-serialised here.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -15,7 +17,7 @@ from lxml import etree
 
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.mycarenet.keystore import TrustedCa, describe_certificate, verify_chain
-from unified_messaging.mycarenet.wsse.dsig import key_info_certificate, verify_signature
+from unified_messaging.mycarenet.wsse.dsig import canonicalize, key_info_certificate, signature_prefixes, verify_signature
 from unified_messaging.mycarenet.wsse.refusals import RefusalCode, SecurityRefusal
 from unified_messaging.mycarenet.wsse.utils import (
     DEFAULT_CLOCK_SKEW, DS_NS, SAML_NS, aware, certificate_from_base64, children, format_instant, parse_instant,
@@ -105,9 +107,20 @@ def verify_assertion(assertion: etree._Element, *, sts_certificate: x509.Certifi
     is checked against the certificate the assertion carries in its own ``ds:KeyInfo``: that
     proves the assertion was not altered, not who issued it; with ``trusted_ca`` (the eHealth CA
     bundle) that signer's certificate must also chain to it and be valid ``now``, which says who.
+
+    An assertion whose canonical form (with every prefix its signature keeps from the context)
+    and signer are those of one already read and verified here is not read and verified again:
+    its chain and dates still are, at ``now`` (``_VERIFIED``).
     """
-    info = read_assertion(assertion)
     signatures = children(assertion, f"{{{DS_NS}}}Signature")
+    key = None
+    if len(signatures) == 1 and assertion.tag == f"{{{SAML_NS}}}Assertion":
+        key = (canonicalize(assertion, signature_prefixes(signatures[0])), sts_certificate)
+        known = _VERIFIED.get(key)
+        if known is not None:
+            info = replace(known, element=assertion, attributes=dict(known.attributes))
+            return _still_valid(info, known.signer, trusted_ca, now, max_clock_skew)
+    info = read_assertion(assertion)
     if len(signatures) != 1:
         raise SecurityRefusal(RefusalCode.ASSERTION_SIGNATURE_INVALID,
                               f"The SAML assertion must carry exactly one signature ({len(signatures)} found).")
@@ -136,6 +149,14 @@ def verify_assertion(assertion: etree._Element, *, sts_certificate: x509.Certifi
         raise SecurityRefusal(RefusalCode.ASSERTION_SIGNATURE_INVALID,
                               "The SAML assertion's signature does not verify: it was altered, or it was not "
                               f"issued by the eHealth STS ({refusal.message})") from None
+    if key is not None:
+        _VERIFIED.put(key, _Verified(**{name: getattr(info, name) for name in _FIELDS}, element=None, signer=signer))
+    return _still_valid(info, signer, trusted_ca, now, max_clock_skew)
+
+
+def _still_valid(info: SamlAssertion, signer: x509.Certificate, trusted_ca: TrustedCa | None, now: datetime,
+                 max_clock_skew: timedelta) -> SamlAssertion:
+    """The checks of ``verify_assertion`` that depend on ``now`` and on the CA, after the signature's."""
     if trusted_ca is not None:
         problem = verify_chain(signer, trusted_ca, aware(now), advice="")
         if problem:
@@ -147,6 +168,39 @@ def verify_assertion(assertion: etree._Element, *, sts_certificate: x509.Certifi
         raise SecurityRefusal(RefusalCode.ASSERTION_INVALID,
                               "The SAML assertion has no holder-of-key subject confirmation with a certificate.")
     return info
+
+
+_FIELDS = ("assertion_id", "issuer", "issue_instant", "not_before", "not_on_or_after", "holder_certificate",
+           "attributes")  # not ``element``: a kept entry must not keep its message's tree alive
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class _Verified(SamlAssertion):
+    """An assertion read and whose signature verified, with the certificate that signed it."""
+
+    signer: x509.Certificate | None = None
+
+
+class _VerifiedAssertions:
+    """The last assertions verified, by canonical form and STS certificate (a token serves many calls)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[bytes, x509.Certificate | None], _Verified] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[bytes, x509.Certificate | None]) -> _Verified | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: tuple[bytes, x509.Certificate | None], value: _Verified) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_VERIFIED = _VerifiedAssertions()
 
 
 def _check_conditions(info: SamlAssertion, now: datetime, skew: timedelta) -> None:

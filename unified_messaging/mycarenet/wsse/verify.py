@@ -59,7 +59,7 @@ class VerifiedCaller:
 
 def verify_envelope(envelope_bytes: bytes, *, trusted_ca: x509.Certificate, now: Clock | datetime = utc_now,
                     max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW, sts_certificate: x509.Certificate | None = None,
-                    require_signed_token: bool = False) -> VerifiedCaller:
+                    require_signed_token: bool = False, parsed: etree._Element | None = None) -> VerifiedCaller:
     """Verify a WS-Security signed SOAP message; raise ``SecurityRefusal`` with a distinct code per problem.
 
     Checks, in order: the SOAP structure (one Header with one ``wsse:Security`` holding one
@@ -71,10 +71,12 @@ def verify_envelope(envelope_bytes: bytes, *, trusted_ca: x509.Certificate, now:
     Timestamp against ``now`` give or take ``max_clock_skew``; the signer's certificate dates and
     its chain to ``trusted_ca``; and a SAML assertion's own signature and validity (see
     ``verify_assertion``; with ``sts_certificate`` it must be issued by that STS).  ``now`` is a
-    clock (a callable) or an instant.
+    clock (a callable) or an instant. ``parsed``: the caller already parsed ``envelope_bytes`` with
+    ``xmlsafe.parse_xml`` (and has not changed the tree since): it is checked instead of parsing
+    the bytes a second time.
     """
     moment = aware(now() if callable(now) else now)
-    envelope = _parse_envelope(envelope_bytes)
+    envelope = _parse_envelope(envelope_bytes) if parsed is None else _soap_root(parsed)
     structure = _Structure.of(envelope)
     if structure.timestamp is None:
         raise SecurityRefusal(RefusalCode.TIMESTAMP_MISSING,
@@ -109,6 +111,10 @@ def _parse_envelope(envelope_bytes: bytes) -> etree._Element:
         envelope = parse_xml(envelope_bytes)
     except UnsafeXml as exc:
         raise SecurityRefusal(RefusalCode.MALFORMED, str(exc)) from None
+    return _soap_root(envelope)
+
+
+def _soap_root(envelope: etree._Element) -> etree._Element:
     name = etree.QName(envelope)
     if name.namespace not in SOAP_NAMESPACES or name.localname != "Envelope":
         raise SecurityRefusal(RefusalCode.MALFORMED, f"The root element is {name.text}, not a SOAP envelope.")
