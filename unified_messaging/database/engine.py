@@ -82,6 +82,12 @@ class Database(ABC):
         with self.transaction() as tx:
             return tx.execute(sql, params)
 
+    def insert(self, sql: str, params: Params = None) -> int:
+        """``Transaction.insert`` as its own transaction; the new row's id (PostgreSQL: one autocommit
+        round trip instead of ``BEGIN``, ``INSERT``, ``COMMIT``)."""
+        with self.transaction() as tx:
+            return tx.insert(sql, params)
+
     @abstractmethod
     def has_table(self, name: str) -> bool:
         """Whether the table exists (each engine keeps its own catalogue)."""

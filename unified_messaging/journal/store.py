@@ -86,6 +86,29 @@ _INSERT_CONSULTATION = (f"INSERT INTO consultations ({', '.join(_CONSULTATION_CO
                         f"VALUES ({', '.join(':' + name for name in _CONSULTATION_COLUMNS)})")
 
 
+_PRESENT_MONTHS = (
+    "WITH RECURSIVE present(k, last) AS (SELECT 1, max(at) FROM consultations UNION ALL "
+    "SELECT k + 1, (SELECT max(at) FROM consultations WHERE at < substr(present.last, 1, 7)) FROM present "
+    "WHERE present.last IS NOT NULL{limit}) ")
+"""The months with consultations, newest first, as one recursive statement both engines run: each
+row's ``last`` is the newest ``at`` of its month (an index seek below the month found before), so
+``at >= substr(last, 1, 7) AND at <= last`` is that month as an index range; ``{limit}`` is empty
+or ``AND k < :months``; the row after the oldest month has ``last`` NULL."""
+_LAST_MONTHS = _PRESENT_MONTHS.format(limit=" AND k < :months") + (
+    ", outcomes(outcome) AS (SELECT min(outcome) FROM consultations UNION ALL "
+    "SELECT (SELECT min(outcome) FROM consultations WHERE outcome > outcomes.outcome) FROM outcomes "
+    "WHERE outcomes.outcome IS NOT NULL) ")
+_PER_MONTH = _LAST_MONTHS + (
+    "SELECT substr(p.last, 1, 7) AS month, o.outcome AS outcome, (SELECT count(*) FROM consultations AS c "
+    "WHERE c.outcome = o.outcome AND c.at >= substr(p.last, 1, 7) AND c.at <= p.last) AS n "
+    "FROM present AS p, outcomes AS o WHERE p.last IS NOT NULL AND o.outcome IS NOT NULL "
+    "ORDER BY month DESC, outcome")
+_CODES = _LAST_MONTHS + (
+    "SELECT c.code AS code, count(*) AS n FROM outcomes AS o JOIN consultations AS c ON c.outcome = o.outcome "
+    "AND c.at >= (SELECT substr(min(last), 1, 7) FROM present) WHERE o.outcome <> :ok AND c.code IS NOT NULL "
+    "GROUP BY c.code ORDER BY n DESC, c.code LIMIT :top")
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -202,13 +225,13 @@ class Journal:
         """One row per call, committed before this returns (the caller answers after it).
 
         One prepared INSERT (sqlite3 caches the statement per connection, psycopg per SQL text) and
-        SQLite's ``lastrowid`` (a ``RETURNING`` costs more there): no table introspection per call.
+        SQLite's ``lastrowid`` (a ``RETURNING`` costs more there): no table introspection per call;
+        on PostgreSQL one round trip (``INSERT ... RETURNING id`` in autocommit).
         On SQLite the commit does not wait for the disk: WAL mode with ``synchronous=NORMAL``
         (``SqliteFile``), so a committed row survives a crash of the process, not a power loss (see
         README).
         """
-        with self.db.transaction() as tx:
-            return tx.insert(_INSERT_CONSULTATION, consultation.__dict__)
+        return self.db.insert(_INSERT_CONSULTATION, consultation.__dict__)
 
     def consultations(self, *, limit: int = 100, outcome: str | None = None) -> list[dict]:
         """The latest consultations, newest first."""
@@ -281,15 +304,11 @@ class Journal:
     def consultation_months(self) -> list[str]:
         """Every month (``YYYY-MM``) with at least one consultation, newest first.
 
-        One index seek per month (the newest ``at`` before the month found last), not a scan.
+        One statement, one index seek per month (the newest ``at`` before the month found last), not
+        a scan.
         """
-        months: list[str] = []
-        latest = self.db.query("SELECT max(at) AS at FROM consultations")[0]["at"]
-        while latest is not None:
-            months.append(latest[:7])
-            latest = self.db.query("SELECT max(at) AS at FROM consultations WHERE at < :before",
-                                   {"before": latest[:7]})[0]["at"]
-        return months
+        return [row["last"][:7] for row in self.db.query(_PRESENT_MONTHS.format(limit="") +
+                                                           "SELECT last FROM present WHERE last IS NOT NULL ORDER BY k")]
 
     def consultation_outcomes(self) -> list[str]:
         """Every outcome in the journal, in name order (one index seek per outcome)."""
@@ -302,48 +321,32 @@ class Journal:
         return outcomes
 
     @staticmethod
-    def _last_months(found: list[str], months: int) -> list[str]:
+    def _months_asked(months: int) -> dict[str, int]:
         if months < 1:
             raise ValueError(f"months ({months}) must be at least 1.")
-        return found[:months]
+        return {"months": months}
 
     def consultations_per_month(self, *, months: int = 12) -> list[dict]:
         """``{month, outcome, n}`` for the last ``months`` months with consultations.
 
-        Newest month first, outcomes in name order, no row where n would be 0. Each count is a
-        range of the (outcome, at) index, so nothing is read but index entries.
+        Newest month first, outcomes in name order, no row where n would be 0. One statement (on
+        PostgreSQL, one round trip instead of one per month and outcome): each count is a range of
+        the (outcome, at, code) index, so nothing is read but index entries.
         """
-        outcomes = self.consultation_outcomes()
-        rows = []
-        for month in self._last_months(self.consultation_months(), months):
-            start, end = month_range(month)
-            for outcome in outcomes:
-                n = self.db.query("SELECT count(*) AS n FROM consultations WHERE outcome = :outcome "
-                                  "AND at >= :start AND at < :end",
-                                  {"outcome": outcome, "start": start, "end": end})[0]["n"]
-                if n:
-                    rows.append({"month": month, "outcome": outcome, "n": n})
-        return rows
+        rows = self.db.query(_PER_MONTH, self._months_asked(months))
+        return [row for row in rows if row["n"]]  # filtered here: SQLite would count each pair twice
 
     def consultation_codes(self, *, months: int = 12, top: int = 10) -> list[dict]:
         """``{code, n}``: the ``top`` most frequent codes of the consultations that were not OK.
 
         Over the last ``months`` months with consultations, most frequent first (then by code).
         Outcomes other than OK are ERROR, FAULT, REJECTED and UNAVAILABLE; UNAVAILABLE has no code,
-        and consultations without a code are left out.
+        and consultations without a code are left out. One statement, on the (outcome, at, code)
+        index per outcome.
         """
         if top < 0:
             raise ValueError(f"top ({top}) cannot be negative.")
-        last = self._last_months(self.consultation_months(), months)
-        failed = [o for o in self.consultation_outcomes() if o != OK_OUTCOME]
-        if not last or not failed:
-            return []
-        args = _Args()
-        outcomes = ", ".join(args.add(outcome) for outcome in failed)
-        return self.db.query(
-            f"SELECT code, count(*) AS n FROM consultations WHERE outcome IN ({outcomes}) "
-            f"AND at >= {args.add(last[-1])} AND code IS NOT NULL GROUP BY code ORDER BY n DESC, code "
-            f"LIMIT {args.add(top)}", args)
+        return self.db.query(_CODES, {**self._months_asked(months), "ok": OK_OUTCOME, "top": top})
 
     # ------------------------------------------------------------------ batch files
     def record_batch_file(self, run: BatchFileRun) -> int:

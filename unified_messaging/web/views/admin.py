@@ -86,7 +86,7 @@ def folders(page: Page) -> Response:
             errors.extend(_error_files(page, place["path"], journal=invoicing))
     return page.render("admin/folders.html", places=places, errors=errors[:MAX_LISTED_ERRORS],
                        more_errors=max(0, len(errors) - MAX_LISTED_ERRORS), jobs=config.batch.jobs,
-                       data_folder=config.data_folder, journal=config.journal_path)
+                       data_folder=config.data_folder, journal=page.services.journal.describe())
 
 
 def _place(label: str, folder: Path) -> dict[str, Any]:
