@@ -36,7 +36,8 @@ class Disk:
 
 
 class OsWithDisk:
-    """The ``os`` module as a module sees it, with ``replace`` going through the faulty disk."""
+    """The ``os`` module as a module sees it, with ``replace`` and ``link`` (a toQuery claim is a hard link)
+    going through the faulty disk."""
 
     def __init__(self, disk: Disk) -> None:
         self._disk = disk
@@ -44,6 +45,10 @@ class OsWithDisk:
     def replace(self, source, target) -> None:
         self._disk.check(target)
         os.replace(source, target)
+
+    def link(self, source, target, **kwargs) -> None:
+        self._disk.check(target)
+        os.link(source, target, **kwargs)
 
     def __getattr__(self, name: str):
         return getattr(os, name)
