@@ -16,7 +16,7 @@ from unified_messaging.database.migrations import Migration, migrate, require_cu
 from unified_messaging.database.schema import JOURNAL, MIGRATIONS, MYBOX, SECURESPACE, SQLITE_FILES, adopt_sqlite
 
 __all__ = ["Database", "DatabaseError", "Transaction", "SQLITE", "POSTGRESQL", "MYBOX", "SECURESPACE", "JOURNAL",
-           "connect", "open_store", "migrate_store"]
+           "connect", "open_store", "migrate_store", "store_database"]
 
 
 def connect(url: str, data_folder: Path, *, store: str = MYBOX) -> Database:
@@ -38,6 +38,22 @@ def open_store(url: str, data_folder: Path, *, store: str = MYBOX) -> Database:
             migrate_store(db)
         else:
             require_current(db, MIGRATIONS)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def store_database(target: Database | Path, store: str) -> Database:
+    """A store's database from what its class was given: an opened ``Database`` as it is, or the
+    path of its SQLite file, created or adopted and migrated here."""
+    if isinstance(target, Database):
+        return target
+    from unified_messaging.database.sqlite import SqliteDatabase
+
+    db = SqliteDatabase(Path(target), store)
+    try:
+        migrate_store(db)
     except BaseException:
         db.close()
         raise

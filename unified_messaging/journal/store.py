@@ -22,9 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from unified_messaging.database import JOURNAL, POSTGRESQL, SQLITE, Database, Transaction, migrate_store, open_store
+from unified_messaging.database import JOURNAL, POSTGRESQL, SQLITE, Database, Transaction, open_store, store_database
 from unified_messaging.database.engine import Params, Row
-from unified_messaging.database.sqlite import SqliteDatabase
 from unified_messaging.identifiers import mask_ssins_in_text
 from unified_messaging.journal import search
 
@@ -180,15 +179,7 @@ class Journal:
     """
 
     def __init__(self, target: Database | Path, *, clock: Callable[[], datetime] = utc_now) -> None:
-        if isinstance(target, Database):
-            self.db = target
-        else:
-            self.db = SqliteDatabase(Path(target), JOURNAL)
-            try:
-                migrate_store(self.db)
-            except BaseException:
-                self.db.close()
-                raise
+        self.db = store_database(target, JOURNAL)
         self.clock = clock
         self._like, self._number_operator, self._number_pattern = _MATCH[self.db.engine]
         if self.db.engine == SQLITE:  # PostgreSQL: search.create_postgresql_index, from a migration

@@ -16,9 +16,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-from unified_messaging.database import SECURESPACE, Database, Transaction, migrate_store
+from unified_messaging.database import SECURESPACE, Database, Transaction, store_database
 from unified_messaging.database.engine import Params, Row
-from unified_messaging.database.sqlite import SqliteDatabase
 from unified_messaging.securespace.crypto import PasswordHasher, Sealer
 
 WRITE_LOCK = "securespace"
@@ -40,15 +39,7 @@ class StoreBase:
 
     def __init__(self, target: Database | Path, master_secret: bytes | Sequence[bytes], *,
                  hasher: PasswordHasher | None = None, clock: Callable[[], datetime] = utc_now) -> None:
-        if isinstance(target, Database):
-            self.db = target
-        else:
-            self.db = SqliteDatabase(Path(target), SECURESPACE)
-            try:
-                migrate_store(self.db)
-            except BaseException:
-                self.db.close()
-                raise
+        self.db = store_database(target, SECURESPACE)
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self._sealer = Sealer(master_secret)
