@@ -156,7 +156,10 @@ def start(workers: int, config_path: Path, workdir: Path) -> Deployment:
     sim_log, log = workdir / "simulator.log", workdir / "gateway.log"
     simulator = _spawn([*_cli(), "simulator", *config, "--port", "0"], workdir, sim_log)
     simulator_url = _wait_for(simulator, sim_log, SIMULATOR_LINE)
-    env = {**os.environ, "UM_SIMULATOR_URL": simulator_url}
+    # The child runs this module from the work folder: give it the checkout, whatever the caller's cwd.
+    checkout = str(Path(__file__).resolve().parents[2])
+    python_path = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "UM_SIMULATOR_URL": simulator_url, "PYTHONPATH": python_path}
     gateway = _spawn([sys.executable, "-m", "tests.benchmarks.bench_soap_workers", "--serve-one", str(config_path)],
                      workdir, log, env)
     try:
