@@ -28,19 +28,22 @@ def test_db_migrate_creates_the_schema_then_has_nothing_to_do(engine, tmp_path, 
     space = ("applied migration 2 (securespace) the secure space: users, certificates and access lists, "
              "establishments, mandates, the licence")
     journal = "applied migration 3 (journal) the journal (consultations, batch files) and the invoicing state"
+    work_names = "applied migration 4 (journal) invoicing: one row per file of the working folder"
     if url:  # one database holds every store
         where = f"PostgreSQL {masked_url(url)}"
-        expected = [f"{where}: {mybox}", f"{where}: {space}", f"{where}: {journal}", f"{where}: now at migration 3"]
-        nothing = [f"{where}: up to date at migration 3, nothing to do"]
+        expected = [f"{where}: {mybox}", f"{where}: {space}", f"{where}: {journal}", f"{where}: {work_names}",
+                    f"{where}: now at migration 4"]
+        nothing = [f"{where}: up to date at migration 4, nothing to do"]
     else:  # a file per store
         files = [f"SQLite {data / 'mybox.sqlite'}", f"SQLite {data / 'securespace.sqlite'}",
                  f"SQLite {data / 'journal.sqlite'}"]
         expected = [f"{files[0]}: {mybox}", f"{files[0]}: now at migration 1",
                     f"{files[1]}: {space}", f"{files[1]}: now at migration 2",
-                    f"{files[2]}: {journal}", f"{files[2]}: now at migration 3"]
+                    f"{files[2]}: {journal}", f"{files[2]}: {work_names}",
+                    f"{files[2]}: now at migration 4"]
         nothing = [f"{files[0]}: up to date at migration 1, nothing to do",
                    f"{files[1]}: up to date at migration 2, nothing to do",
-                   f"{files[2]}: up to date at migration 3, nothing to do"]
+                   f"{files[2]}: up to date at migration 4, nothing to do"]
     first = _migrate(tmp_path, url)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == expected
@@ -49,7 +52,7 @@ def test_db_migrate_creates_the_schema_then_has_nothing_to_do(engine, tmp_path, 
     assert again.stdout.splitlines() == nothing
     db = connect(url, tmp_path / "um-data")
     try:
-        assert applied(db) == ({1, 2, 3} if url else {1}) and db.has_table("sessions") and db.has_table("login_locks")
+        assert applied(db) == ({1, 2, 3, 4} if url else {1}) and db.has_table("sessions") and db.has_table("login_locks")
     finally:
         db.close()
     assert (data / "mybox.sqlite").exists() == (data / "securespace.sqlite").exists() == \

@@ -17,7 +17,8 @@ from tests.test_invoicing_pipeline import (
     test_a_settled_file_shows_its_amounts_and_each_feedback_its_error_counts,
     test_the_same_file_dropped_twice_is_sent_once)
 from tests.test_invoicing_queries import (
-    claim, clock, poller, store, test_a_message_that_cannot_be_read_is_stored_as_before_without_counts,
+    claim, clock, poller, store, test_a_post_begins_once_and_a_working_file_is_recorded_once,
+    test_a_message_that_cannot_be_read_is_stored_as_before_without_counts,
     test_a_settlement_sets_the_amounts_and_the_payment_references,
     test_error_categories_sum_the_period_and_can_keep_to_some_codes,
     test_error_slots_are_counted_per_letter_and_error_zones_as_zone,
@@ -28,7 +29,8 @@ from tests.test_invoicing_queries import (
     test_the_month_filter_takes_the_whole_month_and_nothing_more,
     test_the_same_settlement_delivered_again_changes_nothing,
     test_the_text_filter_searches_five_columns_case_insensitively, traffic)
-from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.database.engine import failures
+from unified_messaging.invoicing.store import AlreadyRecorded, InvoicingStore
 from unified_messaging.journal import Journal
 
 pytestmark = pytest.mark.postgres
@@ -49,7 +51,8 @@ __all__ = [  # collected here again, on PostgreSQL
     "test_a_good_file_goes_from_ok_to_done_with_every_feedback_in_received",
     "test_a_refusal_counts_its_errors_for_the_error_categories",
     "test_a_settled_file_shows_its_amounts_and_each_feedback_its_error_counts",
-    "test_the_same_file_dropped_twice_is_sent_once"]
+    "test_the_same_file_dropped_twice_is_sent_once",
+    "test_a_post_begins_once_and_a_working_file_is_recorded_once"]
 
 
 def _at_once(count: int, action) -> list:
@@ -89,6 +92,39 @@ def test_a_tack_and_a_feedback_recorded_by_several_nodes_at_once_are_recorded_on
         # the status never goes back, whatever order the nodes' transactions ran in
         assert (row["state"], row["reference"], row["status"]) == ("sent", "REF77", "DONE")
         assert len(store.tacks_for(file_id)) == 1 and len(store.feedback_for(file_id)) == 4
+    finally:
+        for node in nodes:
+            node.journal.close()
+
+
+def test_four_nodes_beginning_one_post_or_recording_one_working_file_at_once_go_on_once(
+        store, migrated_postgres_url, tmp_path, clock):
+    """What a node that lost its lease a moment ago and the one leading now may both try: the store lets
+    one of them begin the post (the others are told not to post) and one of them record the file."""
+    file_id = claim(store, "FAC-POST.txt", "20250301000078")
+    nodes = [InvoicingStore(Journal.open(migrated_postgres_url, tmp_path / f"node{n}" / "journal.sqlite"),
+                            clock=clock) for n in range(4)]
+    try:
+        began = _at_once(4, lambda n: nodes[n].start_posting(file_id))
+        assert sorted(began) == [False, False, False, True]
+        row = store.file(file_id)
+        assert (row["state"], row["attempts"]) == ("posting", 1)
+
+        def record(n: int) -> str:
+            try:
+                claim(nodes[n], "FAC-REC.txt", "20250301000079")
+            except AlreadyRecorded as exc:
+                assert "FAC-REC.txt.work" in str(exc)
+                return "refused"
+            return "recorded"
+
+        assert sorted(_at_once(4, record)) == ["recorded", "refused", "refused", "refused"]
+        assert [r["name"] for r in store.by_zone_204("20250301000079")] == ["FAC-REC.txt"]
+        with pytest.raises(failures()):  # the database itself holds one row per working file
+            with store.db.transaction() as tx:
+                tx.execute("UPDATE invoicing_files SET work_name = 'FAC-REC.txt.work' WHERE id = :id",
+                           {"id": file_id})
+        assert store.file(file_id)["work_name"] == "FAC-POST.txt.work"
     finally:
         for node in nodes:
             node.journal.close()

@@ -89,11 +89,18 @@ def test_a_database_migrated_by_the_previous_release_is_refused_until_db_migrate
         migrate(previous, MIGRATIONS[:2])  # Mybox and the secure space: what the previous release made
     finally:
         previous.close()
-    with pytest.raises(DatabaseError, match=r"lacks migration 3 \(the journal .*'unified-messaging db migrate'"):
+    with pytest.raises(DatabaseError, match=r"lacks migrations 3, 4 \(the journal .*'unified-messaging db migrate'"):
+        Journal.open(postgres_url, tmp_path / "journal.sqlite")
+    between = connect(postgres_url, tmp_path)
+    try:
+        migrate(between, MIGRATIONS[:3])  # the release before the working folder's unique index
+    finally:
+        between.close()
+    with pytest.raises(DatabaseError, match=r"lacks migration 4 \(invoicing: one row per file of the working"):
         Journal.open(postgres_url, tmp_path / "journal.sqlite")
     current = connect(postgres_url, tmp_path)
     try:
-        assert [m.number for m in migrate_store(current)] == [3]
+        assert [m.number for m in migrate_store(current)] == [4]
     finally:
         current.close()
     Journal.open(postgres_url, tmp_path / "journal.sqlite").close()

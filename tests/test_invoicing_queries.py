@@ -22,7 +22,7 @@ from unified_messaging.efact.units import read_sending
 from unified_messaging.efact.feedback import read_feedback
 from unified_messaging.invoicing.folders import Folders
 from unified_messaging.invoicing.poller import FeedbackPoller, error_counts, settled_amounts
-from unified_messaging.invoicing.store import SHOWN_STATUSES, InvoicingStore
+from unified_messaging.invoicing.store import SHOWN_STATUSES, AlreadyRecorded, InvoicingStore
 from unified_messaging.simulator.feedback_writer import (
     HeaderError,
     build_920098,
@@ -536,3 +536,15 @@ def test_a_journal_of_the_previous_schema_gets_the_new_columns_and_keeps_its_row
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(invoicing_files)")}
     conn.close()
     assert {"invoicing_files_created_at", "invoicing_files_status"} <= indexes
+
+
+def test_a_post_begins_once_and_a_working_file_is_recorded_once(store):
+    """The store's own guards (the pipeline reads a file ``claimed`` before it begins its post): a second
+    ``start_posting``, or a second row for one file of the working folder, is refused."""
+    file_id = claim(store, "FAC-GUARD.txt", "20250301000080")
+    assert store.start_posting(file_id) is True
+    assert store.start_posting(file_id) is False
+    assert store.file(file_id)["attempts"] == 1
+    with pytest.raises(AlreadyRecorded, match="FAC-GUARD.txt.work is recorded already"):
+        claim(store, "FAC-GUARD.txt", "20250301000081")
+    assert store.by_zone_204("20250301000081") == []

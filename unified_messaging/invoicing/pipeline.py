@@ -50,7 +50,7 @@ from unified_messaging.invoicing.folders import MARKER_SUFFIX, Folders
 from unified_messaging.invoicing.identity import Identities, Mailbox, SingleMailbox
 from unified_messaging.invoicing.pacing import PollPacing
 from unified_messaging.invoicing.poller import Checkpoint, FeedbackPoller
-from unified_messaging.invoicing.store import InvoicingStore
+from unified_messaging.invoicing.store import AlreadyRecorded, InvoicingStore
 from unified_messaging.journal.store import Journal
 from unified_messaging.domain.errors import UpstreamError, UpstreamFault, UpstreamUnavailable
 from unified_messaging.mycarenet.genasync import GenAsyncClient, MailboxThrottled
@@ -309,11 +309,15 @@ class InvoicingPipeline:
         mailbox = acting.mailbox
         if self._fenced() or self.store.by_work_name(work_name) is not None:
             return  # recorded meanwhile by the node that leads now (this pass was long: a big file)
-        file_id = self.store.record_file(name=name, size=checked.size, sha256=checked.sha256,
-                                         zone_204=summary.zone_204, destination=destination,
-                                         is_test=summary.is_test, state="claimed", work_name=work_name,
-                                         sender=acting.sender, mailbox=(mailbox.nihii, mailbox.quality),
-                                         acting=acting.acting)
+        try:
+            file_id = self.store.record_file(name=name, size=checked.size, sha256=checked.sha256,
+                                             zone_204=summary.zone_204, destination=destination,
+                                             is_test=summary.is_test, state="claimed", work_name=work_name,
+                                             sender=acting.sender, mailbox=(mailbox.nihii, mailbox.quality),
+                                             acting=acting.acting)
+        except AlreadyRecorded as exc:
+            log.info("invoicing file %s: %s", mask_ssins_in_text(name), exc)
+            return
         log.info("invoicing file %s recorded as #%d (zone 204 %s, %d bytes, to %s, for %s with %s)", name, file_id,
                  summary.zone_204, checked.size, destination, mailbox, acting.acting)
         self._checkpoint("after-record")
@@ -369,7 +373,10 @@ class InvoicingPipeline:
             self.store.update_file(row["id"], state="error", status=FileStatus.NOK.value, reason=reason)
             self._to_error(payload, row["name"], reason, file_id=row["id"])
             return
-        self.store.start_posting(row["id"])
+        if not self.store.start_posting(row["id"]):
+            log.info("invoicing file %s: its post was begun or settled by another node meanwhile; not posted here",
+                     row["name"])
+            return
         self._checkpoint("before-post")
         try:
             with open(payload, "rb") as stream:

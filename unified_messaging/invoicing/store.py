@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 WRITE_LOCK = "invoicing"
 
+
+class AlreadyRecorded(Exception):
+    """A file of the working folder has a row already: a node that led meanwhile recorded it."""
+
 # What the UI shows for a file; the SQL below and ``_status_condition`` must agree.
 SHOWN_STATUSES = ("WAITING", "OK", "ONGOING", "DONE", "NOK", "ERROR")
 _SHOWN_STATUS_SQL = ("CASE WHEN state = 'error' THEN 'ERROR' "
@@ -209,6 +213,9 @@ class InvoicingStore:
         now = self.now()
         stored = _with_reason_text({"reason": reason})
         with self._write() as tx:
+            if work_name is not None and tx.query("SELECT 1 AS found FROM invoicing_files WHERE work_name = :work_name",
+                                                  {"work_name": work_name}):
+                raise AlreadyRecorded(f"the working file {work_name} is recorded already (by another node)")
             link = tx.query("SELECT refused_id FROM invoicing_resends WHERE sha256 = :sha256", {"sha256": sha256})
             file_id = tx.insert(
                 "INSERT INTO invoicing_files (name, size, sha256, zone_204, destination, is_test, state, status, "
@@ -236,11 +243,14 @@ class InvoicingStore:
         with self._write() as tx:
             self._set_file(tx, file_id, {**_with_reason_text(values), "updated_at": self.now()})
 
-    def start_posting(self, file_id: int) -> None:
-        """Committed before the post goes out: after a crash the file is known as maybe-posted."""
+    def start_posting(self, file_id: int) -> bool:
+        """Mark a ``claimed`` file ``posting``, committed before the post goes out: after a crash the file is
+        known as maybe-posted.  False when the file is no longer ``claimed`` (another node began its post or
+        settled it since it was read): then it must not be posted."""
         with self._write() as tx:
-            tx.execute("UPDATE invoicing_files SET state = 'posting', posting_since = :now, attempts = attempts + 1, "
-                       "updated_at = :now WHERE id = :id", {"now": self.now(), "id": file_id})
+            return tx.execute("UPDATE invoicing_files SET state = 'posting', posting_since = :now, "
+                              "attempts = attempts + 1, updated_at = :now WHERE id = :id AND state = 'claimed'",
+                              {"now": self.now(), "id": file_id}) == 1
 
     def link_resend(self, sha256: str, refused_id: int) -> None:
         with self._write() as tx:
