@@ -25,6 +25,10 @@ each other.
 **Several nodes** on one shared root: the leader only runs it (``database/leader.py``); the claim's
 rename of the marker is won by one node; ``.work`` is the leader's queue, whoever claimed it; and
 ``may_act`` false (the leadership may be lost) stops it before each claim, record, post and get.
+
+It is one piece (past 500 lines) because the four steps share one worker thread, one set of
+crash checkpoints and one rule for what a restart may redo; split, each part would need the
+others' state to know whether a file may be sent.
 """
 from __future__ import annotations
 
