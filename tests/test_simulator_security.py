@@ -228,3 +228,18 @@ def test_signed_insurability_calls_end_to_end(pki, entries):
                 client.close()
     assert check.counters["security.accepted"] == 1
     assert sts.counters["sts.issued"] == 1
+
+
+@pytest.mark.parametrize("xml, expected", [
+    (b"<o:Origin xmlns:o='urn:x'><o:Package><o:License/></o:Package></o:Origin>", [True]),
+    (b"<Origin><Package><License/></Package></Origin>", [True]),
+    (b"<Origin><Package><Licence/><XLicense/></Package></Origin>", [False, False]),
+    (b"<Other><Package><License/></Package></Other>", [False]),
+    (b"<o:Origin xmlns:o='urn:x'><o:License/></o:Origin>", [False]),
+])
+def test_the_licence_is_found_by_its_local_name_and_place(xml, expected):
+    """``_is_licence`` tests the tag's text first (the fast path for every element of the body):
+    the answers are those of the local names, whatever the namespace."""
+    root = etree.fromstring(xml)
+    leaves = [element for element in root.iter() if len(element) == 0]
+    assert [security._is_licence(leaf) for leaf in leaves] == expected

@@ -5,6 +5,7 @@ verify there, and a one-byte change in a signed part must make it fail, as it ma
 """
 from __future__ import annotations
 
+import base64
 import logging
 import shutil
 import subprocess
@@ -407,3 +408,12 @@ def test_an_assertion_in_another_encoding_is_inserted_in_utf8(pki, sts, nurse):
                                             certificate=nurse.certificate), encoding="UTF-8")
     assert issued in document
     verify_envelope(document, trusted_ca=pki.ca_certificate(), sts_certificate=sts.certificate)
+
+
+def test_the_remembered_certificate_base64_is_the_certificate_s_der(pki, nurse):
+    """``certificate_base64`` is remembered per certificate: each certificate still gets its own DER."""
+    for certificate in (nurse.certificate, pki.ca_certificate(), nurse.certificate):
+        text = wsse.certificate_base64(certificate)
+        assert base64.b64decode(text) == certificate.public_bytes(serialization.Encoding.DER)
+        assert wsse.certificate_from_base64(text) == certificate
+    assert wsse.certificate_base64(nurse.certificate) != wsse.certificate_base64(pki.ca_certificate())

@@ -81,7 +81,10 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=64)
 def certificate_base64(certificate: x509.Certificate) -> str:
+    """A certificate as base64 DER (remembered: certificates are immutable, and the platform puts
+    the same one in the BinarySecurityToken of every answer it signs)."""
     return base64.b64encode(certificate.public_bytes(Encoding.DER)).decode("ascii")
 
 
