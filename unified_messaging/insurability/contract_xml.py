@@ -155,7 +155,12 @@ def query_from_xml(request: etree._Element) -> InsurabilityQuery:
     )
 
 
-def _opt(name: str, value: object) -> list[etree._Element]:
+# The answer as a tree of (name, text or children) items, written two ways from the same tree: as lxml
+# elements (``answer_to_xml``, for the folders and Spyne) and as text (``answer_to_text``, the SOAP
+# front's answer without building elements). A text is a str, or whatever an element was given.
+
+
+def _opt(name: str, value: object) -> list[tuple[str, object]]:
     """An element only when there is a value (everything after Status is optional)."""
     if value is None or value == "":
         return []
@@ -163,17 +168,17 @@ def _opt(name: str, value: object) -> list[etree._Element]:
         value = "true" if value else "false"
     elif isinstance(value, date):
         value = value.isoformat()
-    return [getattr(E, name)(str(value))]
+    return [(name, str(value))]
 
 
-def _group(name: str, children: Iterable[etree._Element]) -> list[etree._Element]:
+def _group(name: str, children: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
     children = list(children)
-    return [getattr(E, name)(*children)] if children else []
+    return [(name, children)] if children else []
 
 
-def answer_to_xml(answer: InsurabilityAnswer, element_name: str = "GetInsurabilityResult") -> etree._Element:
-    """Build the contract's ``InsurabilityResponse`` (under ``element_name``) for an answer."""
-    body: list[etree._Element] = [E.Status("OK" if answer.ok else "ERROR")]
+def answer_items(answer: InsurabilityAnswer) -> list[tuple[str, object]]:
+    """The children of the contract's ``InsurabilityResponse`` for an answer, in the contract's order."""
+    body: list[tuple[str, object]] = [("Status", "OK" if answer.ok else "ERROR")]
     body += _opt("Reference", answer.query.reference)
     body += _opt("AuditReference", answer.audit_reference)
     if answer.patient:
@@ -183,58 +188,107 @@ def answer_to_xml(answer: InsurabilityAnswer, element_name: str = "GetInsurabili
             *_opt("BirthDate", p.birth_date), *_opt("Sex", p.sex), *_opt("DeceasedDate", p.deceased_date),
         ])
     body += _group("Insurabilities", [
-        E.Insurability(
+        ("Insurability", [
             *_opt("Mutuality", i.mutuality), *_opt("RegistrationNumber", i.registration_number),
             *_opt("PeriodStart", i.period_start), *_opt("PeriodEnd", i.period_end),
             *_opt("CT1", i.ct1), *_opt("CT2", i.ct2),
             *_opt("PaymentByIo", i.payment_by_io if i.payment_by_io is not None else answer.payment_by_io),
             *_opt("InsurabilityDate", i.insurability_date),
-        )
+        ])
         for i in answer.insurabilities
     ])
     if answer.general_situation:
         g = answer.general_situation
-        body.append(E.GeneralSituation(
+        body.append(("GeneralSituation", [
             *_opt("Event", g.event),
             *_group("Transfers", [
-                E.Transfer(*_opt("Direction", t.direction), *_opt("Mutuality", t.insurance_org),
-                           *_opt("TransferDate", t.transfer_date))
+                ("Transfer", [*_opt("Direction", t.direction), *_opt("Mutuality", t.insurance_org),
+                              *_opt("TransferDate", t.transfer_date)])
                 for t in g.transfers
             ]),
-        ))
+        ]))
     if answer.medical_house:
         m = answer.medical_house
-        body.append(E.MedicalHouse(
+        body.append(("MedicalHouse", [
             *_opt("PeriodStart", m.period_start), *_opt("PeriodEnd", m.period_end),
             *_opt("Nurse", m.nurse), *_opt("Medical", m.medical), *_opt("Kine", m.kine),
-        ))
+        ]))
     if answer.hospitalized:
         h = answer.hospitalized
-        body.append(E.Hospitalized(
+        body.append(("Hospitalized", [
             *_opt("Hospital", h.hospital), *_opt("AdmissionDate", h.admission_date),
             *_opt("AdmissionService", h.admission_service),
-        ))
-    body += _group("MaxInvoicedYears", [E.Year(str(y)) for y in answer.max_invoiced_years])
+        ]))
+    body += _group("MaxInvoicedYears", [("Year", str(y)) for y in answer.max_invoiced_years])
     if answer.fault:
         f = answer.fault
-        messages = [E.Message(E.Code(f.code), E.Severity("Error"), E.Text(f.message), *_opt("Location", f.source))]
+        messages = [("Message", [("Code", f.code), ("Severity", "Error"), ("Text", f.message),
+                                 *_opt("Location", f.source)])]
         if f.multi_io:
-            messages.append(E.Message(
-                E.Code(f.code), E.Severity("Information"),
-                E.Text("Insurers that know this patient: " + ", ".join(f.multi_io)), E.Location("MultiIO"),
-            ))
+            messages.append(("Message", [
+                ("Code", f.code), ("Severity", "Information"),
+                ("Text", "Insurers that know this patient: " + ", ".join(f.multi_io)), ("Location", "MultiIO"),
+            ]))
         messages += [
-            E.Message(E.Code(d.code), E.Severity("Error"), *_opt("Text", d.message), *_opt("Location", d.location))
+            ("Message", [("Code", d.code), ("Severity", "Error"), *_opt("Text", d.message),
+                         *_opt("Location", d.location)])
             for d in f.details
         ]
-        body.append(E.Messages(*messages))
-    return getattr(E, element_name)(*body)
+        body.append(("Messages", messages))
+    return body
+
+
+def _element(name: str, content: object) -> etree._Element:
+    if isinstance(content, list):
+        return getattr(E, name)(*[_element(*child) for child in content])
+    return getattr(E, name)(content)
+
+
+def answer_to_xml(answer: InsurabilityAnswer, element_name: str = "GetInsurabilityResult") -> etree._Element:
+    """Build the contract's ``InsurabilityResponse`` (under ``element_name``) for an answer."""
+    return _element(element_name, answer_items(answer))
+
+
+class NotPlainText(ValueError):
+    """A text ``answer_to_text`` does not write as lxml would (not a str, or a character XML cannot
+    hold): build the answer with ``answer_to_xml``, which refuses or writes it as before."""
+
+
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+
+
+def _write(name: str, content: object, prefix: str, out: list[str]) -> None:
+    if isinstance(content, list):
+        if not content:
+            out.append(f"<{prefix}{name}/>")
+            return
+        out.append(f"<{prefix}{name}>")
+        for child in content:
+            _write(*child, prefix, out)
+        out.append(f"</{prefix}{name}>")
+        return
+    if type(content) is not str or _XML_UNSAFE.search(content):
+        raise NotPlainText(f"{name}: {type(content).__name__} text that only lxml may judge")
+    out.append(f"<{prefix}{name}>{content.translate(_ESCAPES)}</{prefix}{name}>" if content
+               else f"<{prefix}{name}></{prefix}{name}>")
+
+
+def answer_to_text(answer: InsurabilityAnswer, element_name: str = "GetInsurabilityResult",
+                   prefix: str = "tns:") -> str:
+    """The same element as ``answer_to_xml``, written as lxml writes it (UTF-8, the contract's namespace
+    bound to ``prefix`` by an ancestor) without building it; raises ``NotPlainText`` for a text it
+    cannot write exactly so."""
+    out: list[str] = []
+    _write(element_name, answer_items(answer), prefix, out)
+    return "".join(out)
 
 
 def error_to_xml(code: str, text: str, *, location: str | None = None, reference: str | None = None,
                  element_name: str = "InsurabilityResponse") -> etree._Element:
     """An ``InsurabilityResponse`` with ``Status=ERROR`` for a request that could not even be asked."""
-    return getattr(E, element_name)(
-        E.Status("ERROR"), *_opt("Reference", reference),
-        E.Messages(E.Message(E.Code(code), E.Severity("Error"), E.Text(text), *_opt("Location", location))),
-    )
+    return _element(element_name, [
+        ("Status", "ERROR"), *_opt("Reference", reference),
+        ("Messages", [("Message", [("Code", code), ("Severity", "Error"), ("Text", text),
+                                   *_opt("Location", location)])]),
+    ])

@@ -238,8 +238,9 @@ class InsurabilityService:
         )
         if self.observer is not None:
             self.observer(interface, outcome)
-        log.info(
-            "insurability %s via %s%s for %s patient %s: %s%s%s (%.0f ms)",
-            query.request_type.value, interface, f" from {client}" if client else "", care_provider, patient,
-            outcome, f" {code}" if code else "", f" by {service}" if service else "", duration_ms,
-        )
+        if log.isEnabledFor(logging.INFO):  # the line's pieces are only put together when it is written
+            log.info(
+                "insurability %s via %s%s for %s patient %s: %s%s%s (%.0f ms)",
+                query.request_type.value, interface, f" from {client}" if client else "", care_provider, patient,
+                outcome, f" {code}" if code else "", f" by {service}" if service else "", duration_ms,
+            )

@@ -3,12 +3,22 @@
 Operations take the body as ``AnyXml`` (bare): the whole wrapper element is validated against the
 contract XSD with lxml and the answer is built with lxml, so the wire format cannot drift from
 ``wsdl/``.  Spyne supplies the SOAP 1.1 / 1.2 envelopes, dispatch by Body element and faults.
+
+The usual GetInsurability call (an envelope with no Header, a valid request, an answer) is answered
+by ``SoapEndpoint`` without Spyne: the same parsing, checks and service call, and the answer written
+as text into the envelope Spyne would write, byte for byte (``tests/test_soap_fast_path.py``). Spyne's
+per-call machinery (contexts, events, its envelope reading and writing) cost about as much CPU as the
+rest of the front (``tests/benchmarks/README.md``, "Third pass"). Anything else (another operation, a
+Header, a body that is not valid, a fault) goes to Spyne, as before.
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
 import re
+import threading
+from typing import Callable, Iterable
 
 from spyne import AnyXml, Application, ServiceBase, const, rpc
 from spyne.error import Fault
@@ -16,7 +26,7 @@ from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
 
 from unified_messaging.identifiers import mask_ssins_in_text
-from unified_messaging.insurability.contract_xml import E, answer_to_xml, query_from_xml
+from unified_messaging.insurability.contract_xml import E, NotPlainText, answer_to_text, answer_to_xml, query_from_xml
 from unified_messaging.insurability.service import InsurabilityService
 from unified_messaging.domain.errors import UpstreamUnavailable
 from unified_messaging.soap.contract import TNS, Contract
@@ -142,13 +152,32 @@ def _make_service(service: InsurabilityService, contract: Contract) -> type[Serv
             _validate(ctx, contract)
             query = query_from_xml(request)
             try:
-                answer = service.consult(query, interface=INTERFACE, client=_client_address(ctx))
+                answer = _consult(service, query, _client_address(ctx))
             except UpstreamUnavailable as exc:
                 log.warning("consultation answered with a Server fault: %s", exc)
                 raise Fault("Server.UpstreamUnavailable", str(exc)) from None
             return answer_to_xml(answer)
 
     return ConsultMyCareNet
+
+
+class _Outcome(threading.local):
+    """A consultation ``SoapEndpoint`` already made on this thread, for Spyne to answer with (a fault, or
+    an answer it could not write itself) instead of asking the service a second time."""
+
+    pending: object = None
+
+
+_outcome = _Outcome()
+
+
+def _consult(service: InsurabilityService, query: object, client: str | None) -> object:
+    pending, _outcome.pending = _outcome.pending, None
+    if pending is None:
+        return service.consult(query, interface=INTERFACE, client=client)  # type: ignore[arg-type]
+    if isinstance(pending, Exception):
+        raise pending
+    return pending
 
 
 def _validate(ctx, contract: Contract) -> None:  # noqa: ANN001
@@ -164,10 +193,89 @@ def _client_address(ctx: object) -> str | None:
     return environ.get("REMOTE_ADDR") or None
 
 
+_SOAP_ENVELOPES = {"1.1": ("http://schemas.xmlsoap.org/soap/envelope/", "soap11env"),
+                   "1.2": ("http://www.w3.org/2003/05/soap-envelope", "soap12env")}
+
+StartResponse = Callable[..., object]
+
+
+class SoapEndpoint:
+    """One SOAP version's WSGI application: the usual GetInsurability call answered here (see the module's
+    docstring), every other request by ``spyne``, the Spyne application of that version."""
+
+    def __init__(self, spyne: WsgiApplication, version: str, service: InsurabilityService, contract: Contract,
+                 operations: frozenset[str]) -> None:
+        namespace, prefix = _SOAP_ENVELOPES[version]
+        self.spyne = spyne
+        self.service = service
+        self.contract = contract
+        self.operations = operations
+        self._envelope = f"{{{namespace}}}Envelope"
+        self._header = f"{{{namespace}}}Header"
+        self._body = f"{{{namespace}}}Body"
+        self._operation = f"{{{TNS}}}GetInsurability"
+        self._content_type = spyne.app.out_protocol.mime_type
+        self._max_content_length = spyne.max_content_length
+        self._head = (f"<?xml version='1.0' encoding='UTF-8'?>\n<{prefix}:Envelope xmlns:{prefix}=\"{namespace}\" "
+                      f'xmlns:tns="{TNS}"><{prefix}:Body><tns:GetInsurabilityResponse>')
+        self._tail = f"</tns:GetInsurabilityResponse></{prefix}:Body></{prefix}:Envelope>"
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        stream = environ["wsgi.input"]
+        declared = environ.get("CONTENT_LENGTH") or ""
+        data = stream.read(int(declared)) if declared.isdigit() else stream.read()
+        environ["wsgi.input"] = io.BytesIO(data)
+        request = self._usual_request(data)
+        if request is False:
+            return self.spyne(environ, start_response)
+        try:
+            query = query_from_xml(request)
+            answer = self.service.consult(query, interface=INTERFACE, client=environ.get("REMOTE_ADDR") or None)
+        except Exception as exc:  # Spyne answers it as it answers the same failure in the operation
+            return self._by_spyne(environ, start_response, data, exc)
+        try:
+            text = answer_to_text(answer)
+        except NotPlainText:
+            return self._by_spyne(environ, start_response, data, answer)
+        payload = (self._head + text + self._tail).encode("utf-8")
+        start_response("200 OK", [("Content-Type", self._content_type), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _usual_request(self, data: bytes) -> object:
+        """The operation's argument (as Spyne gives it) when the request is the usual valid GetInsurability;
+        False when Spyne must handle the request (it then reads it again and answers as before)."""
+        if len(data) > self._max_content_length or not data.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml"):
+            return False  # Spyne's limit, or a body that may need the Content-Type's charset
+        try:
+            root = parse_xml(data)
+        except UnsafeXml:
+            return False
+        if root.tag != self._envelope or root.find(self._header) is not None:
+            return False
+        body = root.find(self._body)
+        if body is None or len(body) == 0 or body[0].tag != self._operation:
+            return False
+        if accept_legacy_habits(root, self.operations):
+            log.debug("request from a legacy client: unqualified elements or xsi:type on values accepted")
+        operation = body[0]
+        if self.contract.validation_error(operation):
+            return False
+        children = operation.getchildren()
+        return children[0] if children else None
+
+    def _by_spyne(self, environ: dict, start_response: StartResponse, data: bytes, outcome: object) -> Iterable[bytes]:
+        environ["wsgi.input"] = io.BytesIO(data)
+        _outcome.pending = outcome
+        try:
+            return self.spyne(environ, start_response)
+        finally:
+            _outcome.pending = None
+
+
 def build_soap_apps(
     service: InsurabilityService, contract: Contract, *, max_content_length: int
-) -> dict[str, WsgiApplication]:
-    """One Spyne WSGI application per SOAP version, keyed "1.1" and "1.2"."""
+) -> dict[str, SoapEndpoint]:
+    """One WSGI application per SOAP version, keyed "1.1" and "1.2" (``SoapEndpoint`` over Spyne's)."""
     service_class = _make_service(service, contract)
     operations = frozenset(contract.operations(contract.port_type_of(contract.endpoints[0])))
     apps = {}
@@ -176,7 +284,8 @@ def build_soap_apps(
             [service_class], tns=TNS, name=contract.service_name,
             in_protocol=protocol(validator=None, operations=operations), out_protocol=protocol(),
         )
-        apps[version] = WsgiApplication(application, max_content_length=max_content_length)
+        apps[version] = SoapEndpoint(WsgiApplication(application, max_content_length=max_content_length),
+                                     version, service, contract, operations)
     log.info("SOAP service %s ready: %s", contract.service_name,
              ", ".join(f"{e.name} (SOAP {e.soap_version})" for e in contract.endpoints))
     return apps
