@@ -160,7 +160,8 @@ def start_simulator(folder: Path, *options: str, timings: tuple[float, float, fl
 
 
 def simulator_counters(simulator: Process) -> dict[str, int]:
-    return requests.get(simulator.url + "/_simulator/counters", timeout=10).json()
+    # 60 s, not 10: while it takes in a 50 MB sending on a loaded machine, the simulator answers late.
+    return requests.get(simulator.url + "/_simulator/counters", timeout=60).json()
 
 
 def remote_gateway_config(folder: Path, simulator: Process, *, poll_interval: float = 0.2,
