@@ -48,7 +48,7 @@ def echo_times(url: str, calls: int = 10) -> list[float]:
     times = []
     for _ in range(calls):
         started = time.perf_counter()
-        answer = requests.post(url, data=ECHO, headers={"Content-Type": "text/xml; charset=utf-8"}, timeout=2)
+        answer = requests.post(url, data=ECHO, headers={"Content-Type": "text/xml; charset=utf-8"}, timeout=5)
         assert answer.status_code == 200 and b"still here" in answer.content
         times.append(time.perf_counter() - started)
     return times
@@ -56,13 +56,15 @@ def echo_times(url: str, calls: int = 10) -> list[float]:
 
 @pytest.mark.parametrize("idle, hosts", [(300, 3), (1000, 4), (1000, 1)],
                          ids=["300-from-3-hosts", "1000-from-4-hosts", "1000-from-one-host"])
-def test_idle_half_sent_requests_leave_normal_callers_answered_within_2_s(gateway, idle, hosts):
+def test_idle_half_sent_requests_leave_normal_callers_answered_within_5_s(gateway, idle, hosts):
     needs_descriptors(2 * idle + 512)  # both ends live in this process
     url = f"{gateway.services_url}/ConsultMyCareNetSoap"
     with half_sent(gateway.port, idle, hosts) as held:
         times = echo_times(url)
         still_open = len(held) - closed_count(held)
-    assert max(times) < 2.0, times
+    # Without the limits the service stopped for over a minute; 5 s leaves room for a loaded machine
+    # (the suite runs on two xdist workers), where the first call after the burst took up to 2 s.
+    assert max(times) < 5.0, times
     if idle // hosts > gateway.config.server.max_connections_per_client:
         assert still_open <= gateway.config.server.max_connections_per_client + 1
     else:

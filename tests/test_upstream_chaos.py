@@ -32,9 +32,9 @@ from unified_messaging.simulator.devpki import PLATFORM_CBE
 from unified_messaging.simulator.platform import STS_PATH
 from unified_messaging.simulator.sending_writer import build_sending
 
-TIMEOUT = 1.0  # the gateway's [upstream] timeout_seconds
+TIMEOUT = 3.0  # the gateway's [upstream] timeout_seconds (room for a loaded machine: 1 s timed out)
 LAB_NIHII = "81234530000"
-SLOW = 2.5  # a slow answer comes after this (the simulator stops waiting when the fault is cleared)
+SLOW = 6.0  # a slow answer comes after this (the simulator stops waiting when the fault is cleared)
 
 # mode -> words the legacy caller must read: what happened, and what to do
 TRANSPORT_FAULTS = {
