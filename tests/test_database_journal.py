@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from tests.test_journal_queries import (
-    BASE, test_a_busy_run_is_not_a_batch_file_run, test_a_full_ssin_in_the_search_finds_its_masked_patient,
+    BASE, test_a_busy_run_is_not_a_batch_file_run, test_a_page_counts_up_to_its_bound_and_pages_as_find_consultations, test_a_full_ssin_in_the_search_finds_its_masked_patient,
     test_a_masked_number_finds_the_full_numbers_it_may_stand_for, test_a_month_that_is_not_yyyy_mm_is_refused,
     test_an_empty_journal, test_batch_runs_filters_pages_and_jobs, test_codes_of_the_consultations_that_were_not_ok,
     test_filters_combine, test_interface, test_month, test_months_present_newest_first,
@@ -28,7 +28,7 @@ from unified_messaging.monitoring.health import journal_problem
 pytestmark = pytest.mark.postgres
 
 __all__ = [  # collected here again, on PostgreSQL
-    "year", "test_a_busy_run_is_not_a_batch_file_run", "test_a_full_ssin_in_the_search_finds_its_masked_patient",
+    "year", "test_a_page_counts_up_to_its_bound_and_pages_as_find_consultations", "test_a_busy_run_is_not_a_batch_file_run", "test_a_full_ssin_in_the_search_finds_its_masked_patient",
     "test_a_masked_number_finds_the_full_numbers_it_may_stand_for", "test_a_month_that_is_not_yyyy_mm_is_refused",
     "test_an_empty_journal", "test_batch_runs_filters_pages_and_jobs",
     "test_codes_of_the_consultations_that_were_not_ok", "test_filters_combine", "test_interface", "test_month",

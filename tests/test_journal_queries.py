@@ -81,6 +81,25 @@ def test_pages(year):
         year.find_consultations(limit=-1)
 
 
+def test_a_page_counts_up_to_its_bound_and_pages_as_find_consultations(year):
+    page = year.consultation_page(number=1, size=2, counted=4)  # 11 rows, counted up to 4
+    assert refs(page.rows) == ["C3", "C2"] and (page.total, page.more, page.last) == (4, True, 2)
+    third = year.consultation_page(number=3, size=2, counted=4)  # the page asked moves the bound
+    assert refs(third.rows) == ["B4", "B3"] and (third.total, third.more, third.last) == (6, True, 3)
+    last = year.consultation_page(number=6, size=2, counted=4)
+    assert refs(last.rows) == ["A1"] and (last.number, last.total, last.more, last.last) == (6, 11, False, 6)
+    beyond = year.consultation_page(number=99, size=2, counted=4)  # past the last: the last
+    assert refs(beyond.rows) == ["A1"] and beyond.number == 6
+    errors = year.consultation_page(number=1, size=2, counted=40, outcome="ERROR", month="2026-10")
+    assert refs(errors.rows) == refs(year.find_consultations(outcome="ERROR", month="2026-10", limit=2))
+    assert (errors.total, errors.more) == (year.count_consultations(outcome="ERROR", month="2026-10"), False)
+    assert year.count_consultations(at_most=3) == 3 and year.count_consultations(at_most=30) == 11
+    none = year.consultation_page(number=1, size=2, counted=4, text="no such text")
+    assert (none.rows, none.total, none.more, none.last) == ([], 0, False, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        year.consultation_page(number=0, size=2, counted=4)
+
+
 def test_the_rows_are_the_journal_columns(year):
     (row,) = year.find_consultations(limit=1)
     assert row["reference"] == "C3" and row["patient"] == "850730*****" and row["duration_ms"] == 12.5

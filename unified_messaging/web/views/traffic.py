@@ -43,6 +43,7 @@ FEEDBACK_NAMES = {"931000": "acknowledgement", "920098": "detailed check (accept
 PENDING_STATUSES = ("WAITING", "OK", "ONGOING")  # MyCareNet still has something to say
 ERROR_CODES = ("920098", "920099", "920999")  # a 920900 repeats its 920098's errors: not counted twice
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+COUNTED_PAGES = 20  # the consultations are counted up to 20 pages (1,000 at 50 a page), then "more than"
 
 
 def _month(page: Page) -> str | None:
@@ -268,11 +269,11 @@ def consultations(page: Page) -> Response:
                "text": page.query("q")[:100] or None,
                "interface": interface if interface in ("soap", "folder", "batch") else None,
                "service": service if service in (*UPSTREAM_SERVICES, NO_UPSTREAM) else None}
-    pages = _pages(page, journal.count_consultations(**filters))
-    # No more rows than the count left for this page: a scan for a rare text stops at its last row, not
-    # at the oldest consultation (and no match asks nothing more), so that scan is not paid twice.
-    rows = journal.find_consultations(**filters, limit=min(pages["size"], pages["total"] - pages["offset"]),
-                                      offset=pages["offset"])
+    found = journal.consultation_page(**filters, number=_page_number(page), size=page.services.config.web.page_size,
+                                      counted=COUNTED_PAGES * page.services.config.web.page_size)
+    pages = {"number": found.number, "last": found.last, "size": found.size, "total": found.total,
+             "more": found.more}
+    rows = found.rows
     return page.render("consultations.html", rows=rows, filters=filters, pages=pages, outcomes=OUTCOMES,
                        months=journal.consultation_months(), services=SERVICE_NAMES, no_service=NO_UPSTREAM)
 
