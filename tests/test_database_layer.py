@@ -161,7 +161,7 @@ def test_an_unreachable_postgresql_stops_start_up_without_showing_the_password()
 def test_a_postgresql_schema_behind_the_gateway_is_refused_until_db_migrate(postgres_url, tmp_path):
     with pytest.raises(DatabaseError) as caught:
         open_store(postgres_url, tmp_path)
-    assert "lacks migrations 1, 2, 3 (Mybox sessions and failed-login counters; the secure space: " in str(caught.value)
+    assert "lacks migrations 1, 2, 3, 4 (Mybox sessions and failed-login counters; the secure space: " in str(caught.value)
     assert "run 'unified-messaging db migrate'" in str(caught.value) and "***" in str(caught.value)
     db = connect(postgres_url, tmp_path)
     try:

@@ -107,6 +107,6 @@ def test_serve_refuses_a_database_not_migrated_yet_and_says_what_to_run(postgres
     conf = _node(tmp_path, postgres_url)
     refused = subprocess.run([CLI, "serve", "--config", str(conf)], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1
-    assert "the schema lacks migrations 1, 2, 3" in refused.stderr
+    assert "the schema lacks migrations 1, 2, 3, 4" in refused.stderr
     assert "run 'unified-messaging db migrate'" in refused.stderr
     assert postgres_url.split(":")[2].split("@")[0] not in refused.stderr  # the password is never shown
