@@ -311,9 +311,9 @@ class InvoicingPipeline:
                            zone_204=summary.zone_204)
             return
         mailbox = acting.mailbox
-        if self._fenced() or self.store.by_work_name(work_name) is not None:
-            return  # recorded meanwhile by the node that leads now (this pass was long: a big file)
-        try:
+        if self._fenced():
+            return
+        try:  # the store refuses a second row: recorded meanwhile by the node that leads now (a long pass)
             file_id = self.store.record_file(name=name, size=checked.size, sha256=checked.sha256,
                                              zone_204=summary.zone_204, destination=destination,
                                              is_test=summary.is_test, state="claimed", work_name=work_name,
