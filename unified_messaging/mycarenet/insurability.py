@@ -240,7 +240,10 @@ class GenericInsurabilityClient:
 
 def logged_consultation(service: str, query: InsurabilityQuery, reference: int,
                         call: Callable[[], InsurabilityAnswer]) -> InsurabilityAnswer:
-    """``call()``, with one log line for its outcome and duration (``service``: genins, memberdata)."""
+    """``call()``, with one log line for its outcome and duration (``service``: genins, memberdata):
+    a warning when the call failed, a DEBUG line when it was answered (every consultation is in
+    the journal already; at INFO, formatting and writing the line cost about 6 % of the gateway's
+    CPU per call)."""
     started = time.perf_counter()
     try:
         answer = call()
@@ -252,9 +255,10 @@ def logged_consultation(service: str, query: InsurabilityQuery, reference: int,
         log.warning("%s %s for %s: SOAP fault %s (%.0f ms)", service, reference, who(query), fault.code,
                     elapsed_ms(started))
         raise
-    outcome = answer.fault.code if answer.fault else f"{len(answer.insurabilities)} item(s)"
-    log.info("%s %s for %s: %s, NIP reference %s (%.0f ms)", service, reference, who(query), outcome,
-             answer.audit_reference, elapsed_ms(started))
+    if log.isEnabledFor(logging.DEBUG):
+        outcome = answer.fault.code if answer.fault else f"{len(answer.insurabilities)} item(s)"
+        log.debug("%s %s for %s: %s, NIP reference %s (%.0f ms)", service, reference, who(query), outcome,
+                  answer.audit_reference, elapsed_ms(started))
     return answer
 
 
