@@ -49,6 +49,7 @@ from unified_messaging.domain.insurability import (
 from unified_messaging.mycarenet.templates import MessageTemplates
 from unified_messaging.mycarenet.trace import ExchangeTracer
 from unified_messaging.mycarenet.transport import GatewayTransport
+from unified_messaging.mycarenet.wsse.plugin import outgoing_bytes
 from unified_messaging.mycarenet.wsse import DS_NS, WSSE_NS, Clock, SecurityRefusal, utc_now, verify_envelope
 from unified_messaging.xmlsafe import UnsafeXml, parse_xml
 
@@ -156,11 +157,11 @@ class GenericInsurabilityClient:
             "Content-Type": "text/xml; charset=utf-8",
             "SOAPAction": f'"{self._operation.soapaction}"',
         }
+        if self._message_hook is None:  # the envelope is this call's own: signed in place
+            return outgoing_bytes(self._zeep.plugins, envelope, headers, self._operation, self._binding_options)
         envelope, headers = zeep_plugins.apply_egress(self._zeep, envelope, headers, self._operation,
                                                       self._binding_options)
-        if self._message_hook is not None:
-            return self._message_hook(envelope, headers)
-        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), headers
+        return self._message_hook(envelope, headers)
 
     def close(self) -> None:
         """Close the pooled connections of every thread."""

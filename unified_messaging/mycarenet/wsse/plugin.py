@@ -15,7 +15,7 @@ from lxml import etree
 from zeep import Plugin
 
 from unified_messaging.mycarenet.keystore import describe_certificate
-from unified_messaging.mycarenet.wsse.signing import sign_envelope
+from unified_messaging.mycarenet.wsse.signing import sign_envelope, signed_envelope_bytes
 from unified_messaging.mycarenet.wsse.utils import Clock, utc_now
 
 
@@ -53,3 +53,27 @@ class WsseSigningPlugin(Plugin):
         signed = sign_envelope(envelope, assertion_xml=credential.assertion_xml, key=credential.private_key,
                                certificate=credential.certificate, ttl_seconds=self._ttl_seconds, now=self._now)
         return signed, http_headers
+
+    def egress_bytes(self, envelope: etree._Element, http_headers: dict) -> tuple[bytes, dict]:
+        """What ``egress`` gives, serialised with an XML declaration, made without copying
+        ``envelope`` (which it changes) or parsing the result: see ``signed_envelope_bytes``."""
+        credential = self._token_provider()
+        signed = signed_envelope_bytes(envelope, assertion_xml=credential.assertion_xml, key=credential.private_key,
+                                       certificate=credential.certificate, ttl_seconds=self._ttl_seconds, now=self._now)
+        return signed, http_headers
+
+
+def outgoing_bytes(plugins: list, envelope: etree._Element, http_headers: dict, operation: Any,
+                   binding_options: Any) -> tuple[bytes, dict]:
+    """The message zeep's ``apply_egress`` then serialisation would send (``plugins`` in order),
+    for an envelope made for this one message: when the last plugin is a ``WsseSigningPlugin``, it
+    signs and serialises in one go (``egress_bytes``)."""
+    last = plugins[-1] if plugins else None
+    signer = last if isinstance(last, WsseSigningPlugin) else None
+    for plugin in plugins[:-1] if signer is not None else plugins:
+        result = plugin.egress(envelope, http_headers, operation, binding_options)
+        if result is not None:
+            envelope, http_headers = result
+    if signer is not None:
+        return signer.egress_bytes(envelope, http_headers)
+    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), http_headers

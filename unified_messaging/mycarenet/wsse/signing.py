@@ -71,16 +71,7 @@ def sign_envelope(envelope: etree._Element, *, assertion_xml: bytes, key: Privat
     """
     assertion_id, assertion_bytes = _checked_assertion(assertion_xml, key, certificate)
     prepared = deepcopy(envelope)
-    security = security_header(prepared)
-    if children(security, f"{{{DS_NS}}}Signature"):
-        raise ValueError("the envelope is already signed")
-    for old in children(security, f"{{{SAML_NS}}}Assertion"):
-        security.remove(old)
-    _, _, body = soap_parts(prepared)
-    identify(body_with_wsu_prefix(body), "id")
-    timestamp = add_timestamp(security, now=aware(now()), ttl=timedelta(seconds=ttl_seconds))
-    marker = etree.Comment(f"assertion-{uuid.uuid4().hex}")
-    security.insert(security.index(timestamp) + 1, marker)
+    marker = _prepare(prepared, ttl_seconds, now)
     serialised = etree.tostring(prepared, encoding="UTF-8")
     spliced = serialised.replace(etree.tostring(marker, encoding="UTF-8", with_tail=False),
                                  assertion_bytes, 1)
@@ -91,6 +82,44 @@ def sign_envelope(envelope: etree._Element, *, assertion_xml: bytes, key: Privat
     sign_elements(security, [(body.get(WSU_ID), body), (timestamp.get(WSU_ID), timestamp)], key=key,
                   key_info=assertion_reference(assertion_id), signature_id=new_id("SIG"))
     return signed
+
+
+def signed_envelope_bytes(envelope: etree._Element, *, assertion_xml: bytes, key: PrivateKeyTypes,
+                          certificate: x509.Certificate, ttl_seconds: int = 60, now: Clock = utc_now) -> bytes:
+    """The bytes of ``sign_envelope(envelope, ...)`` with an XML declaration, made without copying
+    ``envelope`` and without parsing the result: for a caller that built ``envelope`` for this one
+    message and sends bytes (``envelope`` is changed: it gets the Timestamp and the Signature, and
+    a comment where the assertion goes).
+
+    Exclusive C14N of the Body, the Timestamp and SignedInfo does not depend on what stands beside
+    them, so the signature is computed with a placeholder where the assertion goes, and the
+    assertion's bytes replace the placeholder in the serialised message, exactly as received.
+    """
+    assertion_id, assertion_bytes = _checked_assertion(assertion_xml, key, certificate)
+    marker = _prepare(envelope, ttl_seconds, now)
+    security = marker.getparent()
+    timestamp = marker.getprevious()
+    body = soap_parts(envelope)[2]
+    sign_elements(security, [(body.get(WSU_ID), body), (timestamp.get(WSU_ID), timestamp)], key=key,
+                  key_info=assertion_reference(assertion_id), signature_id=new_id("SIG"))
+    serialised = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    return serialised.replace(etree.tostring(marker, encoding="UTF-8", with_tail=False), assertion_bytes, 1)
+
+
+def _prepare(envelope: etree._Element, ttl_seconds: int, now: Clock) -> etree._Comment:
+    """Give ``envelope`` a Security header with a fresh Timestamp and, after it, a comment where the
+    assertion goes (returned); an older assertion is removed, and the Body gets its ``wsu:Id``."""
+    security = security_header(envelope)
+    if children(security, f"{{{DS_NS}}}Signature"):
+        raise ValueError("the envelope is already signed")
+    for old in children(security, f"{{{SAML_NS}}}Assertion"):
+        security.remove(old)
+    _, _, body = soap_parts(envelope)
+    identify(body_with_wsu_prefix(body), "id")
+    timestamp = add_timestamp(security, now=aware(now()), ttl=timedelta(seconds=ttl_seconds))
+    marker = etree.Comment(f"assertion-{uuid.uuid4().hex}")
+    security.insert(security.index(timestamp) + 1, marker)
+    return marker
 
 
 @lru_cache(maxsize=32)
