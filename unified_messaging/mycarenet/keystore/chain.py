@@ -38,6 +38,8 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datet
     issuer up to a trusted CA, that each issuer is a CA and that each signature verifies (a CA with
     the same name but another key is refused).  Revocation (CRL/OCSP) is not checked.  ``advice``
     ends the answer for a certificate another CA issued (what to do about a care provider's keystore).
+    A chain found sound is remembered with the window of dates in which it is (``_SOUND``): the
+    platform signs every answer with the same certificate.
     """
     anchors = [trusted_ca] if isinstance(trusted_ca, x509.Certificate) else list(trusted_ca)
     if not anchors:
@@ -47,16 +49,23 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datet
     def who() -> str:  # what a refusal names: described only for a problem (this runs for every answer)
         return describe_certificate(certificate)
 
+    key = (certificate, tuple(anchors), tuple(intermediates))
+    window = _SOUND.get(key)
+    if window is not None and window[0] <= at <= window[1]:
+        return None
     problem = _dates_problem(certificate, at, lambda: f"The certificate of {who()}")
     if problem:
         return problem
-    current = certificate
+    current, path = certificate, [certificate]
     for _ in range(10):
         anchor = next((ca for ca in anchors if is_issued_by(current, ca)), None)
         if anchor is not None:
             if not is_ca(anchor):
                 return f"The trusted certificate {masked_subject(anchor)} is not a CA certificate."
-            return _dates_problem(anchor, at, lambda: f"The CA certificate {masked_subject(anchor)}")
+            problem = _dates_problem(anchor, at, lambda: f"The CA certificate {masked_subject(anchor)}")
+            if problem is None:
+                _remember_sound(key, [*path, anchor])
+            return problem
         issuer = next((c for c in intermediates if c != current and is_issued_by(current, c)), None)
         if issuer is None:
             break
@@ -66,6 +75,7 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datet
         if problem:
             return problem
         current = issuer
+        path.append(issuer)
     trusted = " or ".join(masked_subject(ca) for ca in anchors)
     namesake = next((ca for ca in anchors if current.issuer == ca.subject), None)
     if namesake is not None:
@@ -73,6 +83,19 @@ def verify_chain(certificate: x509.Certificate, trusted_ca: TrustedCa, at: datet
                 "signature does not match that CA's key: it was issued by another, untrusted CA.")
     return (f"The certificate of {who()} was issued by {mask_ssins_in_text(current.issuer.rfc4514_string())}, "
             f"not by the trusted CA {trusted}.{advice}")
+
+
+_SOUND: dict[tuple, tuple[datetime, datetime]] = {}
+"""(certificate, anchors, intermediates) -> the instants between which its chain was found sound:
+the latest start and the earliest end of the validity of every certificate of the chain.  Inside
+that window the answer can only be the same (signatures and CA flags do not change with time);
+outside it, the chain is checked again and the dates problem worded."""
+
+
+def _remember_sound(key: tuple, chain: list[x509.Certificate]) -> None:
+    if len(_SOUND) >= 256:
+        _SOUND.clear()
+    _SOUND[key] = (max(c.not_valid_before_utc for c in chain), min(c.not_valid_after_utc for c in chain))
 
 
 def _dates_problem(certificate: x509.Certificate, at: datetime, what: Callable[[], str]) -> str | None:

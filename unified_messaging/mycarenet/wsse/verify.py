@@ -174,9 +174,14 @@ class _Structure:
         return target
 
 
+_WITH_ID = etree.XPath("descendant-or-self::*[@wsu:Id or @Id or @ID or @AssertionID]", namespaces={"wsu": WSU_NS})
+"""The elements that carry one of ``_ID_ATTRIBUTES``, in document order (found by libxml2 rather
+than by asking each element of the message for each attribute)."""
+
+
 def _index_ids(root: etree._Element) -> dict[str, list[etree._Element]]:
     index: dict[str, list[etree._Element]] = {}
-    for element in root.iter(tag=etree.Element):
+    for element in _WITH_ID(root):
         for attribute in _ID_ATTRIBUTES:
             value = element.get(attribute)
             if value is not None:
