@@ -447,6 +447,11 @@ def _children(node: etree._Element, path: str, start: int = 0) -> Iterator[etree
 
 
 def _find(node: etree._Element, path: str) -> etree._Element | None:
+    """The first element ``_children(node, path)`` gives, as ``node.find(path, _NS)``; for a path of
+    one step, straight from lxml's iterator (no generator of ours)."""
+    tags = _tags(path)
+    if len(tags) == 1:
+        return next(node.iterchildren(tags[0]), None)
     return next(_children(node, path), None)
 
 

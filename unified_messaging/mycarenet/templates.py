@@ -54,9 +54,9 @@ def _shape(values: Any, texts: list[str]) -> Any:
     """A hashable picture of ``values`` with each text, number and date replaced by a placeholder
     (its own text appended to ``texts``, in order); booleans and ``None`` stay in the picture."""
     if isinstance(values, dict):
-        return tuple((key, _shape(value, texts)) for key, value in values.items())
+        return tuple([(key, _shape(value, texts)) for key, value in values.items()])
     if isinstance(values, (list, tuple)):
-        return ("[]", *(_shape(value, texts) for value in values))
+        return ("[]", *[_shape(value, texts) for value in values])
     if values is None or isinstance(values, bool):
         return values
     texts.append(_text(values))
