@@ -27,8 +27,8 @@ ANSWER = BODY
 
 
 class Ports:
-    """Answers ``ANSWER`` (compressed for ``/gzip`` and ``/deflate``) and keeps the client port of
-    every request."""
+    """Answers ``ANSWER`` (compressed for ``/gzip`` and ``/deflate``, chunked for ``/chunked``) and
+    keeps the client port of every request."""
 
     def __init__(self) -> None:
         self.ports: list[str] = []
@@ -43,26 +43,41 @@ class Ports:
             body, extra = gzip.compress(ANSWER), [("Content-Encoding", "gzip")]
         elif path == "/deflate":
             body, extra = zlib.compress(ANSWER), [("Content-Encoding", "deflate")]
+        elif path == "/chunked":  # no Content-Length: waitress sends it chunked, then closes
+            start_response("200 OK", [("Content-Type", "text/xml")])
+            return [ANSWER[:40], ANSWER[40:]]
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))] + extra)
         return [body]
 
 
-def test_a_connection_is_reused_from_post_to_post() -> None:
+def posts(path: str, count: int) -> tuple[list[requests.Response], set[str], str]:
+    """``count`` posts to ``path`` through one transport: the answers, the client ports, the base URL."""
     app = Ports()
     with serving(app) as base:
         transport = GatewayTransport(timeout=5)
-        answers = [transport.post(f"{base}/genins", BODY, HEADERS) for _ in range(3)]
+        answers = [transport.post(f"{base}{path}", BODY, HEADERS) for _ in range(count)]
         transport.close()
-    assert [a.content for a in answers] == [ANSWER] * 3 and len(set(app.ports)) == 1
+    return answers, set(app.ports), base
+
+
+def test_a_connection_is_reused_from_post_to_post() -> None:
+    answers, ports, base = posts("/genins", 3)
+    assert [a.content for a in answers] == [ANSWER] * 3 and len(ports) == 1
     assert answers[0].headers["content-type"] == "text/xml" and answers[0].url == f"{base}/genins"
 
 
-@pytest.mark.parametrize("path", ["/gzip", "/deflate"])
-def test_a_compressed_answer_is_decoded(path: str) -> None:
+@pytest.mark.parametrize("path", ["/gzip", "/deflate", "/chunked"])
+def test_a_compressed_or_chunked_answer_is_read_whole(path: str) -> None:
     with serving(Ports()) as base:
         transport = GatewayTransport(timeout=5)
         assert transport.post(f"{base}{path}", BODY, HEADERS).content == ANSWER
         transport.close()
+
+
+def test_after_an_answer_that_closes_the_connection_the_next_post_connects_again() -> None:
+    answers, ports, _ = posts("/chunked", 2)
+    assert [a.content for a in answers] == [ANSWER] * 2 and len(ports) == 2
+    assert answers[0].headers["Connection"] == "close" and answers[0].headers["Transfer-Encoding"] == "chunked"
 
 
 def test_a_connection_the_server_closed_is_not_reused() -> None:
