@@ -21,6 +21,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from email.utils import formatdate
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote_to_bytes
@@ -35,6 +36,19 @@ SERVER_IDENT = "unified-messaging"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding"})
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The ``Date`` header's value, formatted once a second rather than once an answer."""
+    global _date_cache
+    second = int(time.time())
+    cached = _date_cache
+    if cached[0] != second:
+        cached = _date_cache = (second, formatdate(second, usegmt=True))
+    return cached[1]
 
 
 class BadRequest(Exception):
@@ -230,7 +244,7 @@ class _Connection:
             payload = payload[:length]
         if short:
             keep_alive = False
-        lines.append(f"Date: {formatdate(usegmt=True)}")
+        lines.append(f"Date: {_http_date()}")
         lines.append(f"Server: {SERVER_IDENT}")
         if not keep_alive:
             lines.append("Connection: close")
@@ -259,7 +273,7 @@ class _Connection:
 
     def _send_closing(self, status: str, content_type: str, body: bytes) -> None:
         head = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                f"Date: {formatdate(usegmt=True)}\r\nServer: {SERVER_IDENT}\r\nConnection: close\r\n\r\n")
+                f"Date: {_http_date()}\r\nServer: {SERVER_IDENT}\r\nConnection: close\r\n\r\n")
         try:
             self.sock.sendall(head.encode("latin-1") + body)
         except OSError:
