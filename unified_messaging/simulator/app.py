@@ -30,7 +30,8 @@ from unified_messaging.simulator.soap import (
     SoapRequest,
     fault_envelope,
     parse_request,
-    response_envelope,
+    response_tree,
+    serialize,
 )
 from unified_messaging.xmlsafe import safe_parser
 
@@ -41,6 +42,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 
 Interceptor = Callable[[SoapRequest], None]
 Handler = Callable[[SoapRequest], etree._Element]
+AnswerSigner = Callable[[etree._Element], None]  # signs an answer's envelope in place
 
 _XSD_NS = "http://www.w3.org/2001/XMLSchema"
 _WSDL_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
@@ -101,7 +103,7 @@ class Simulator:
         self.latency_ms = latency_ms
         self.counters = Counters()
         self.interceptors: list[Interceptor] = []
-        self.answer_signer: Callable[[bytes], bytes] | None = None
+        self.answer_signer: AnswerSigner | None = None
         self.faults = FaultInjection()  # upstream chaos on demand (see simulator/chaos.py)
         self.faults.route(GENERICINSURABILITY_PATH, "genins")
         self.genericinsurability = GenericInsurabilityService(today=today or date.today)
@@ -157,9 +159,10 @@ class Simulator:
                 raise SoapFault.client(NOT_WSDL, f"The operation {request.operation.text} is not offered at this "
                                                  "address.")
             self.counters.increment(operation.counter)
-            status, body = "200 OK", response_envelope(operation.handler(request))
-            if self.answer_signer is not None:
-                body = self.answer_signer(body)
+            envelope = response_tree(operation.handler(request))
+            if self.answer_signer is not None:  # the tree just built, not its bytes parsed again
+                self.answer_signer(envelope)
+            status, body = "200 OK", serialize(envelope)
         except SoapFault as fault:
             self.counters.increment(endpoint.fault_counter)
             log.warning("%s: SOAP fault %s: %s", endpoint.name, fault.code, mask_ssins_in_text(fault.message))

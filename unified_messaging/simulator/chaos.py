@@ -42,6 +42,7 @@ from lxml import etree
 
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import DS_NS, SAML_NS, sign_with_certificate
+from unified_messaging.simulator.httpserver import WsgiApp, answer_of
 from unified_messaging.simulator.sts import sign_assertion
 from unified_messaging.xmlsafe import parse_xml
 
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 SERVICES = ("genins", "sts", "genasync", "memberdata")
 DEFAULT_SLOW_SECONDS = 35.0
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SignerFactory = Callable[["FaultMode"], KeyEntry]
 
 _SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -183,7 +183,7 @@ class FaultInjection:
         if mode is FaultMode.SLOW:
             self._wake.wait(self.slow_seconds)
             return app(environ, start_response)
-        status, headers, body = _answer_of(app, environ)
+        status, headers, body = answer_of(app, environ)
         if mode is FaultMode.RESET:
             start_response(status, _with_length(headers, len(body)))
             return _half_then_close(body)
@@ -237,23 +237,6 @@ def _drain(environ: dict[str, Any]) -> None:
         length = 0
     if length > 0:
         environ["wsgi.input"].read(length)
-
-
-def _answer_of(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-    seen: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        seen["status"], seen["headers"] = status, headers
-        return lambda data: None
-
-    chunks = app(environ, start_response)
-    try:
-        body = b"".join(chunks)
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-    return seen["status"], seen["headers"], body
 
 
 def _with_length(headers: list[tuple[str, str]], length: int) -> list[tuple[str, str]]:

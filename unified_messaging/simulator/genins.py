@@ -363,13 +363,16 @@ class GenericInsurabilityService:
         reference = self._references.next()
         root, response = self._writer.envelope_payload(question, reference)
         outcome = self._decide(question)
+        logged = log.isEnabledFor(logging.INFO)  # describing the question masks its SSIN: only when logged
         if isinstance(outcome, MessageFault):
             self._writer.fault(response, question, outcome)
-            log.info("genins %s: %s %s (%s)", reference, question.describe(), outcome.code,
-                     ",".join(d.code for d in outcome.details))
+            if logged:
+                log.info("genins %s: %s %s (%s)", reference, question.describe(), outcome.code,
+                         ",".join(d.code for d in outcome.details))
         else:
             self._writer.insurability(response, question, outcome)
-            log.info("genins %s: %s insured, %d item(s)", reference, question.describe(), len(outcome.items))
+            if logged:
+                log.info("genins %s: %s insured, %d item(s)", reference, question.describe(), len(outcome.items))
         return root
 
     def _decide(self, question: Question) -> MessageFault | Insurability:

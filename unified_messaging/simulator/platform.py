@@ -18,13 +18,12 @@ from unified_messaging.simulator.chaos import DEFAULT_SLOW_SECONDS, FaultMode
 from unified_messaging.simulator.devpki import CertificateUsage, DevCa, DevPki, load_dev_pki, make_dev_pki, new_key
 from unified_messaging.mycarenet.keystore import KeyEntry
 from unified_messaging.mycarenet.wsse import sign_with_certificate
-from unified_messaging.simulator.app import Simulator
+from unified_messaging.simulator.app import AnswerSigner, Simulator
 from unified_messaging.simulator.genasync import GENASYNC_PATH, ContentRules, FeedbackTimings, GenAsyncService
 from unified_messaging.simulator.memberdata import EncryptionDirectory, MemberDataService
 from unified_messaging.simulator.memberdata_async import MemberDataAsyncService
 from unified_messaging.simulator.security import SecurityCheck
 from unified_messaging.simulator.sts import SimulatedSts
-from unified_messaging.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +136,8 @@ def fault_signer(pki: DevPki, platform: KeyEntry, mode: FaultMode, moment: datet
     return KeyEntry(f"fault-{mode.value}", key, certificate, (certificate, ca.certificate))
 
 
-def _answer_signer(entry: KeyEntry, now: Callable[[], datetime]) -> Callable[[bytes], bytes]:
-    def sign(answer: bytes) -> bytes:
-        envelope = parse_xml(answer)
+def _answer_signer(entry: KeyEntry, now: Callable[[], datetime]) -> AnswerSigner:
+    def sign(envelope: etree._Element) -> None:
         sign_with_certificate(envelope, key=entry.private_key, certificate=entry.certificate, now=now(),
                               ttl=timedelta(minutes=5))
-        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
     return sign

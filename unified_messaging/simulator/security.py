@@ -221,7 +221,9 @@ class SecurityCheck:
         Timestamp (plus the allowed skew) has expired."""
         # the message's own signature (a direct child of wsse:Security), not the assertion's, which
         # is the same for every call made with one token
-        value = verified.envelope.findtext(f".//{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature/{{{DS_NS}}}SignatureValue")
+        soap = etree.QName(verified.envelope).namespace  # the one Header's one Security (verify_envelope)
+        value = verified.envelope.findtext(f"{{{soap}}}Header/{{{WSSE_NS}}}Security/{{{DS_NS}}}Signature/"
+                                           f"{{{DS_NS}}}SignatureValue")
         if not value:
             return
         now = self._now()
@@ -235,7 +237,7 @@ class SecurityCheck:
             heapq.heappush(self._expiries, (verified.expires + self._skew, value))
 
     def _check_licence(self, body: etree._Element) -> str:
-        licences = [element for element in body.iter(tag=etree.Element) if _is_licence(element)]
+        licences = [element for element in body.iter("{*}License") if _is_licence(element)]  # any namespace or none
         if not licences:
             raise SimulatedFault(LICENCE_MISSING, "The request carries no MyCareNet licence "
                                                   "(Origin/Package/License with Username and Password).")

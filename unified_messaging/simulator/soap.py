@@ -115,10 +115,15 @@ def serialize(envelope: etree._Element) -> bytes:
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
 
-def response_envelope(payload: etree._Element) -> bytes:
+def response_tree(payload: etree._Element) -> etree._Element:
+    """The answer's envelope around ``payload``, as a tree (to be signed before it is serialised)."""
     envelope, body = _envelope()
     body.append(payload)
-    return serialize(envelope)
+    return envelope
+
+
+def response_envelope(payload: etree._Element) -> bytes:
+    return serialize(response_tree(payload))
 
 
 _ticket = itertools.count(1)

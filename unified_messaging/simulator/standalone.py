@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl
 
-from unified_messaging.serving import RunningServer, start_server
 from unified_messaging.simulator.app import Simulator
 from unified_messaging.simulator.chaos import DEFAULT_SLOW_SECONDS, SERVICES
 from unified_messaging.simulator.genasync import GENASYNC_PATH, FeedbackTimings
+from unified_messaging.simulator.httpserver import LeanServer
 from unified_messaging.simulator.memberdata import MEMBERDATA_PATH
 from unified_messaging.simulator.memberdata_async import MEMBERDATA_ASYNC_PATH
 from unified_messaging.simulator.platform import STS_PATH, build_platform, demo_pki
@@ -147,7 +147,7 @@ class StandaloneSimulator:
         self.pki = None
         self.simulator: Simulator | None = None
         self.app: StandaloneApp | None = None
-        self._running: RunningServer | None = None
+        self._running: LeanServer | None = None
 
     @property
     def port(self) -> int:
@@ -167,8 +167,8 @@ class StandaloneSimulator:
                                         genasync_timings=s.timings, genasync_min_get_interval=s.min_get_interval,
                                         faults=s.faults, fault_slow_seconds=s.fault_slow_seconds)
         self.app = StandaloneApp(self.simulator, s.holds)
-        self._running = start_server(self.app, s.host, s.port, threads=s.threads, max_body=MAX_BODY,
-                                     name="um-simulator")
+        self._running = LeanServer(self.app, s.host, s.port, threads=s.threads, max_body=MAX_BODY,
+                                   name="um-simulator").start()
         log.info("simulated MyCareNet platform listening on %s", self.url)
         return self
 
