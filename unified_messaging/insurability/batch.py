@@ -74,6 +74,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INTERFACE = "batch"
+WINDOW = 4  # lines asked ahead of the first unwritten one, per parallel call
 
 
 class BatchStopped(Exception):
@@ -227,38 +228,56 @@ class BatchRunner:
 
     def _answer_lines(self, name: str, lines: list[Line], columns: list[str], out: "PartFile",
                       result: FileResult) -> None:
+        """Answers ``lines`` ``max_parallel`` at a time and writes them in order as they come.
+
+        Up to ``max_parallel * WINDOW`` lines are asked ahead of the first unwritten one, so that a
+        slow line does not leave the threads idle behind it; the answered lines that follow the
+        first one without a gap are written together (one ``write``)."""
         window: deque[tuple[Line, Future[list[str]]]] = deque()
         total = result.lines
+        width = len(columns)
         with ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="um-batch") as pool:
             try:
                 pending = iter(lines)
                 while True:
-                    while len(window) < self.max_parallel * 4 and not self.stop_event.is_set():
+                    while len(window) < self.max_parallel * WINDOW and not self.stop_event.is_set():
                         line = next(pending, None)
                         if line is None:
                             break
                         window.append((line, pool.submit(self._answer, line, columns)))
                     if not window:
                         break
-                    line, future = window.popleft()
+                    ready: list[list[str]] = []
                     try:
-                        answer = future.result()
+                        while window and (not ready or window[0][1].done()):
+                            line, future = window[0]
+                            answer = future.result()
+                            window.popleft()
+                            ready.append(pad(line.fields, width) + answer)
+                            if answer[0] == "OK":
+                                result.ok += 1
+                            else:
+                                result.errors += 1
                     except UpstreamUnavailable as exc:
                         raise BatchStopped(f"MyCareNet could not be reached for line {line.number}; every line "
                                            f"before it is answered. Run the job again to continue. ({exc})") from None
-                    out.write(pad(line.fields, len(columns)) + answer)
-                    if answer[0] == "OK":
-                        result.ok += 1
-                    else:
-                        result.errors += 1
-                    if self.progress:
-                        self.progress(name, out.done, total)
+                    finally:
+                        self._write(name, ready, out, total)
                 if self.stop_event.is_set() and out.done < total:
                     raise BatchStopped(f"unified-messaging is stopping; {out.done} of {total} lines are answered "
                                        "and the next run continues there.")
             finally:
                 for _, future in window:
                     future.cancel()
+
+    def _write(self, name: str, rows: list[list[str]], out: PartFile, total: int) -> None:
+        if not rows:
+            return
+        first = out.done
+        out.write_lines(rows)
+        if self.progress:
+            for done in range(first + 1, out.done + 1):
+                self.progress(name, done, total)
 
     def _answer_async(self, name: str, lines: list[Line], columns: list[str], out: PartFile, result: FileResult,
                       state: dict, sidecar: Path) -> None:
