@@ -128,30 +128,48 @@ CONTACT_TYPES = {
 REQUEST_TYPES = {"Information": RequestType.INFORMATION, "Invoicing": RequestType.INVOICING}
 
 
-def _text(parent: etree._Element, path: str) -> str | None:
-    found = parent.find(path, namespaces={"t": TNS})
-    if found is None or found.text is None or not found.text.strip():
+_QUALIFIED = f"{{{TNS}}}"
+
+
+def _children(parent: etree._Element | None) -> dict[str, etree._Element]:
+    """The contract's child elements of ``parent`` by local name, the first of each name (one pass, where a
+    ``find`` per field costs a path lookup each)."""
+    found: dict[str, etree._Element] = {}
+    if parent is None:
+        return found
+    for child in parent:
+        tag = child.tag
+        if type(tag) is str and tag.startswith(_QUALIFIED):
+            found.setdefault(tag[len(_QUALIFIED):], child)
+    return found
+
+
+def _value(element: etree._Element | None) -> str | None:
+    text = None if element is None else element.text
+    if text is None:
         return None
-    return found.text.strip()
+    return text.strip() or None
 
 
 def query_from_xml(request: etree._Element) -> InsurabilityQuery:
     """Read an ``InsurabilityRequest`` element that is already valid against the contract XSD."""
-    start = date.fromisoformat(_text(request, "t:PeriodStart")[:10])
-    end_text = _text(request, "t:PeriodEnd")
+    fields = _children(request)
+    provider = _children(fields.get("CareProvider"))
+    start = date.fromisoformat(_value(fields.get("PeriodStart"))[:10])
+    end_text = _value(fields.get("PeriodEnd"))
     return InsurabilityQuery(
         care_provider=CareProvider(
-            nihii=_text(request, "t:CareProvider/t:Nihii") or "",
-            quality=(_text(request, "t:CareProvider/t:Quality") or "").lower(),
+            nihii=_value(provider.get("Nihii")) or "",
+            quality=(_value(provider.get("Quality")) or "").lower(),
         ),
         period_start=start,
         period_end=date.fromisoformat(end_text[:10]) if end_text else start,
-        ssin=_text(request, "t:Ssin"),
-        mutuality=_text(request, "t:Mutuality"),
-        registration_number=_text(request, "t:RegistrationNumber"),
-        contact_type=CONTACT_TYPES[_text(request, "t:ContactType") or "Ambulatory"],
-        request_type=REQUEST_TYPES[_text(request, "t:RequestType") or "Information"],
-        reference=_text(request, "t:Reference"),
+        ssin=_value(fields.get("Ssin")),
+        mutuality=_value(fields.get("Mutuality")),
+        registration_number=_value(fields.get("RegistrationNumber")),
+        contact_type=CONTACT_TYPES[_value(fields.get("ContactType")) or "Ambulatory"],
+        request_type=REQUEST_TYPES[_value(fields.get("RequestType")) or "Information"],
+        reference=_value(fields.get("Reference")),
     )
 
 

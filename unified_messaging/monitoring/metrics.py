@@ -122,9 +122,13 @@ def metrics_folder() -> Path | None:
 def consultation_observer(data_folder: Path) -> Callable[[str, str], None]:
     """What the core insurability service calls once per consultation it journals."""
     counter = instruments(data_folder).consultations
+    children: dict[tuple[str, str], Any] = {}  # prometheus_client's own child per labels, looked up once
 
     def observe(interface: str, outcome: str) -> None:
-        counter.labels(interface=interface, outcome=outcome).inc()
+        child = children.get((interface, outcome))
+        if child is None:
+            child = children[(interface, outcome)] = counter.labels(interface=interface, outcome=outcome)
+        child.inc()
     return observe
 
 
@@ -163,10 +167,15 @@ class UpstreamWatch:
         self.clock, self.monotonic = clock, monotonic
         self._states: dict[str, ServiceState] = {}
         self._guard = threading.Lock()
+        self._histograms: dict[tuple[str, str], Any] = {}  # prometheus_client's child per labels, looked up once
 
     def record(self, service: str, seconds: float, error: BaseException | None) -> None:
         outcome = outcome_of(error)
-        self.metrics.upstream_seconds.labels(service=service, outcome=outcome).observe(seconds)
+        histogram = self._histograms.get((service, outcome))
+        if histogram is None:
+            histogram = self._histograms[(service, outcome)] = self.metrics.upstream_seconds.labels(
+                service=service, outcome=outcome)
+        histogram.observe(seconds)
         if service == "sts":
             self.metrics.sts_calls.labels(outcome=outcome).inc()
         with self._guard:

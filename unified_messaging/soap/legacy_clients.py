@@ -62,6 +62,8 @@ def accept_legacy_habits(root: etree._Element, operations: frozenset[str]) -> in
                     f"{{{TNS}}}{name.localname}: declare xmlns=\"{TNS}\" on it."))
             continue
         for element in list(operation.iterdescendants(tag=etree.Element)):
+            if element.tag[0] == "{" and element.get(XSI_TYPE) is None and element.get(XSI_NIL) is None:
+                continue  # qualified, neither typed nor nil: what a current client sends, nothing to change
             if _nil(element):
                 element.getparent().remove(element)
                 changed += 1

@@ -53,15 +53,15 @@ class ServicesRouter:
         if prefix is None:
             return _not_found(start_response, path)
         rest = path[len(prefix):].strip("/")
+        endpoint = self.contract.endpoint(rest) if rest else None
+        if endpoint is not None and environ.get("REQUEST_METHOD") == "POST":
+            return self._soap(environ, start_response, endpoint)  # the SOAP call: no address, no query to read
+        if rest and endpoint is None:
+            return _not_found(start_response, path)
         services_url = self._base_url(environ) + prefix
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if not rest:
             return self._services_page(start_response, services_url, dict((k.lower(), v) for k, v in query))
-        endpoint = self.contract.endpoint(rest)
-        if endpoint is None:
-            return _not_found(start_response, path)
-        if environ.get("REQUEST_METHOD") == "POST":
-            return self._soap(environ, start_response, endpoint)
         return self._get_endpoint(start_response, services_url, endpoint, query)
 
     def _base_url(self, environ: dict) -> str:
