@@ -39,6 +39,12 @@ def test_a_whole_answer_arrives_with_its_headers_byte_for_byte():
     assert body == b"<answer>" + b"x" * 5000 + b"</answer>"
 
 
+def _get(url: str, path: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    connection = http.client.HTTPConnection(url.split("//", 1)[1], timeout=30)
+    connection.request("GET", path)
+    return connection, connection.getresponse()
+
+
 def test_keep_alive_calls_get_their_own_answers():
     with serving(_whole, threads=2) as url:
         connection = http.client.HTTPConnection(url.split("//", 1)[1], timeout=10)
@@ -51,9 +57,7 @@ def test_keep_alive_calls_get_their_own_answers():
 
 def test_a_streamed_answer_larger_than_the_output_buffer_reaches_a_slow_reader():
     with serving(_streamed, threads=2) as url:
-        connection = http.client.HTTPConnection(url.split("//", 1)[1], timeout=30)
-        connection.request("GET", "/big")
-        answer = connection.getresponse()
+        connection, answer = _get(url, "/big")
         time.sleep(1.0)  # the worker fills the socket and its buffer, then waits for the loop to send
         received = 0
         started = time.monotonic()
@@ -66,9 +70,7 @@ def test_a_streamed_answer_larger_than_the_output_buffer_reaches_a_slow_reader()
 
 def test_an_answer_written_in_several_pieces_arrives_whole():
     with serving(_sized_pieces, threads=2) as url:
-        connection = http.client.HTTPConnection(url.split("//", 1)[1], timeout=30)
-        connection.request("GET", "/pieces")
-        answer = connection.getresponse()
+        connection, answer = _get(url, "/pieces")
         time.sleep(0.5)
         assert answer.read() == CHUNK * 3
         connection.close()
