@@ -6,6 +6,7 @@ from real queries) and compare the serialised envelopes, including texts XML mus
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import date
 
@@ -13,6 +14,7 @@ import pytest
 from lxml import etree
 
 from unified_messaging.domain.insurability import CareProvider, ContactType, InsurabilityQuery, RequestType
+from unified_messaging.mycarenet import templates
 from unified_messaging.mycarenet.insurability import GenericInsurabilityClient
 
 LAB = CareProvider("81234530998", "labo")
@@ -64,3 +66,32 @@ def test_a_text_xml_cannot_hold_is_refused_by_zeep_as_before() -> None:
     with pytest.raises(ValueError, match="XML compatible"):
         client.create_message(BASE, 17650000000200)
     assert client._templates._templates == {}
+
+
+def test_threads_fill_templates_at_once_each_with_its_own_parser() -> None:
+    """16 threads build envelopes together: each gets the request zeep renders for its own query,
+    and no two threads share a parser (lxml makes threads queue for a shared one)."""
+    client = GenericInsurabilityClient("http://127.0.0.1:9/genins", licence_username="um-test",
+                                       licence_password="pw")
+    names = sorted(QUERIES)
+    parsers: dict[int, object] = {}  # the parsers themselves: an id is unique only while alive
+    mismatches: list[str] = []
+    start = threading.Barrier(16)
+
+    def build(number: int) -> None:
+        start.wait()
+        for round_ in range(20):
+            name = names[(number + round_) % len(names)]
+            filled, rendered = both(client, QUERIES[name], 17650000001000 + number * 100 + round_)
+            if filled != rendered:
+                mismatches.append(name)
+        parsers[threading.get_ident()] = templates._parser()
+
+    threads = [threading.Thread(target=build, args=(number,)) for number in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mismatches == []
+    assert len(parsers) == 16 and len({id(parser) for parser in parsers.values()}) == 16
+    assert templates._parser() is templates._parser()

@@ -27,6 +27,7 @@ from unified_messaging.mycarenet.wsse import (
     DS_NS, SAML_NS, SOAP11_NS, WSSE_NS, WSU_ID, WSU_NS, RefusalCode, SecurityRefusal, SigningCredential,
     WsseSigningPlugin, sign_envelope, verify_envelope,
 )
+from unified_messaging.mycarenet.wsse.utils import format_instant
 from unified_messaging.simulator.sts import SimulatedSts
 from unified_messaging.serving import serving
 from tests.conftest import official_security_schema, reference_path as reference
@@ -417,3 +418,13 @@ def test_the_remembered_certificate_base64_is_the_certificate_s_der(pki, nurse):
         assert base64.b64decode(text) == certificate.public_bytes(serialization.Encoding.DER)
         assert wsse.certificate_from_base64(text) == certificate
     assert wsse.certificate_base64(nurse.certificate) != wsse.certificate_base64(pki.ca_certificate())
+
+
+@pytest.mark.parametrize(("moment", "written"), [
+    (datetime(2031, 3, 1, 9, 30, 0, 123999, tzinfo=timezone.utc), "2031-03-01T09:30:00.123Z"),
+    (datetime(2026, 1, 1, 0, 59, 59, 999, tzinfo=timezone(timedelta(hours=1))), "2025-12-31T23:59:59.000Z"),
+    (datetime(2026, 7, 4, 23, 5, 6, 7000, tzinfo=timezone(timedelta(hours=-5))), "2026-07-05T04:05:06.007Z"),
+    (datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "0999-01-02T03:04:05.000Z"),
+])
+def test_instants_are_written_in_utc_with_milliseconds(moment: datetime, written: str) -> None:
+    assert format_instant(moment) == written

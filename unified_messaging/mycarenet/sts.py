@@ -412,8 +412,11 @@ class TokenCache:
 
     def _slot(self, entry: KeyEntry) -> _Slot:
         key = certificate_fingerprint(entry.certificate)
-        with self._guard:
-            return self._slots.setdefault(key, _Slot())
+        slot = self._slots.get(key)  # a slot is never replaced once made: read without the lock
+        if slot is None:
+            with self._guard:
+                slot = self._slots.setdefault(key, _Slot())
+        return slot
 
 
 def _replay(error: UpstreamError) -> UpstreamError:

@@ -27,8 +27,20 @@ _SLOT_BYTES = re.compile(rb"UMSLOT(\d+)Z")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;",
                           "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"})
-# Parses only what this module renders from zeep's output and our escaped texts.
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=False)
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    """This thread's parser for what this module renders from zeep's output and our escaped texts.
+
+    One per thread: lxml lets one thread at a time use a parser and makes the others wait on a lock,
+    which under load put every front thread's message building in one queue.
+    """
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                                                 remove_blank_text=False)
+    return parser
 
 
 class Unsupported(Exception):
@@ -108,7 +120,7 @@ class MessageTemplates:
         for index, piece in zip(order, pieces[1:]):
             out.append(escaped[index])
             out.append(piece)
-        return etree.fromstring(b"".join(out), parser=_PARSER)
+        return etree.fromstring(b"".join(out), parser=_parser())
 
     def _template(self, values: dict) -> tuple[list[bytes], list[int]]:
         rendered = etree.tostring(self.render_with_zeep(_with_slots(values, [0])), encoding="UTF-8")
