@@ -50,9 +50,8 @@ def new_id(prefix: str) -> str:
 
 def format_instant(moment: datetime) -> str:
     """``2024-03-01T09:30:00.123Z``: UTC with milliseconds, as the eHealth stacks write it."""
-    m = aware(moment).astimezone(timezone.utc)
-    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
-            f".{m.microsecond // 1000:03d}Z")
+    utc = aware(moment).astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
 
 _INSTANT = re.compile(r"^\s*(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?\s*$")
